@@ -1,0 +1,60 @@
+# lstm-bench: thin wrappers over `python -m harness` (see README.md).
+# Every target builds .venv on first use, and rebuilds it when pyproject.toml or
+# constraints.txt change. PYTHON=python3 (or any interpreter) uses that
+# environment instead and installs nothing, e.g. on a GPU image that has torch.
+
+VENV        ?= .venv
+PYTHON      ?= $(VENV)/bin/python
+SCENARIO    ?= quick        # a name in scenarios/ or a path: smoke, quick, full, fastrnns, deepbench
+RUN         ?= latest       # a run id in results/, or latest
+BASE        ?=              # run id to compare against (bench-compare)
+THRESHOLD   ?= 10           # percent slower than BASE that fails bench-compare
+PORT        ?= 6006         # TensorBoard's port (make tensorboard)
+PYTEST_ARGS ?=
+
+ifeq ($(PYTHON),$(VENV)/bin/python)
+SETUP := $(VENV)/.installed
+else
+SETUP :=
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help setup bench bench-compare report profile tensorboard test lint clean
+
+help:  ## list the targets
+	@echo "lstm-bench -- make TARGET [VAR=value ...]"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "variables: SCENARIO=$(strip $(SCENARIO)) RUN=$(strip $(RUN)) PORT=$(strip $(PORT)) PYTHON=$(PYTHON)"
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(SETUP)  ## build .venv (every other target does this itself)
+
+bench: $(SETUP)  ## run a scenario: make bench [SCENARIO=quick]
+	$(PYTHON) -m harness run $(strip $(SCENARIO))
+
+bench-compare: $(SETUP)  ## fail if RUN is slower than BASE: make bench-compare BASE=<run_id> [RUN=latest THRESHOLD=10]
+	$(PYTHON) -m harness compare $(strip $(BASE)) $(strip $(RUN)) --threshold $(strip $(THRESHOLD))
+
+report: $(SETUP)  ## render plots and an HTML report: make report [RUN=latest]
+	$(PYTHON) -m harness report $(strip $(RUN))
+
+profile: $(SETUP)  ## profile every case of a scenario: make profile [SCENARIO=quick]
+	$(PYTHON) -m harness profile $(strip $(SCENARIO))
+
+tensorboard: $(SETUP)  ## open a run's profiles: make tensorboard [RUN=latest PORT=6006]
+	$(PYTHON) -m harness tensorboard $(strip $(RUN)) --port $(strip $(PORT))
+
+test: $(SETUP)  ## run the test suite
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(SETUP)  ## ruff over the code
+	$(PYTHON) -m ruff check harness tests
+
+clean:  ## remove .venv and caches (results/ and reports/ are kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,85 @@
+"""The command line: python -m harness {ls,validate,run,compare,report,profile,tensorboard}."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = """\
+examples:
+  python -m harness ls                          implementations, devices here, scenarios
+  python -m harness validate scenarios/*.toml   check scenario files
+  python -m harness run quick                   the default sweep (make bench)
+  python -m harness run smoke --results /tmp/r  a seconds-long run elsewhere
+  python -m harness compare BASE_ID latest --threshold 10
+"""
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def cmd_ls(args) -> int:
+    from harness import registry
+
+    here = registry.available_devices()
+    print("implementations (devices available here: " + ", ".join(here) + ")")
+    for impl in registry.IMPLS.values():
+        devices = ", ".join(d + ("" if d in here else " (absent)") for d in impl.devices)
+        print(f"  {impl.name:13s} {impl.cell:5s} {devices:22s} {impl.description}")
+    try:
+        from harness import scenario
+    except ImportError:
+        return 0
+    print("scenarios")
+    for path in scenario.shipped():
+        try:
+            sc = scenario.load(path)
+            print(f"  {sc.name:13s} {len(scenario.expand(sc)):5d} cases  {sc.description}")
+        except UsageError as exc:
+            print(f"  {path.stem:13s} invalid: {exc}")
+    return 0
+
+
+def not_built(name: str, issue: str):
+    def command(args) -> int:
+        print(f"harness {name}: not built yet (see the issue {issue!r})", file=sys.stderr)
+        return 1
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description="lstm-bench: measure recurrent networks "
+                                     "in PyTorch.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("ls", help="list implementations and scenarios")
+    p.set_defaults(func=cmd_ls)
+    for name, issue in [("report", "make report"), ("profile", "TensorBoard profiles"),
+                        ("tensorboard", "TensorBoard profiles")]:
+        p = sub.add_parser(name, help=f"(not built yet: {issue})")
+        p.add_argument("rest", nargs="*")
+        p.add_argument("--port", default=None)
+        p.set_defaults(func=not_built(name, issue))
+    try:
+        from harness import runner
+    except ImportError:
+        for name in ("validate", "run", "compare"):
+            p = sub.add_parser(name, help="(not built yet: make bench)")
+            p.add_argument("rest", nargs="*")
+            p.add_argument("--threshold", default=None)
+            p.set_defaults(func=not_built(name, "make bench"))
+    else:
+        runner.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

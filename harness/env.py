@@ -1,0 +1,97 @@
+"""The machine a run happens on: thread count and provenance."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process (SMT siblings counted once)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+    cores, cpu = set(), None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "processor":
+                cpu = int(value)
+                phys = core = None
+            elif key == "physical id":
+                phys = value
+            elif key == "core id" and cpu in allowed:
+                core = value
+                cores.add((phys, core))
+    except OSError:
+        pass
+    return len(cores) or len(allowed) or 1
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Fix torch's intra-op thread count (None: all physical cores) and return it."""
+    n = threads or physical_cores()
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def git_commit() -> tuple[str, bool]:
+    """(commit, dirty) of the harness's checkout; ("unknown", False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit or "unknown", dirty if commit else False
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def short_host() -> str:
+    return socket.gethostname().split(".")[0] or "host"
+
+
+def environment() -> dict:
+    """Provenance of a run: software versions, CPU, GPU, threads, host."""
+    cuda = torch.cuda.is_available()
+    onednn = torch.backends.mkldnn.is_available()
+    env = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "onednn": torch._C._onednn_version() if hasattr(torch._C, "_onednn_version") else None,
+        "onednn_available": onednn,
+        "cpu_model": cpu_model(),
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "host": socket.gethostname(),
+    }
+    if env["onednn"] is None and onednn:
+        # torch.__config__.show() names the oneDNN release it was built with: "... MKL-DNN v3.12.0 (Git Hash ...)"
+        found = re.search(r"(?:oneDNN|MKL-DNN) v(\d+(?:\.\d+)+)", torch.__config__.show())
+        env["onednn"] = found.group(1) if found else None
+    return env

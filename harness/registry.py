@@ -1,0 +1,205 @@
+"""The registry of implementations, their backend contexts, and skips.
+
+    model = create("fused-lstm", input_size=256, hidden_size=256,
+                   device="cpu", dtype="float32", seed=0)
+    y, (h, c) = model(x)            # x: (T, B, I), time-major
+
+Backends are contexts around one builder, not copies of the model: the
+torch-lstm, onednn-lstm and cudnn-lstm entries all build `TorchRecurrent`, and
+differ only in the context their forward runs in (oneDNN or cuDNN on or off).
+`backend_ran()` proves from profiler op names which backend actually ran.
+
+A device or dtype an implementation does not support, or a device this machine
+lacks, raises `Skip` with a reason; the runner turns it into a skipped row.
+Names that do not exist at all raise `ValueError` listing the allowed values.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from harness.models import (FusedLSTM, Recurrent, ScratchLSTM, ScratchRNN, TorchRecurrent,
+                            canonical_params)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("cpu", "cuda")
+BACKENDS = ("native", "onednn", "cudnn")
+# native: PyTorch's own ATen kernels (a Python loop of them, for the scratch models)
+# onednn: oneDNN's fused RNN primitive, aten::mkldnn_rnn_layer (CPU)
+# cudnn:  cuDNN's fused RNN, aten::_cudnn_rnn (CUDA)
+
+
+class Skip(Exception):
+    """This case cannot run here; str(exc) says why."""
+
+
+# -- backend contexts -----------------------------------------------------------
+@contextlib.contextmanager
+def _enabled(flags_module, value: bool) -> Iterator[None]:
+    # Sets torch.backends.{mkldnn,cudnn}.enabled and restores it. (The library's
+    # own flags() context also resets TF32 settings and warns about them.)
+    old = flags_module.enabled
+    flags_module.enabled = value
+    try:
+        yield
+    finally:
+        flags_module.enabled = old
+
+
+def native_kernels(device_type: str) -> ContextManager:
+    """The vendor library off: oneDNN off on CPU, cuDNN off on CUDA."""
+    return _enabled(torch.backends.mkldnn if device_type == "cpu" else torch.backends.cudnn, False)
+
+
+def vendor_kernels(device_type: str) -> ContextManager:
+    """The vendor library on: oneDNN on CPU, cuDNN on CUDA."""
+    return _enabled(torch.backends.mkldnn if device_type == "cpu" else torch.backends.cudnn, True)
+
+
+def default_kernels(device_type: str) -> ContextManager:
+    """Whatever PyTorch picks by default on this device."""
+    return contextlib.nullcontext()
+
+
+# -- the dummy implementation ----------------------------------------------------------
+class DummyLSTM(Recurrent):
+    """Registered exactly like a real implementation, so tests can exercise the
+    plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence."""
+
+    cell = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        H = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(4 * H))
+        self.bias_hh = nn.Parameter(torch.empty(4 * H))
+
+    def run(self, x, state):
+        y = torch.tanh(x @ self.weight_ih[: self.hidden_size].t())           # (T, B, H)
+        return y, (y[-1], y[-1])
+
+
+# -- the registry -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    cell: str                                  # lstm | rnn | gru
+    devices: tuple[str, ...]                   # device types it runs on
+    dtypes: tuple[str, ...]                    # dtypes it runs in
+    builder: Callable[[int, int], Recurrent]   # (input_size, hidden_size) -> model
+    context: Callable[[str], ContextManager]   # device_type -> backend context
+    description: str
+
+
+ALL_DTYPES = tuple(DTYPES)
+_lstm = functools.partial(TorchRecurrent, cell="lstm")
+
+IMPLS: dict[str, Impl] = {i.name: i for i in [
+    Impl("scratch-lstm", "lstm", DEVICES, ALL_DTYPES, ScratchLSTM, default_kernels,
+         "the tutorial's LSTM: 8 torch.mm per step, a Python loop"),
+    Impl("fused-lstm", "lstm", DEVICES, ALL_DTYPES, FusedLSTM, default_kernels,
+         "scratch, optimised: one input GEMM, one (H,4H) GEMM per step"),
+    Impl("torch-lstm", "lstm", DEVICES, ALL_DTYPES, _lstm, native_kernels,
+         "nn.LSTM on native ATen kernels (oneDNN / cuDNN off)"),
+    Impl("onednn-lstm", "lstm", ("cpu",), ("float32", "bfloat16"), _lstm, vendor_kernels,
+         "nn.LSTM through oneDNN, PyTorch's default CPU path"),
+    Impl("cudnn-lstm", "lstm", ("cuda",), ALL_DTYPES, _lstm, vendor_kernels,
+         "nn.LSTM through cuDNN"),
+    Impl("scratch-rnn", "rnn", DEVICES, ALL_DTYPES, ScratchRNN, default_kernels,
+         "tanh RNN from scratch, a Python loop"),
+    Impl("torch-rnn", "rnn", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="rnn"), default_kernels,
+         "nn.RNN (tanh) on the device's default backend"),
+    Impl("torch-gru", "gru", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="gru"), default_kernels,
+         "nn.GRU on the device's default backend (extra)"),
+    Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
+         "not an LSTM: a one-GEMM stand-in for testing the harness"),
+]}
+
+
+def get(name: str) -> Impl:
+    if name not in IMPLS:
+        raise ValueError(f"unknown implementation {name!r}; allowed: {', '.join(IMPLS)}")
+    return IMPLS[name]
+
+
+def device_type(device: str) -> str:
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)} (or cuda:N)")
+    return kind
+
+
+def device_missing(device: str) -> str | None:
+    """Why this machine cannot run on `device`, or None if it can."""
+    if device_type(device) == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        index = torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            return f"{device} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+def available_devices() -> list[str]:
+    return [d for d in DEVICES if device_missing(d) is None]
+
+
+def skip_reason(name: str, device: str = "cpu", dtype: str = "float32") -> str | None:
+    """Why `name` cannot run on `device` in `dtype` here, or None if it can."""
+    impl = get(name)
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+    kind = device_type(device)
+    if kind not in impl.devices:
+        return f"{name} runs on {', '.join(impl.devices)} only, not {kind}"
+    if dtype not in impl.dtypes:
+        return f"{name} supports {', '.join(impl.dtypes)} only, not {dtype}"
+    return device_missing(device)
+
+
+def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
+           seed: int = 0, init: str = "pytorch") -> Recurrent:
+    """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params)."""
+    reason = skip_reason(name, device, dtype)
+    if reason:
+        raise Skip(reason)
+    impl = get(name)
+    model = impl.builder(input_size, hidden_size).to(device=device, dtype=DTYPES[dtype])
+    model.load_canonical(canonical_params(impl.cell, input_size, hidden_size, seed, init))
+    model.backend = functools.partial(impl.context, device_type(device))
+    return model
+
+
+# -- which backend actually ran --------------------------------------------------------
+def backend_from_ops(op_names: set[str]) -> str:
+    """Map profiler op names to a backend label (see BACKENDS)."""
+    if any("mkldnn_rnn" in n for n in op_names):
+        return "onednn"
+    if any("_cudnn_rnn" in n for n in op_names):
+        return "cudnn"
+    return "native"
+
+
+def op_names(model: Recurrent, x: Tensor) -> set[str]:
+    """Names of every op one forward and backward of `model` on `x` runs."""
+    x = x.detach().requires_grad_(True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        y, state = model(x)
+        (y.sum() + sum(s.sum() for s in state)).backward()
+    model.zero_grad(set_to_none=True)
+    return {e.key for e in prof.key_averages()}
+
+
+def backend_ran(model: Recurrent, batch: int, seq_len: int = 2) -> str:
+    """Run `model` once at this batch size under the profiler and report its backend."""
+    p = next(model.parameters())
+    x = torch.randn(seq_len, batch, model.input_size, device=p.device, dtype=p.dtype)
+    return backend_from_ops(op_names(model, x))
+

@@ -1,0 +1,137 @@
+"""Every implementation computes the same function: outputs, final state, and the
+gradients with respect to the input, the initial state and every parameter.
+
+Each test draws fresh random weights, inputs and initial state from its own seed,
+loads the same canonical weights into every implementation, and compares them in
+float64 on the CPU (onednn-lstm, which is float32 only, against the float64 result).
+"""
+import pytest
+import torch
+
+from harness import registry
+from harness.models import CANONICAL, canonical_params
+
+# (T, B, I, H): T=1 and B=1 included, I != H included
+SIZES = [(1, 1, 1, 1), (1, 3, 4, 5), (6, 1, 3, 7), (9, 4, 8, 8), (17, 5, 11, 6), (30, 2, 16, 32)]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+
+
+def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / max |b|: the error relative to the reference's scale."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64"):
+    """Outputs and gradients of `name` on fresh random data drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = canonical_params(cell, I, H, seed=seed + 1000)
+    # random, not pytorch-default, scale: exercises saturation and sign changes
+    weights = {n: w * (1.5 + torch.rand((), generator=gen, dtype=torch.float64)) for n, w in weights.items()}
+    x = torch.randn(T, B, I, generator=gen, dtype=torch.float64)
+    n_state = 2 if cell == "lstm" else 1
+    state = [torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(n_state)]
+    # a random loss over every output, so every gradient is exercised
+    gy = torch.randn(T, B, H, generator=gen, dtype=torch.float64)
+    gs = [torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(n_state)]
+
+    model = registry.create(name, I, H, device=device, dtype=dtype)
+    model.load_canonical(weights)
+    tdtype = registry.DTYPES[dtype]
+    x = x.to(device, tdtype).requires_grad_(True)
+    state = [s.to(device, tdtype).requires_grad_(True) for s in state]
+    y, final = model(x, tuple(state))
+    loss = (y * gy.to(device, tdtype)).sum() + sum((f * g.to(device, tdtype)).sum() for f, g in zip(final, gs))
+    loss.backward()
+    out = {"y": y, **{f"final{k}": f for k, f in enumerate(final)}, "grad_x": x.grad}
+    out |= {f"grad_state{k}": s.grad for k, s in enumerate(state)}
+    out |= {f"grad_{n}": p.grad for n, p in model.canonical().items()}
+    return out
+
+
+def assert_same(got: dict, ref: dict, tol: float):
+    assert got.keys() == ref.keys()
+    errors = {k: max_rel(got[k], ref[k]) for k in ref}
+    bad = {k: e for k, e in errors.items() if not e <= tol}
+    assert not bad, f"relative errors above {tol}: {bad}"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm"])
+def test_lstm_matches_torch_lstm_float64(name, size):
+    seed = SIZES.index(size)
+    ref = run_case("torch-lstm", "lstm", *size, seed=seed)
+    assert_same(run_case(name, "lstm", *size, seed=seed), ref, 1e-10)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+def test_onednn_lstm_matches_float64_reference(size):
+    seed = 100 + SIZES.index(size)
+    ref = run_case("torch-lstm", "lstm", *size, seed=seed)
+    assert_same(run_case("onednn-lstm", "lstm", *size, seed=seed, dtype="float32"), ref, 1e-5)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+def test_scratch_rnn_matches_torch_rnn_float64(size):
+    seed = 200 + SIZES.index(size)
+    ref = run_case("torch-rnn", "rnn", *size, seed=seed)
+    assert_same(run_case("scratch-rnn", "rnn", *size, seed=seed), ref, 1e-10)
+
+
+def test_comparison_is_sensitive():
+    """A changed weight must fail the comparison: the tolerance is not vacuous."""
+    ref = run_case("torch-lstm", "lstm", 5, 2, 3, 4, seed=7)
+    model_out = run_case("fused-lstm", "lstm", 5, 2, 3, 4, seed=8)
+    with pytest.raises(AssertionError):
+        assert_same(model_out, ref, 1e-10)
+
+
+def test_same_seed_same_function_everywhere():
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    ys = [registry.create(n, 3, 5, dtype="float64", seed=11)(x)[0] for n in ("scratch-lstm", "fused-lstm", "torch-lstm")]
+    assert max_rel(ys[0], ys[2]) < 1e-12 and max_rel(ys[1], ys[2]) < 1e-12
+    other = registry.create("torch-lstm", 3, 5, dtype="float64", seed=12)(x)[0]
+    assert max_rel(other, ys[2]) > 1e-3
+
+
+def test_scratch_lstm_names_are_views_of_canonical():
+    model = registry.create("scratch-lstm", 3, 4, dtype="float64", seed=0)
+    named = model.tutorial_params()
+    assert sorted(named) == sorted(f"{p}{g}" for g in "ifoc" for p in ("W_x", "W_h", "b_", "b_h"))
+    assert named["W_xf"].shape == (3, 4) and named["W_hf"].shape == (4, 4) and named["b_f"].shape == (4,)
+    with torch.no_grad():
+        model.weight_ih[4:8].zero_()          # the forget gate's rows, canonical order i, f, g, o
+    assert named["W_xf"].abs().sum() == 0 and named["W_xi"].abs().sum() > 0
+    assert named["W_xc"].data_ptr() == model.weight_ih[8:12].data_ptr()
+
+
+@CUDA
+@pytest.mark.cuda
+@pytest.mark.parametrize("size", SIZES[:4], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "torch-lstm", "cudnn-lstm"])
+def test_cuda_lstm_matches_cpu_float64(name, size):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    seed = 300 + SIZES.index(size)
+    ref = run_case("torch-lstm", "lstm", *size, seed=seed)
+    assert_same(run_case(name, "lstm", *size, seed=seed, device="cuda"), ref, 1e-10)
+
+
+@CUDA
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["scratch-rnn", "torch-rnn"])
+def test_cuda_rnn_matches_cpu_float64(name):
+    ref = run_case("torch-rnn", "rnn", 9, 4, 8, 8, seed=400)
+    assert_same(run_case(name, "rnn", 9, 4, 8, 8, seed=400, device="cuda"), ref, 1e-10)
+
+
+@CUDA
+@pytest.mark.cuda
+def test_cudnn_lstm_float32_matches_float64_reference():
+    torch.backends.cudnn.allow_tf32 = False
+    ref = run_case("torch-lstm", "lstm", 9, 4, 8, 8, seed=500)
+    assert_same(run_case("cudnn-lstm", "lstm", 9, 4, 8, 8, seed=500, device="cuda", dtype="float32"), ref, 1e-5)
+
+
+def test_canonical_names():
+    assert CANONICAL == ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

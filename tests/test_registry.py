@@ -1,0 +1,154 @@
+"""The registry: names, skips with reasons, parameter counts, backends, threads."""
+import pytest
+import torch
+
+from harness import env, registry
+from harness.models import canonical_params, param_count
+from harness.tutorial import EXAMPLE, TutorialNNLSTM, TutorialScratchLSTM
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+
+
+def test_registered_names():
+    assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "torch-lstm", "onednn-lstm", "cudnn-lstm",
+                                    "scratch-rnn", "torch-rnn", "torch-gru", "dummy"]
+
+
+@pytest.mark.parametrize("name", list(registry.IMPLS))
+def test_one_interface(name):
+    """Same constructor arguments, time-major input, (T, B, H) output and (B, H) states."""
+    device = registry.get(name).devices[0]
+    if reason := registry.skip_reason(name, device):
+        pytest.skip(reason)
+    model = registry.create(name, input_size=3, hidden_size=5, device=device, dtype="float32", seed=0)
+    y, state = model(torch.randn(4, 2, 3, device=device))
+    assert y.shape == (4, 2, 5)
+    assert [tuple(s.shape) for s in state] == [(2, 5)] * (2 if registry.get(name).cell == "lstm" else 1)
+    assert sorted(model.canonical()) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+
+
+@pytest.mark.parametrize("name,device,dtype,reason", [
+    ("cudnn-lstm", "cpu", "float32", "cudnn-lstm runs on cuda only, not cpu"),
+    ("onednn-lstm", "cuda", "float32", "onednn-lstm runs on cpu only, not cuda"),
+    ("onednn-lstm", "cpu", "float64", "onednn-lstm supports float32, bfloat16 only, not float64"),
+])
+def test_unsupported_combinations_skip_with_reason(name, device, dtype, reason):
+    assert registry.skip_reason(name, device, dtype) == reason
+    with pytest.raises(registry.Skip, match=reason):
+        registry.create(name, 3, 4, device=device, dtype=dtype)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "torch-lstm", "cudnn-lstm", "scratch-rnn"])
+def test_missing_cuda_is_a_skip(name):
+    assert registry.skip_reason(name, "cuda") == "CUDA is not available on this machine"
+    assert registry.available_devices() == ["cpu"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("lstm", "cpu", "float32"), "unknown implementation 'lstm'; allowed: scratch-lstm, fused-lstm"),
+    (("torch-lstm", "tpu", "float32"), "unknown device 'tpu'; allowed: cpu, cuda"),
+    (("torch-lstm", "cpu", "float8"), "unknown dtype 'float8'; allowed: float32, float64, bfloat16, float16"),
+])
+def test_unknown_names_list_allowed_values(args, message):
+    with pytest.raises(ValueError, match=message):
+        registry.skip_reason(*args)
+
+
+@pytest.mark.parametrize("I,H,lstm,rnn", [(10, 20, 2560, 640), (1, 1, 16, 4), (256, 256, 526336, 131584)])
+def test_lstm_has_exactly_four_times_the_rnn_parameters(I, H, lstm, rnn):
+    # per gate block: H*I + H*H + 2H (nn.LSTM keeps two biases; so do all implementations)
+    counts = {n: param_count(registry.create(n, I, H)) for n in ["scratch-lstm", "fused-lstm", "torch-lstm",
+                                                                  "scratch-rnn", "torch-rnn"]}
+    assert counts == {"scratch-lstm": lstm, "fused-lstm": lstm, "torch-lstm": lstm, "scratch-rnn": rnn,
+                      "torch-rnn": rnn}
+    assert lstm == 4 * rnn
+    assert param_count(registry.create("torch-gru", I, H)) == 3 * rnn
+
+
+def test_backends_are_contexts_around_one_builder():
+    a, b = registry.get("torch-lstm"), registry.get("onednn-lstm")
+    assert a.builder is b.builder and a.context is not b.context
+
+
+def test_profiler_proves_the_backend_that_ran():
+    x = torch.randn(5, 3, 8)
+    ops = {n: registry.op_names(registry.create(n, 8, 16), x) for n in ("onednn-lstm", "torch-lstm", "fused-lstm")}
+    assert "aten::mkldnn_rnn_layer" in ops["onednn-lstm"]
+    assert "aten::mkldnn_rnn_layer" not in ops["torch-lstm"]
+    assert "aten::lstm" in ops["torch-lstm"]
+    assert "aten::lstm" not in ops["fused-lstm"]
+    assert registry.backend_ran(registry.create("onednn-lstm", 8, 16), batch=3) == "onednn"
+    assert registry.backend_ran(registry.create("torch-lstm", 8, 16), batch=3) == "native"
+    assert registry.backend_ran(registry.create("scratch-lstm", 8, 16), batch=3) == "native"
+
+
+def test_backend_context_restores_the_flag():
+    before = torch.backends.mkldnn.enabled
+    model = registry.create("torch-lstm", 4, 4)
+    model(torch.randn(2, 1, 4))
+    assert torch.backends.mkldnn.enabled == before
+
+
+def test_backend_from_ops():
+    assert registry.backend_from_ops({"aten::lstm", "aten::mkldnn_rnn_layer"}) == "onednn"
+    assert registry.backend_from_ops({"aten::lstm", "aten::_cudnn_rnn"}) == "cudnn"
+    assert registry.backend_from_ops({"aten::lstm", "aten::addmm"}) == "native"
+
+
+@CUDA
+@pytest.mark.cuda
+def test_cuda_backends():
+    assert registry.backend_ran(registry.create("cudnn-lstm", 8, 16, device="cuda"), batch=3) == "cudnn"
+    assert registry.backend_ran(registry.create("torch-lstm", 8, 16, device="cuda"), batch=3) == "native"
+
+
+def test_threads_are_set_and_recorded():
+    before = torch.get_num_threads()
+    try:
+        assert env.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert env.environment()["threads"] == 1
+        assert env.set_threads(None) == env.physical_cores()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_canonical_params_depend_on_seed_only():
+    a, b = canonical_params("lstm", 3, 4, seed=5), canonical_params("lstm", 3, 4, seed=5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["weight_ih"].shape == (16, 3) and a["weight_hh"].shape == (16, 4) and a["bias_ih"].shape == (16,)
+    seed_init = canonical_params("lstm", 3, 4, seed=5, init="seed")
+    assert seed_init["bias_ih"].abs().sum() == 0 and 0.05 < seed_init["weight_hh"].std() < 0.2
+    q = canonical_params("rnn", 3, 6, seed=5, init="orthogonal")["weight_hh"]
+    assert torch.allclose(q @ q.t(), torch.eye(6, dtype=torch.float64), atol=1e-12)
+
+
+# -- the tutorial's example ------------------------------------------------------------
+def test_tutorial_example_shapes_and_agreement():
+    I, H, Q, B, T = (EXAMPLE[k] for k in ("input_size", "hidden_size", "output_size", "batch_size", "seq_len"))
+    assert (I, H, Q, B, T) == (10, 20, 10, 1, 5)
+    scratch = TutorialScratchLSTM(input_size=I, output_size=Q, hidden_size=H)
+    named = scratch.lstm.tutorial_params()
+    assert named["W_xi"].shape == (10, 20) and named["W_hi"].shape == (20, 20) and named["b_i"].shape == (20,)
+    assert scratch.W_hq.shape == (20, 10) and scratch.b_q.shape == (10,)
+
+    x = torch.randn(B, T, I)                                   # batch-first, input_size features
+    h0, c0 = torch.zeros(1, B, H), torch.randn(1, B, H)
+    model = TutorialNNLSTM(input_size=I, output_size=Q, hidden_size=H).load_from(scratch)
+    out, (hn, cn) = model(x, (h0, c0))                         # the state as one tuple
+    assert out.shape == (1, 5, 10) and hn.shape == (1, 1, 20) and cn.shape == (1, 1, 20)
+
+    Y, (Hs, Cs) = scratch(x.transpose(0, 1), (h0[0], c0[0]))  # time-major
+    assert Y.shape == (5, 1, 10) and Hs.shape == (1, 20) and Cs.shape == (1, 20)
+    torch.testing.assert_close(Y.transpose(0, 1), out, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(Cs, cn[0], rtol=1e-5, atol=1e-6)
+
+
+def test_tutorial_as_printed_fails():
+    """The two mistakes the docstring corrects are real: nn.LSTM rejects both."""
+    model = TutorialNNLSTM(input_size=10, output_size=10, hidden_size=20)
+    h0, c0 = torch.zeros(1, 1, 20), torch.zeros(1, 1, 20)
+    with pytest.raises(TypeError):
+        model.lstm(torch.randn(1, 5, 10), h0, c0)              # lstm(x, h0, c0)
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 5, 20), (h0, c0))                 # x with hidden_size features
