@@ -48,8 +48,9 @@ def not_built(name: str, issue: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description="lstm-bench: measure recurrent networks "
-                                     "in PyTorch.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m harness",
+                                     description="lstm-bench: measure recurrent networks in PyTorch.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ls", help="list implementations and scenarios")
     p.set_defaults(func=cmd_ls)

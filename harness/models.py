@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -90,7 +91,7 @@ class Recurrent(nn.Module):
         return {n: getattr(self, n) for n in CANONICAL}
 
     @torch.no_grad()
-    def load_canonical(self, params: dict[str, Tensor]) -> "Recurrent":
+    def load_canonical(self, params: dict[str, Tensor]) -> Recurrent:
         for name, p in self.canonical().items():
             p.copy_(params[name])
         return self

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from harness.models import (FusedLSTM, Recurrent, ScratchLSTM, ScratchRNN, TorchRecurrent,
-                            canonical_params)
+from harness.models import FusedLSTM, Recurrent, ScratchLSTM, ScratchRNN, TorchRecurrent, canonical_params
+from harness.profiling import quiet_profile
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -190,7 +191,7 @@ def backend_from_ops(op_names: set[str]) -> str:
 def op_names(model: Recurrent, x: Tensor) -> set[str]:
     """Names of every op one forward and backward of `model` on `x` runs."""
     x = x.detach().requires_grad_(True)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with quiet_profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         y, state = model(x)
         (y.sum() + sum(s.sum() for s in state)).backward()
     model.zero_grad(set_to_none=True)

@@ -65,7 +65,7 @@ class TutorialNNLSTM(nn.Module):
         return self.fc(out), (hn, cn)
 
     @torch.no_grad()
-    def load_from(self, scratch: TutorialScratchLSTM) -> "TutorialNNLSTM":
+    def load_from(self, scratch: TutorialScratchLSTM) -> TutorialNNLSTM:
         """Copy a TutorialScratchLSTM's weights, so both compute the same function."""
         for name, p in scratch.lstm.canonical().items():
             getattr(self.lstm, f"{name}_l0").copy_(p)

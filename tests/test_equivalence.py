@@ -41,7 +41,8 @@ def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64"):
     x = x.to(device, tdtype).requires_grad_(True)
     state = [s.to(device, tdtype).requires_grad_(True) for s in state]
     y, final = model(x, tuple(state))
-    loss = (y * gy.to(device, tdtype)).sum() + sum((f * g.to(device, tdtype)).sum() for f, g in zip(final, gs))
+    loss = (y * gy.to(device, tdtype)).sum()
+    loss = loss + sum((f * g.to(device, tdtype)).sum() for f, g in zip(final, gs, strict=True))
     loss.backward()
     out = {"y": y, **{f"final{k}": f for k, f in enumerate(final)}, "grad_x": x.grad}
     out |= {f"grad_state{k}": s.grad for k, s in enumerate(state)}
@@ -88,7 +89,8 @@ def test_comparison_is_sensitive():
 
 def test_same_seed_same_function_everywhere():
     x = torch.randn(4, 2, 3, dtype=torch.float64)
-    ys = [registry.create(n, 3, 5, dtype="float64", seed=11)(x)[0] for n in ("scratch-lstm", "fused-lstm", "torch-lstm")]
+    names = ("scratch-lstm", "fused-lstm", "torch-lstm")
+    ys = [registry.create(n, 3, 5, dtype="float64", seed=11)(x)[0] for n in names]
     assert max_rel(ys[0], ys[2]) < 1e-12 and max_rel(ys[1], ys[2]) < 1e-12
     other = registry.create("torch-lstm", 3, 5, dtype="float64", seed=12)(x)[0]
     assert max_rel(other, ys[2]) > 1e-3

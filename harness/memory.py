@@ -1,0 +1,57 @@
+"""Peak memory of one step, measured in a separate, untimed pass.
+
+peak_mem_bytes is the most memory the step holds at once *on top of* what was
+allocated before it started (parameters, input, gradient buffers of an earlier
+step are not counted):
+
+- CUDA: torch.cuda.reset_peak_memory_stats, then max_memory_allocated minus
+  the memory allocated before the step.
+- CPU:  torch.profiler with profile_memory=True; every allocation and free is a
+  [memory] event, and the peak is the maximum of their running sum in time
+  order. (RSS and tracemalloc do not see torch's CPU allocator correctly.)
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.profiler import ProfilerActivity
+
+from harness.profiling import quiet_profile
+
+
+def peak_bytes(step: Callable[[], object], device: str) -> int:
+    return measure(step, device)[0]
+
+
+def measure(step: Callable[[], object], device: str) -> tuple[int, set[str] | None]:
+    """(peak bytes, names of the ops the step ran -- on CPU, where the profiler sees them; else None)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - base), None
+    with quiet_profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    all_events = prof.profiler.kineto_results.events()
+    events = [e for e in all_events if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    running = peak = 0
+    for e in events:
+        running += e.nbytes()
+        peak = max(peak, running)
+    return int(peak), {e.name() for e in all_events}
+
+
+def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int) -> int:
+    """Analytic peak of fused-lstm's train step, in bytes.
+
+    Forward keeps, for backward, per step: sigmoid(i), sigmoid(f), tanh(g),
+    sigmoid(o), c, tanh(c) and h -- 7 (B, H) tensors; plus the input projection
+    xw (T, B, 4H) while the loop runs, and the stacked output (T, B, H):
+    12 * T * B * H elements in all. The backward frees activations as it goes,
+    so the forward's end is the peak.
+    """
+    return 12 * seq_len * batch * hidden * itemsize

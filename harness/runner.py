@@ -1,0 +1,388 @@
+"""The sweep runner: run directories, rows on disk as each case finishes, and the
+run / validate / compare commands.
+
+    python -m harness run quick            # make bench
+    results/<run_id>/run.json              # scenario, environment, commit, times, status
+    results/<run_id>/timings.csv           # one row per case, flushed as it finishes
+    results/<run_id>/benchmark.json        # pytest-benchmark's JSON
+
+The run id is <UTC time>-<short host>-<short commit>; a run directory is created
+exclusively and never reused. results/latest points at the newest run.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import torch
+from tqdm import tqdm
+
+from harness import env, flops, memory, registry, scenario, timing
+from harness.cli import UsageError
+from harness.scenario import ThroughputCase
+
+RESULTS = env.REPO / "results"
+
+TIMING_COLUMNS = [
+    "run_id", "scenario", "impl", "cell", "backend", "device", "device_name", "dtype", "batch", "seq_len", "hidden",
+    "input", "layers", "phase", "rounds", "time_median_s", "time_iqr_s", "time_min_s", "tokens_per_s", "flops",
+    "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
+    # beyond the required columns
+    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc",
+]
+STATUSES = ("ok", "skipped", "failed", "oom")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "not enough memory" in text)
+
+
+class Run:
+    """One run directory: run.json kept current, rows appended and fsynced."""
+
+    def __init__(self, results: Path, sc: scenario.Scenario, cases: list[ThroughputCase]):
+        self.results = results
+        self.scenario = sc
+        self.commit, self.dirty = env.git_commit()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{stamp}-{env.short_host()}-{self.commit[:7] if self.commit != 'unknown' else 'nogit'}"
+        results.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            self.run_id = base if n == 0 else f"{base}-{n}"
+            self.dir = results / self.run_id
+            try:
+                self.dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        self.meta = {
+            "run_id": self.run_id, "status": "running", "scenario": scenario.resolved(sc),
+            "environment": env.environment(), "git": {"commit": self.commit, "dirty": self.dirty},
+            "started_utc": utc_now(), "finished_utc": None, "gemm_peaks": [], "counts": {},
+            "argv": sys.argv,
+        }
+        self.timings = self.dir / "timings.csv"
+        with open(self.timings, "w", newline="") as f:
+            csv.DictWriter(f, TIMING_COLUMNS).writeheader()
+        self.save()
+        self.point_latest()
+
+    def save(self) -> None:
+        atomic_write_text(self.dir / "run.json", json.dumps(self.meta, indent=2, default=str) + "\n")
+
+    def point_latest(self) -> None:
+        link = self.results / "latest"
+        tmp = self.results / f".latest.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(self.run_id)
+        os.replace(tmp, link)
+
+    def append(self, row: dict) -> None:
+        with open(self.timings, "a", newline="") as f:
+            csv.DictWriter(f, TIMING_COLUMNS).writerow({k: row.get(k, "") for k in TIMING_COLUMNS})
+            f.flush()
+            os.fsync(f.fileno())
+        self.meta["counts"][row["status"]] = self.meta["counts"].get(row["status"], 0) + 1
+
+    def finish(self, status: str) -> None:
+        self.meta["status"] = status
+        self.meta["finished_utc"] = utc_now()
+        self.save()
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return env.cpu_model()
+
+
+class Sweep:
+    """A pytest plugin: parametrises timing.test_case over the cases, and turns each
+    finished case into a row on disk before the next one starts."""
+
+    def __init__(self, run: Run, cases: list[ThroughputCase], quiet: bool = False):
+        self.run, self.cases, self.quiet = run, cases, quiet
+        self.rows: list[dict] = []
+        self.peaks: dict[tuple, float] = {}
+        # seconds spent in: the timed passes (warm-up + rounds), the memory passes, the
+        # GEMM peaks -- the measurements -- and in building models and detecting backends
+        self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "build": 0.0, "backend": 0.0}
+        self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
+                        desc=run.scenario.name)
+
+    # -- pytest hooks ----------------------------------------------------------
+    def pytest_generate_tests(self, metafunc):
+        if "case" in metafunc.fixturenames:
+            metafunc.parametrize("case", self.cases, ids=[c.slug for c in self.cases])
+
+    @pytest.fixture
+    def sweep(self):
+        return self
+
+    # -- the machine's ceiling ------------------------------------------------------
+    def measure_peaks(self) -> None:
+        wanted = sorted({(c.device, c.dtype, c.threads) for c in self.cases
+                         if registry.device_missing(c.device) is None})
+        for device, dtype, threads in wanted:
+            n = env.set_threads(threads or None)
+            t0 = time.perf_counter()
+            peak = flops.gemm_peak(device, registry.DTYPES[dtype])
+            self.spent["peaks"] += time.perf_counter() - t0
+            self.peaks[(device, dtype, threads)] = peak["gemm_peak_gflops_per_s"]
+            self.run.meta["gemm_peaks"].append({"device": device, "device_name": device_name(device),
+                                                "dtype": dtype, "threads": n, **peak})
+            self.bar.write(f"GEMM peak {device} {dtype} ({n} threads): {peak['gemm_peak_gflops_per_s']:.1f} GFLOP/s "
+                           f"({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
+        self.run.save()
+
+    # -- one case ----------------------------------------------------------------------
+    def run_case(self, case: ThroughputCase, benchmark) -> None:
+        row = {"run_id": self.run.run_id, "scenario": self.run.scenario.name, "cell": case.cell,
+               "device_name": device_name(case.device), "host": env.short_host(), **case.as_row()}
+        threads = env.set_threads(case.threads or None)
+        row["threads"] = threads
+        clock = time.perf_counter
+        try:
+            t0 = clock()
+            step = timing.build_step(case)
+            row["params"] = step.params
+            t1 = clock()
+            # which backend ran: read off the CPU memory pass's profile below, or else from
+            # a short profiled pass here (T=2, the case's batch)
+            if not (case.memory and case.device == "cpu"):
+                row["backend"] = registry.backend_ran(step.model, case.batch)
+            t2 = clock()
+            self.spent["build"] += t1 - t0
+            self.spent["backend"] += t2 - t1
+            t = timing.time_step(step, benchmark, case.rounds, case.warmup)
+            t.pop("timed_s")
+            t3 = clock()
+            self.spent["timing"] += t3 - t2
+            row.update(t)
+            work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase)
+            rate = work / t["time_median_s"] / 1e9
+            peak = self.peaks.get((case.device, case.dtype, case.threads))
+            row.update(flops=work, gflops_per_s=rate, tokens_per_s=case.batch * case.seq_len / t["time_median_s"],
+                       gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
+            if case.memory:
+                t4 = clock()
+                step.setup()
+                row["peak_mem_bytes"], ops = memory.measure(step.run, case.device)
+                if ops is not None:
+                    row["backend"] = registry.backend_from_ops(ops)
+                self.spent["memory"] += clock() - t4
+            benchmark.extra_info.update({k: row[k] for k in ("impl", "cell", "backend", "device", "dtype", "batch",
+                                                             "seq_len", "hidden", "input", "phase", "threads")})
+            row.update(status="ok", reason="")
+        except registry.Skip as exc:
+            row.update(status="skipped", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            row.update(status="oom" if is_oom(exc) else "failed", reason=f"{type(exc).__name__}: {first}"[:500])
+        row["finished_utc"] = utc_now()
+        self.run.append(row)
+        self.rows.append(row)
+        self.bar.update(1)
+        if not self.quiet:
+            self.bar.write(summary_line(row))
+        if row["status"] == "skipped":
+            pytest.skip(row["reason"])
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s * 1e3:8.2f} ms" if s < 10 else f"{s:8.2f} s "
+
+
+def summary_line(row: dict) -> str:
+    what = (f"{row['impl']:12s} {row['device']:6s} {row['dtype']:8s} b{row['batch']:<4d} t{row['seq_len']:<4d} "
+            f"h{row['hidden']:<5d} {row['phase']:7s}")
+    if row["status"] != "ok":
+        return f"{row['status']:7s} {what} {row['reason']}"
+    mem = f"  mem {row['peak_mem_bytes'] / 2**20:8.2f} MiB" if row.get("peak_mem_bytes") not in (None, "") else ""
+    frac = f"  {100 * row['peak_fraction']:5.1f}% of peak" if row.get("peak_fraction") else ""
+    return (f"ok      {what} {_fmt_time(row['time_median_s'])} (IQR {row['time_iqr_s'] * 1e3:.2f} ms)  "
+            f"{row['tokens_per_s']:11.0f} tok/s{frac}{mem}  [{row['backend']}]")
+
+
+def fastest_table(rows: list[dict]) -> list[str]:
+    """One line per size: the fastest implementation and its lead over torch-lstm."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in ok:
+        groups.setdefault((r["device"], r["dtype"], r["phase"], r["hidden"], r["batch"], r["seq_len"], r["cell"]),
+                          []).append(r)
+    lines = []
+    for (device, dtype, phase, hidden, batch, seq_len, cell), rs in sorted(groups.items()):
+        best = min(rs, key=lambda r: r["time_median_s"])
+        ref = next((r for r in rs if r["impl"] in ("torch-lstm", "torch-rnn")), None)
+        vs = (f"  {ref['time_median_s'] / best['time_median_s']:.2f}x of {ref['impl']}"
+              if ref and ref is not best else "")
+        lines.append(f"  {device:6s} {dtype:8s} {phase:7s} {cell:4s} h{hidden:<5d} b{batch:<4d} t{seq_len:<4d} "
+                     f"{best['impl']:13s} {_fmt_time(best['time_median_s'])}{vs}")
+    return lines
+
+
+def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = False) -> tuple[Run, list[dict]]:
+    cases = scenario.expand(sc)
+    wall0 = time.perf_counter()
+    run = Run(results, sc, cases)
+    sweep = Sweep(run, cases, quiet=quiet)
+    status = "failed"
+    try:
+        sweep.measure_peaks()
+        with tempfile.TemporaryDirectory() as tmp:
+            ini = Path(tmp) / "pytest.ini"
+            ini.write_text("[pytest]\n")
+            args = [str(Path(timing.__file__)), "-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider",
+                    "-p", "no:terminal", "--capture=no", "-o", "python_files=timing.py", "--import-mode=importlib",
+                    "-W", "ignore::UserWarning", f"--benchmark-json={run.dir / 'benchmark.json'}",
+                    "--benchmark-sort=name"]
+            code = pytest.main(args, plugins=[sweep])
+        if code == pytest.ExitCode.INTERRUPTED:
+            status = "interrupted"
+        elif code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            status = "complete"
+        else:
+            print(f"error: pytest stopped the sweep (exit code {int(code)})", file=sys.stderr)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        sweep.bar.close()
+        wall = time.perf_counter() - wall0
+        run.meta["wall_s"] = wall
+        measured = sweep.spent["timing"] + sweep.spent["memory"] + sweep.spent["peaks"]
+        run.meta["time_spent_s"] = dict(sweep.spent)
+        run.meta["overhead_fraction"] = (wall - measured) / wall if wall else None
+        run.finish(status)
+    return run, sweep.rows
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    sc = scenario.load(args.scenario)
+    run, rows = run_sweep(sc, Path(args.results), quiet=args.quiet)
+    counts = run.meta["counts"]
+    print("fastest per size:")
+    print("\n".join(fastest_table(rows)) or "  (no case ran)")
+    print(f"{run.meta['status']}: {sum(counts.values())} cases ("
+          + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + f") in {run.meta['wall_s']:.1f} s, "
+          f"harness overhead {100 * run.meta['overhead_fraction']:.1f}%")
+    print(f"results: {run.dir}")
+    if run.meta["status"] != "complete":
+        return 1
+    return 1 if counts.get("failed") or counts.get("oom") else 0
+
+
+def cmd_validate(args) -> int:
+    paths = args.files or [str(p) for p in scenario.shipped()]
+    bad = 0
+    for p in paths:
+        try:
+            sc = scenario.load(p)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        print(f"ok: {sc.path} ({len(scenario.expand(sc))} cases)")
+    return 2 if bad else 0
+
+
+def find_run(results: Path, run_id: str) -> Path:
+    d = results / run_id
+    if not (d / "timings.csv").is_file():
+        runs = sorted(p.name for p in results.iterdir() if (p / "run.json").is_file()) if results.is_dir() else []
+        shown = ", ".join(runs[-5:]) or "none"
+        raise UsageError(f"unknown run id {run_id!r} in {results}; newest runs: {shown}")
+    return d.resolve()
+
+
+def read_timings(run_dir: Path) -> list[dict]:
+    with open(run_dir / "timings.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cmd_compare(args) -> int:
+    if not args.base:
+        raise UsageError("compare: give BASE, a run id in results/ (make bench-compare BASE=<run_id>)")
+    results = Path(args.results)
+    base, new = find_run(results, args.base), find_run(results, args.run)
+    key = scenario.KEY_COLUMNS
+
+    def index(rows):
+        return {tuple(r[k] for k in key): float(r["time_median_s"]) for r in rows if r["status"] == "ok"}
+
+    b, n = index(read_timings(base)), index(read_timings(new))
+    common = sorted(set(b) & set(n))
+    if not common:
+        raise UsageError(f"runs {base.name} and {new.name} have no successful case in common")
+    slower = []
+    for k in common:
+        change = 100 * (n[k] / b[k] - 1)
+        mark = "SLOWER" if change > args.threshold else ""
+        if mark:
+            slower.append(k)
+        print(f"{' '.join(str(x) for x in k):60s} {b[k] * 1e3:9.2f} ms -> {n[k] * 1e3:9.2f} ms {change:+6.1f}% {mark}")
+    print(f"{len(slower)} of {len(common)} cases slower than {base.name} by more than {args.threshold}%")
+    return 1 if slower else 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("run", help="run a scenario's sweep (make bench)",
+                       description="Run every case of a scenario and write results/<run_id>/.",
+                       epilog="examples:\n  python -m harness run quick\n  python -m harness run scenarios/my.toml\n"
+                              "  python -m harness run smoke --results /tmp/results",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", help="short name (smoke, quick, full, fastrnns, deepbench) or a path")
+    p.add_argument("--results", default=str(RESULTS), help="results directory (default: results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check scenario files",
+                       epilog="examples:\n  python -m harness validate\n  python -m harness validate scenarios/my.toml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="*", help="scenario files or names (default: every shipped scenario)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compare", help="fail when a run is slower than a base run",
+                       epilog="example:\n  python -m harness compare 20261201T080102Z-vm-1a2b3c4 latest --threshold 10",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("base", nargs="?", help="the base run id")
+    p.add_argument("run", nargs="?", default="latest", help="the run to check (default: latest)")
+    p.add_argument("--threshold", type=float, default=10.0, help="percent slower that fails (default 10)")
+    p.add_argument("--results", default=str(RESULTS))
+    p.set_defaults(func=cmd_compare)
+

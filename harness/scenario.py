@@ -1,0 +1,304 @@
+"""Scenario files (scenarios/*.toml): the schema, validation and grid expansion.
+
+A scenario is data. Every list is a grid axis and the grid is the cartesian
+product of the lists; every scalar is fixed. See scenarios/README.md.
+
+    name = "quick"
+    description = "..."
+    [defaults]                 # apply to every section unless it sets the key itself
+    dtype = "float32"
+    threads = 2                # omit: all physical cores
+    seed = 0
+    [[throughput]]
+    impl = ["fused-lstm", "torch-lstm"]
+    hidden = [64, 256]         # input defaults to hidden
+    seq_len = 100
+    batch = [8, 32]
+    phase = ["forward", "train"]
+
+Mistakes raise cli.UsageError with one line: file, section, key, allowed values.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness import registry
+from harness.cli import UsageError
+from harness.env import REPO
+
+SCENARIO_DIR = REPO / "scenarios"
+PHASES = ("forward", "train")
+# forward: inference, under torch.no_grad()
+# train:   forward + backward of sum(outputs), parameter gradients zeroed before each round
+
+Positive = Field(gt=0)
+
+
+def _listify(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Settings(_Strict):
+    """Keys that [defaults] sets for every section and a section may override."""
+
+    device: list[str] | None = None      # "cpu" | "cuda" | "cuda:N"; default: cpu
+    dtype: list[str] | None = None       # float32 | float64 | bfloat16 | float16; default: float32
+    threads: list[int] | None = None     # torch intra-op threads; default: all physical cores
+    seed: list[int] | None = None        # seeds the canonical parameters and the inputs; default 0
+    rounds: int | None = Field(None, gt=0)   # timed rounds per case (default 10)
+    warmup: int | None = Field(None, ge=0)   # untimed warm-up rounds per case (default 2)
+
+    _v_lists = field_validator("device", "dtype", "threads", "seed", mode="before")(_listify)
+
+    @field_validator("device")
+    @classmethod
+    def _devices(cls, v):
+        for d in v or []:
+            registry.device_type(d)
+        return v
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtypes(cls, v):
+        for d in v or []:
+            if d not in registry.DTYPES:
+                raise ValueError(f"unknown dtype {d!r}; allowed: {', '.join(registry.DTYPES)}")
+        return v
+
+    @field_validator("threads", "seed")
+    @classmethod
+    def _non_negative(cls, v, info):
+        for n in v or []:
+            if n < (1 if info.field_name == "threads" else 0):
+                raise ValueError(f"must be {'positive' if info.field_name == 'threads' else '>= 0'}, not {n}")
+        return v
+
+
+# The built-in defaults under [defaults]; threads 0 means all physical cores.
+DEFAULTS = Settings.model_construct(device=["cpu"], dtype=["float32"], threads=[0], seed=[0], rounds=10, warmup=2)
+
+
+class Throughput(Settings):
+    """[[throughput]]: time, throughput and peak memory of each case."""
+
+    impl: list[str]
+    hidden: list[int]
+    input: list[int] | None = None       # default: the same as hidden
+    seq_len: list[int]
+    batch: list[int]
+    phase: list[Literal["forward", "train"]] = ["forward", "train"]
+    memory: bool = True                  # measure peak memory in a separate, untimed pass
+
+    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", mode="before")(_listify)
+
+    @field_validator("impl")
+    @classmethod
+    def _impls(cls, v):
+        for name in v:
+            registry.get(name)
+        return v
+
+    @field_validator("hidden", "input", "seq_len", "batch")
+    @classmethod
+    def _sizes(cls, v):
+        for n in v or []:
+            if n <= 0:
+                raise ValueError(f"sizes must be positive integers, not {n}")
+        return v
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    defaults: Settings = Settings()
+    throughput: list[Throughput] = []
+    path: str = ""
+
+
+SECTIONS = {"throughput": Throughput}
+
+
+@dataclass(frozen=True)
+class ThroughputCase:
+    """One timed case: a frozen, hashable value; every field is a column."""
+
+    impl: str
+    device: str
+    dtype: str
+    batch: int
+    seq_len: int
+    hidden: int
+    input: int
+    phase: str
+    seed: int
+    threads: int          # 0: all physical cores (resolved when the case runs)
+    rounds: int
+    warmup: int
+    memory: bool
+    layers: int = 1
+    section: str = "throughput"
+
+    @property
+    def cell(self) -> str:
+        return registry.get(self.impl).cell
+
+    @property
+    def slug(self) -> str:
+        """impl_device_bBATCH_tT_hH_phase (plus dtype and input where they differ from the usual)."""
+        s = f"{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}"
+        if self.input != self.hidden:
+            s += f"_i{self.input}"
+        if self.dtype != "float32":
+            s += f"_{self.dtype}"
+        return f"{s}_{self.phase}"
+
+    def key(self) -> tuple:
+        """What identifies the measurement across runs (not rounds or warm-up)."""
+        return (self.impl, self.device, self.dtype, self.batch, self.seq_len, self.hidden, self.input, self.phase,
+                self.layers)
+
+    def as_row(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]
+
+
+# -- loading ------------------------------------------------------------------------------
+def shipped() -> list[Path]:
+    return sorted(SCENARIO_DIR.glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A scenario by path, or by short name in scenarios/."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or "/" in name_or_path:
+        if not p.is_file():
+            raise UsageError(f"{name_or_path}: no such scenario file")
+        return p
+    candidate = SCENARIO_DIR / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(q.stem for q in shipped())
+    raise UsageError(f"unknown scenario {name_or_path!r}; shipped: {names} (or give a path to a .toml file)")
+
+
+def _where(path: Path, loc: tuple, data: dict) -> str:
+    """'file: [[throughput]] #2, key 'batch'' from a pydantic error location."""
+    parts = [str(path)]
+    if not loc:
+        return parts[0]
+    if loc[0] in SECTIONS and len(loc) > 1 and isinstance(loc[1], int):
+        where = f"[[{loc[0]}]] #{loc[1] + 1}"
+        rest = loc[2:]
+    elif loc[0] == "defaults":
+        where, rest = "[defaults]", loc[1:]
+    else:
+        where, rest = "top level", loc
+    key = next((str(x) for x in rest if isinstance(x, str)), None)
+    return f"{path}: {where}" + (f", key {key!r}" if key else "")
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    if loc and loc[0] in SECTIONS:
+        own = [k for k in SECTIONS[loc[0]].model_fields if k not in Settings.model_fields]
+        return own + list(Settings.model_fields)
+    if loc and loc[0] == "defaults":
+        return list(Settings.model_fields)
+    return [k for k in Scenario.model_fields if k != "path"]
+
+
+def _one_line(path: Path, exc: ValidationError, data: dict) -> str:
+    # an unknown key first: a misspelt key also makes the real one "missing"
+    err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+    loc = tuple(err["loc"])
+    where = _where(path, loc, data)
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1] if loc[0] not in SECTIONS else loc[:2])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where}: unknown key{hint} allowed: {', '.join(allowed)}"
+    if err["type"] == "missing":
+        return f"{where}: missing (required)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error":
+        msg = f"{msg}, not {err['input']!r}"
+    return f"{where}: {msg}"
+
+
+def load(name_or_path: str | Path) -> Scenario:
+    path = resolve(str(name_or_path))
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: TOML syntax error: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    unknown = [k for k in data if k not in Scenario.model_fields or k == "path"]
+    for key in unknown:
+        allowed = _allowed_keys(())
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{path}: top level, key {key!r}: unknown key or section{hint} allowed: {', '.join(allowed)}")
+    try:
+        sc = Scenario(**data, path=str(path))
+    except ValidationError as exc:
+        raise UsageError(_one_line(path, exc, data)) from None
+    if not sc.throughput:
+        raise UsageError(f"{path}: no sections: add at least one of {', '.join(f'[[{s}]]' for s in SECTIONS)}")
+    expand(sc)  # empty grids and duplicates are errors too
+    return sc
+
+
+def _setting(section: Settings, defaults: Settings, key: str):
+    for source in (section, defaults, DEFAULTS):
+        v = getattr(source, key)
+        if v is not None:
+            return v
+    raise AssertionError(key)
+
+
+def expand(sc: Scenario) -> list[ThroughputCase]:
+    """Every case of the scenario, in file order; within a section the last axis
+    varies fastest: impl, device, dtype, hidden, input, seq_len, batch, phase,
+    seed, threads. Duplicates are an error."""
+    cases: list[ThroughputCase] = []
+    seen: dict[tuple, int] = {}
+    for n, sec in enumerate(sc.throughput, start=1):
+        s = {k: _setting(sec, sc.defaults, k) for k in Settings.model_fields}
+        grid = itertools.product(sec.impl, s["device"], s["dtype"], sec.hidden, sec.input or [None], sec.seq_len,
+                                 sec.batch, sec.phase, s["seed"], s["threads"])
+        section_cases = [ThroughputCase(impl, device, dtype, batch, seq_len, hidden, inp or hidden, phase, seed,
+                                        threads, s["rounds"], s["warmup"], sec.memory)
+                         for impl, device, dtype, hidden, inp, seq_len, batch, phase, seed, threads in grid]
+        if not section_cases:
+            raise UsageError(f"{sc.path}: [[throughput]] #{n}: empty grid (an axis is an empty list)")
+        for case in section_cases:
+            k = (case.key(), case.seed, case.threads)
+            if k in seen:
+                raise UsageError(f"{sc.path}: [[throughput]] #{n}: duplicate case {case.slug} "
+                                 f"(already in [[throughput]] #{seen[k]})")
+            seen[k] = n
+        cases += section_cases
+    return cases
+
+
+def resolved(sc: Scenario) -> dict:
+    """The scenario with every default filled in, for run.json."""
+    out = sc.model_dump(exclude={"path"})
+    out["path"] = sc.path
+    out["cases"] = len(expand(sc))
+    return out
+

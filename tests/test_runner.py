@@ -1,0 +1,155 @@
+"""A smoke run end to end in a temporary directory: rows, columns, statuses, files."""
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import cli, runner, scenario
+
+COLUMNS = """run_id, scenario, impl, cell, backend, device, device_name, dtype, batch, seq_len, hidden, input, layers,
+phase, rounds, time_median_s, time_iqr_s, time_min_s, tokens_per_s, flops, gflops_per_s, gemm_peak_gflops_per_s,
+peak_fraction, peak_mem_bytes, params, status, reason"""
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    code = cli.main(["run", "smoke", "--results", str(results), "--quiet"])
+    run_dir = (results / "latest").resolve()
+    with open(run_dir / "timings.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return code, results, run_dir, rows
+
+
+def test_exit_code_and_layout(smoke):
+    code, results, run_dir, rows = smoke
+    assert code == 0
+    assert sorted(p.name for p in run_dir.iterdir()) == ["benchmark.json", "run.json", "timings.csv"]
+    assert (results / "latest").is_symlink() and run_dir.parent == results.resolve()
+
+
+def test_columns(smoke):
+    _, _, run_dir, rows = smoke
+    header = (run_dir / "timings.csv").read_text().splitlines()[0].split(",")
+    required = [c.strip() for c in COLUMNS.replace("\n", " ").split(",")]
+    assert header[: len(required)] == required
+    assert header == runner.TIMING_COLUMNS
+
+
+def test_rows_and_statuses(smoke):
+    _, _, run_dir, rows = smoke
+    got = [(r["impl"], r["phase"], r["status"]) for r in rows]
+    assert got == [("dummy", "forward", "ok"), ("dummy", "train", "ok"),
+                   ("fused-lstm", "forward", "ok"), ("fused-lstm", "train", "ok"),
+                   ("onednn-lstm", "forward", "ok"), ("onednn-lstm", "train", "ok"),
+                   ("cudnn-lstm", "forward", "skipped"), ("cudnn-lstm", "train", "skipped"),
+                   ("scratch-rnn", "forward", "ok"), ("scratch-rnn", "train", "ok")]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert {r["reason"] for r in skipped} == {"cudnn-lstm runs on cuda only, not cpu"}
+    assert all(r["time_median_s"] == "" for r in skipped)
+    ok = [r for r in rows if r["status"] == "ok"]
+    for r in ok:
+        assert r["rounds"] == "3" and r["threads"] == "1" and r["run_id"] == run_dir.name
+        assert float(r["time_min_s"]) <= float(r["time_median_s"]) and float(r["time_iqr_s"]) >= 0
+        assert float(r["tokens_per_s"]) == pytest.approx(2 * 5 / float(r["time_median_s"]))
+        assert 0 < float(r["peak_fraction"]) < 1
+        assert int(r["peak_mem_bytes"]) >= 0
+    by = {(r["impl"], r["phase"]): r for r in ok}
+    assert by[("onednn-lstm", "train")]["backend"] == "onednn"
+    assert by[("fused-lstm", "train")]["backend"] == "native"
+    assert by[("fused-lstm", "train")]["params"] == str(4 * 16 * (16 + 16 + 2))
+    assert by[("fused-lstm", "train")]["flops"] == str(3 * 2 * 2 * 5 * 4 * 16 * 32)
+    assert int(by[("fused-lstm", "train")]["peak_mem_bytes"]) > 0
+
+
+def test_run_json(smoke):
+    _, _, run_dir, rows = smoke
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["run_id"] == run_dir.name
+    assert meta["counts"] == {"ok": 8, "skipped": 2}
+    assert meta["scenario"]["name"] == "smoke" and meta["scenario"]["cases"] == 10
+    assert set(meta["environment"]) >= {"torch", "cuda", "cudnn", "onednn", "cpu_model", "physical_cores", "threads",
+                                        "gpu", "python", "os", "host"}
+    assert set(meta["git"]) == {"commit", "dirty"} and isinstance(meta["git"]["dirty"], bool)
+    assert meta["started_utc"] < meta["finished_utc"]
+    [peak] = meta["gemm_peaks"]
+    assert peak["device"] == "cpu" and peak["dtype"] == "float32" and peak["gemm_peak_gflops_per_s"] > 0
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(float(r["gemm_peak_gflops_per_s"]) == peak["gemm_peak_gflops_per_s"] for r in ok)
+
+
+def test_benchmark_json_reads_in_pytest_benchmark(smoke):
+    _, _, run_dir, rows = smoke
+    data = json.loads((run_dir / "benchmark.json").read_text())
+    names = [b["name"] for b in data["benchmarks"]]
+    assert len(names) == 8 and "test_case[fused-lstm_cpu_b2_t5_h16_train]" in names
+    fused = next(b for b in data["benchmarks"] if b["name"] == "test_case[fused-lstm_cpu_b2_t5_h16_train]")
+    assert fused["extra_info"]["backend"] == "native" and fused["stats"]["rounds"] == 3
+    out = subprocess.run([sys.executable, "-c", "from pytest_benchmark.cli import main; main()", "compare",
+                          str(run_dir / "benchmark.json")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "test_case[fused-lstm_cpu_b2_t5_h16_train]" in out.stdout
+
+
+def test_run_ids_are_never_reused(tmp_path):
+    sc = scenario.load(write_tiny(tmp_path))
+    a, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    b, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    assert a.run_id != b.run_id and a.dir.is_dir() and b.dir.is_dir()
+    assert (tmp_path / "r" / "latest").resolve() == b.dir.resolve()
+
+
+def write_tiny(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(textwrap.dedent("""
+        name = "tiny"
+        [defaults]
+        threads = 1
+        rounds = 2
+        warmup = 0
+        [[throughput]]
+        impl = "dummy"
+        hidden = 4
+        seq_len = 2
+        batch = 1
+        phase = "train"
+        memory = false
+    """))
+    return p
+
+
+def test_compare_flags_slower_cases(tmp_path, capsys):
+    sc = scenario.load(write_tiny(tmp_path))
+    base, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    new, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    rows = runner.read_timings(new.dir)
+    rows[0]["time_median_s"] = str(float(rows[0]["time_median_s"]) * 3)
+    with open(new.dir / "timings.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, runner.TIMING_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    r = str(tmp_path / "r")
+    assert cli.main(["compare", base.run_id, new.run_id, "--threshold", "50", "--results", r]) == 1
+    assert "1 of 1 cases slower" in capsys.readouterr().out
+    assert cli.main(["compare", new.run_id, base.run_id, "--threshold", "50", "--results", r]) == 0
+    assert cli.main(["compare", "nope", "--results", r]) == 2
+    assert "unknown run id 'nope'" in capsys.readouterr().err
+
+
+def test_failure_becomes_a_row(tmp_path, monkeypatch):
+    from harness import timing
+
+    real = timing.build_step
+
+    def broken(case):
+        step = real(case)
+        step.run = lambda: (_ for _ in ()).throw(ValueError("boom\nsecond line"))
+        return step
+
+    monkeypatch.setattr(timing, "build_step", broken)
+    run, rows = runner.run_sweep(scenario.load(write_tiny(tmp_path)), tmp_path / "r", quiet=True)
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", "ValueError: boom")]
+    assert run.meta["status"] == "complete" and run.meta["counts"] == {"failed": 1}

@@ -1,0 +1,127 @@
+"""Scenario files: parsing, grid expansion (literal case counts), and one-line errors."""
+import textwrap
+
+import pytest
+
+from harness import cli, scenario
+from harness.cli import UsageError
+
+GRID = """
+name = "t"
+description = "a test grid"
+[defaults]
+dtype = "float64"
+threads = 1
+seed = 3
+[[throughput]]
+impl = ["fused-lstm", "torch-lstm"]
+hidden = [8, 16]
+seq_len = 5
+batch = [1, 2, 4]
+phase = ["forward", "train"]
+[[throughput]]
+impl = "scratch-rnn"
+device = "cpu"
+dtype = "float32"
+hidden = 8
+input = [3, 8]
+seq_len = [2, 3]
+batch = 1
+phase = "train"
+rounds = 4
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_grid_is_the_cartesian_product(tmp_path):
+    cases = scenario.expand(scenario.load(write(tmp_path, GRID)))
+    assert len(cases) == 2 * 2 * 1 * 3 * 2 + 1 * 2 * 2 * 1 * 1 == 28
+    first = cases[0]
+    assert first == scenario.ThroughputCase(impl="fused-lstm", device="cpu", dtype="float64", batch=1, seq_len=5,
+                                            hidden=8, input=8, phase="forward", seed=3, threads=1, rounds=10,
+                                            warmup=2, memory=True)
+    assert {c.input for c in cases[:24]} == {8, 16} and all(c.input == c.hidden for c in cases[:24])
+    rnn = cases[24:]
+    assert [(c.input, c.seq_len) for c in rnn] == [(3, 2), (3, 3), (8, 2), (8, 3)]
+    assert {(c.dtype, c.rounds, c.threads, c.phase) for c in rnn} == {("float32", 4, 1, "train")}
+    assert len(set(cases)) == 28 and hash(first) == hash(cases[0])  # frozen, hashable values
+
+
+def test_slug_is_readable():
+    c = scenario.ThroughputCase("fused-lstm", "cuda:1", "float32", 32, 100, 256, 256, "train", 0, 2, 10, 2, True)
+    assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
+
+
+@pytest.mark.parametrize("name,count", [("smoke", 10), ("quick", 256), ("full", 3200), ("fastrnns", 28),
+                                        ("deepbench", 66)])
+def test_every_shipped_scenario_validates(name, count):
+    sc = scenario.load(name)
+    assert sc.name == name and len(scenario.expand(sc)) == count
+
+
+def test_shipped_list():
+    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "quick", "smoke"]
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("hidden = [8, 16]", "hiden = [8, 16]",
+     "s.toml: [[throughput]] #1, key 'hiden': unknown key; did you mean 'hidden'? allowed: impl, hidden, input"),
+    ('impl = ["fused-lstm", "torch-lstm"]', 'impl = ["fused-lstm", "lstm"]',
+     "s.toml: [[throughput]] #1, key 'impl': unknown implementation 'lstm'; allowed: scratch-lstm, fused-lstm"),
+    ("hidden = [8, 16]", "hidden = [8, 0]",
+     "s.toml: [[throughput]] #1, key 'hidden': sizes must be positive integers, not 0"),
+    ("hidden = [8, 16]", 'hidden = "big"', "s.toml: [[throughput]] #1, key 'hidden': Input should be a valid integer"),
+    ('phase = ["forward", "train"]', 'phase = ["forward", "backward"]',
+     "s.toml: [[throughput]] #1, key 'phase': Input should be 'forward' or 'train', not 'backward'"),
+    ("rounds = 4", "rounds = 0", "s.toml: [[throughput]] #2, key 'rounds': Input should be greater than 0"),
+    ('impl = ["fused-lstm", "torch-lstm"]', "impl = []", "s.toml: [[throughput]] #1: empty grid"),
+    ("seq_len = 5", "", "s.toml: [[throughput]] #1, key 'seq_len': missing (required)"),
+])
+def test_bad_section_gets_one_line(tmp_path, old, new, message):
+    with pytest.raises(UsageError) as err:
+        scenario.load(write(tmp_path, GRID.replace(old, new, 1)))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_defaults_and_top_level(tmp_path):
+    with pytest.raises(UsageError, match=r"\[defaults\], key 'dtype': unknown dtype 'float8'; allowed: float32"):
+        scenario.load(write(tmp_path, GRID.replace('dtype = "float64"', 'dtype = "float8"')))
+    with pytest.raises(UsageError, match=r"top level, key 'throughputs': unknown key or section; did you mean "
+                                         r"'throughput'\?"):
+        scenario.load(write(tmp_path, GRID.replace("[[throughput]]", "[[throughputs]]", 1)))
+    with pytest.raises(UsageError, match=r"\[defaults\], key 'device': unknown device 'tpu'"):
+        scenario.load(write(tmp_path, GRID.replace('threads = 1', 'threads = 1\ndevice = "tpu"')))
+
+
+def test_toml_syntax_error_has_line_and_column(tmp_path):
+    with pytest.raises(UsageError, match=r"s.toml: TOML syntax error: .*line 3, column"):
+        scenario.load(write(tmp_path, 'name = "x"\n[defaults]\ndtype = \n'))
+
+
+def test_duplicate_cases_are_an_error(tmp_path):
+    text = GRID + '[[throughput]]\nimpl = "torch-lstm"\nhidden = 8\nseq_len = 5\nbatch = 2\nphase = "train"\n'
+    with pytest.raises(UsageError, match=r"\[\[throughput\]\] #3: duplicate case torch-lstm_cpu_b2_t5_h8_float64_train"
+                                         r" \(already in \[\[throughput\]\] #1\)"):
+        scenario.load(write(tmp_path, text))
+
+
+def test_unknown_scenario_names_the_shipped_ones():
+    with pytest.raises(UsageError, match="unknown scenario 'quik'; shipped: deepbench, fastrnns, full, quick, smoke"):
+        scenario.load("quik")
+    with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
+        scenario.load("nope.toml")
+
+
+def test_validate_command_exit_codes(tmp_path, capsys):
+    good = write(tmp_path, GRID, "good.toml")
+    bad = write(tmp_path, GRID.replace("seq_len = 5", "seq_len = -5"), "bad.toml")
+    assert cli.main(["validate", str(good)]) == 0
+    assert "good.toml (28 cases)" in capsys.readouterr().out
+    assert cli.main(["validate", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.toml: [[throughput]] #1, key 'seq_len'" in err[0]
