@@ -58,14 +58,14 @@ def test_slug_is_readable():
 
 
 @pytest.mark.parametrize("name,count", [("smoke", 10), ("quick", 256), ("full", 3200), ("fastrnns", 28),
-                                        ("deepbench", 66)])
+                                        ("deepbench", 66), ("goals", 18)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
 
 
 def test_shipped_list():
-    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "quick", "smoke"]
+    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "goals", "quick", "smoke"]
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -111,7 +111,7 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    with pytest.raises(UsageError, match="unknown scenario 'quik'; shipped: deepbench, fastrnns, full, quick, smoke"):
+    with pytest.raises(UsageError, match="unknown scenario 'quik'; shipped: deepbench, fastrnns, full, goals, quick, smoke"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
         scenario.load("nope.toml")
