@@ -40,6 +40,7 @@ from torch import Tensor, nn
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # G: gate blocks per cell type
 CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 INITS = ("pytorch", "seed", "d2l", "orthogonal")
+NONLINEARITIES = ("tanh", "relu")  # RNN cells only
 # pytorch:    nn's default, every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
 # seed:       the tutorial's: weights ~ N(0, 0.1^2), biases zero
 # d2l:        weights ~ N(0, 0.01^2), biases zero
@@ -84,6 +85,16 @@ class Recurrent(nn.Module):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.backend: Callable[[], ContextManager] = contextlib.nullcontext  # set by the registry
+        # When a list, the scratch models append every step's state to it, with
+        # retain_grad(), so dL/dh_t and dL/dc_t can be read after backward.
+        self.trace: list[State] | None = None
+
+    def _record(self, *state: Tensor) -> None:
+        if self.trace is not None:
+            for s in state:
+                if s.requires_grad:
+                    s.retain_grad()
+            self.trace.append(state)
 
     # -- parameters in the canonical layout ---------------------------------
     def canonical(self) -> dict[str, Tensor]:
@@ -160,6 +171,7 @@ class ScratchLSTM(_CanonicalParams):
             C_tilde = torch.tanh(torch.mm(xt, p["W_xc"]) + p["b_c"] + torch.mm(H, p["W_hc"]) + p["b_hc"])
             C = F * C + I * C_tilde
             H = O * torch.tanh(C)
+            self._record(H, C)
             outputs.append(H)
         return torch.stack(outputs), (H, C)  # (T, B, H)
 
@@ -183,22 +195,29 @@ class FusedLSTM(_CanonicalParams):
             i, f, g, o = gates.chunk(4, 1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
+            self._record(h, c)
             outputs.append(h)
         return torch.stack(outputs), (h, c)                                  # (T, B, H)
 
 
 class ScratchRNN(_CanonicalParams):
-    """A tanh RNN from scratch, in the tutorial's style: H = tanh(x W_xh + b + H W_hh + b_h),
-    two torch.mm per step, a Python loop over time."""
+    """A tanh (or relu) RNN from scratch, in the tutorial's style:
+    H = tanh(x W_xh + b + H W_hh + b_h), two torch.mm per step, a Python loop over time."""
 
     cell = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
+        super().__init__(input_size, hidden_size)
+        self.nonlinearity = nonlinearity
+        self.act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
 
     def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         (H,) = state
         W_xh, W_hh = self.weight_ih.t(), self.weight_hh.t()                  # (I, H), (H, H)
         outputs = []
         for xt in x:
-            H = torch.tanh(torch.mm(xt, W_xh) + self.bias_ih + torch.mm(H, W_hh) + self.bias_hh)
+            H = self.act(torch.mm(xt, W_xh) + self.bias_ih + torch.mm(H, W_hh) + self.bias_hh)
+            self._record(H)
             outputs.append(H)
         return torch.stack(outputs), (H,)
 
@@ -209,10 +228,11 @@ class TorchRecurrent(Recurrent):
 
     _modules_by_cell = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}
 
-    def __init__(self, input_size: int, hidden_size: int, cell: str = "lstm"):
+    def __init__(self, input_size: int, hidden_size: int, cell: str = "lstm", nonlinearity: str = "tanh"):
         super().__init__(input_size, hidden_size)
         self.cell = cell
-        self.rnn = self._modules_by_cell[cell](input_size, hidden_size)
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = self._modules_by_cell[cell](input_size, hidden_size, **extra)
 
     def canonical(self) -> dict[str, Tensor]:
         return {n: getattr(self.rnn, f"{n}_l0") for n in CANONICAL}

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from harness.models import FusedLSTM, Recurrent, ScratchLSTM, ScratchRNN, TorchRecurrent, canonical_params
+from harness.models import (
+    NONLINEARITIES,
+    FusedLSTM,
+    Recurrent,
+    ScratchLSTM,
+    ScratchRNN,
+    TorchRecurrent,
+    canonical_params,
+)
 from harness.profiling import quiet_profile
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -166,14 +174,30 @@ def skip_reason(name: str, device: str = "cpu", dtype: str = "float32") -> str |
 
 
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
-           seed: int = 0, init: str = "pytorch") -> Recurrent:
-    """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params)."""
+           seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh") -> Recurrent:
+    """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
+
+    forget_bias (LSTM only) is added to the forget gate's total bias. nn.LSTM has
+    two biases, bias_ih and bias_hh, whose sum is the gate's bias: the value is
+    added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
+    nonlinearity (RNN only): tanh or relu.
+    """
     reason = skip_reason(name, device, dtype)
     if reason:
         raise Skip(reason)
     impl = get(name)
-    model = impl.builder(input_size, hidden_size).to(device=device, dtype=DTYPES[dtype])
-    model.load_canonical(canonical_params(impl.cell, input_size, hidden_size, seed, init))
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; allowed: {', '.join(NONLINEARITIES)}")
+    if nonlinearity != "tanh" and impl.cell != "rnn":
+        raise ValueError(f"nonlinearity applies to RNN cells only, not {name}")
+    if forget_bias and impl.cell != "lstm":
+        raise ValueError(f"forget_bias applies to LSTM cells only, not {name}")
+    extra = {"nonlinearity": nonlinearity} if impl.cell == "rnn" else {}
+    model = impl.builder(input_size, hidden_size, **extra).to(device=device, dtype=DTYPES[dtype])
+    params = canonical_params(impl.cell, input_size, hidden_size, seed, init)
+    if forget_bias:
+        params["bias_ih"][hidden_size:2 * hidden_size] += forget_bias
+    model.load_canonical(params)
     model.backend = functools.partial(impl.context, device_type(device))
     return model
 

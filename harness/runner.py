@@ -26,9 +26,9 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from harness import env, flops, memory, registry, scenario, timing
+from harness import env, flops, gradients, memory, registry, scenario, tasks, timing
 from harness.cli import UsageError
-from harness.scenario import ThroughputCase
+from harness.scenario import GradientCase, TaskCase, ThroughputCase
 
 RESULTS = env.REPO / "results"
 
@@ -94,8 +94,18 @@ class Run:
             "argv": sys.argv,
         }
         self.timings = self.dir / "timings.csv"
-        with open(self.timings, "w", newline="") as f:
-            csv.DictWriter(f, TIMING_COLUMNS).writeheader()
+        self.tables = {}   # file name -> columns, for every table this scenario writes
+        if sc.throughput:
+            self.tables["timings.csv"] = TIMING_COLUMNS
+        if sc.gradients or sc.task:
+            self.tables["gradients.csv"] = gradients.GRADIENT_COLUMNS
+        if sc.gradients:
+            self.tables["decay.csv"] = gradients.DECAY_COLUMNS
+        if sc.task:
+            self.tables["training.csv"] = tasks.TRAINING_COLUMNS
+        for name, columns in self.tables.items():
+            with open(self.dir / name, "w", newline="") as f:
+                csv.DictWriter(f, columns).writeheader()
         self.save()
         self.point_latest()
 
@@ -110,12 +120,22 @@ class Run:
         tmp.symlink_to(self.run_id)
         os.replace(tmp, link)
 
-    def append(self, row: dict) -> None:
-        with open(self.timings, "a", newline="") as f:
-            csv.DictWriter(f, TIMING_COLUMNS).writerow({k: row.get(k, "") for k in TIMING_COLUMNS})
+    def write_rows(self, name: str, rows: list[dict]) -> None:
+        """Append rows to a table, flushed and fsynced before returning."""
+        columns = self.tables[name]
+        with open(self.dir / name, "a", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            for row in rows:
+                w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
             f.flush()
             os.fsync(f.fileno())
-        self.meta["counts"][row["status"]] = self.meta["counts"].get(row["status"], 0) + 1
+
+    def count(self, status: str) -> None:
+        self.meta["counts"][status] = self.meta["counts"].get(status, 0) + 1
+
+    def append(self, row: dict) -> None:
+        self.write_rows("timings.csv", [row])
+        self.count(row["status"])
 
     def finish(self, status: str) -> None:
         self.meta["status"] = status
@@ -139,7 +159,8 @@ class Sweep:
         self.peaks: dict[tuple, float] = {}
         # seconds spent in: the timed passes (warm-up + rounds), the memory passes, the
         # GEMM peaks -- the measurements -- and in building models and detecting backends
-        self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "build": 0.0, "backend": 0.0}
+        self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "build": 0.0,
+                      "backend": 0.0}
         self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
                         desc=run.scenario.name)
 
@@ -155,7 +176,7 @@ class Sweep:
     # -- the machine's ceiling ------------------------------------------------------
     def measure_peaks(self) -> None:
         wanted = sorted({(c.device, c.dtype, c.threads) for c in self.cases
-                         if registry.device_missing(c.device) is None})
+                         if isinstance(c, ThroughputCase) and registry.device_missing(c.device) is None})
         for device, dtype, threads in wanted:
             n = env.set_threads(threads or None)
             t0 = time.perf_counter()
@@ -222,6 +243,59 @@ class Sweep:
             pytest.skip(row["reason"])
 
 
+    def run_other(self, case: GradientCase | TaskCase) -> None:
+        """A [[gradients]] or [[task]] case: run it, write its rows, count its status."""
+        threads = env.set_threads(case.threads or None)
+        t0 = time.perf_counter()
+        status, reason, line = "ok", "", ""
+        try:
+            if isinstance(case, GradientCase):
+                curve_rows, decay_rows = gradients.run_case(case, self.run.run_id)
+                self.run.write_rows("gradients.csv", curve_rows)
+                self.run.write_rows("decay.csv", decay_rows)
+                x = next(r for r in decay_rows if r["wrt"] == "x")
+                line = (f"decay factor {_num(x['decay_factor'])} [{_num(x['decay_ci_low'])}, "
+                        f"{_num(x['decay_ci_high'])}]/step, " + (f"below 1e-3 at distance {x['vanish_distance']}"
+                                                                  if x["vanishes_within_T"] else "not below 1e-3 within T"))
+            else:
+                train_rows, curve_rows = tasks.run_case(case, self.run.run_id)
+                self.run.write_rows("training.csv", train_rows)
+                self.run.write_rows("gradients.csv", curve_rows)
+                last = train_rows[-1]
+                line = (f"eval loss {_num(last['eval_loss'])} (baseline {last['baseline_loss']:.4g}), "
+                        f"accuracy {last['eval_accuracy']:.3f}, {last['wall_s']:.1f} s")
+        except registry.Skip as exc:
+            status, reason = "skipped", str(exc)
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            status, reason = ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
+        if status != "ok":
+            self._write_not_ok(case, status, reason)
+        self.spent[case.section] += time.perf_counter() - t0
+        self.run.count(status)
+        self.bar.update(1)
+        if not self.quiet:
+            self.bar.write(f"{status:7s} {case.slug:50s} ({threads} threads) {line or reason}")
+
+    def _write_not_ok(self, case, status: str, reason: str) -> None:
+        cell = registry.get(case.impl).cell
+        base = {"run_id": self.run.run_id, "impl": case.impl, "cell": cell, "hidden": case.hidden,
+                "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
+                "forget_bias": case.forget_bias, "status": status}
+        if isinstance(case, GradientCase):
+            base.update(init=case.init, nonlinearity=case.nonlinearity, seed=case.seed, input=case.input)
+            self.run.write_rows("gradients.csv", [base])
+            self.run.write_rows("decay.csv", [{**base, "seeds": case.seeds, "reason": reason}])
+        else:
+            self.run.write_rows("training.csv", [{**base, "task": case.task, "lr": case.lr, "clip": case.clip,
+                                                  "seed": case.seed, "baseline_loss":
+                                                  tasks.baseline_loss(case.task, case.seq_len)}])
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else ("n/a" if v in ("", None) else str(v))
+
+
 def _fmt_time(s: float) -> str:
     return f"{s * 1e3:8.2f} ms" if s < 10 else f"{s:8.2f} s "
 
@@ -259,18 +333,17 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
     cases = scenario.expand(sc)
     wall0 = time.perf_counter()
     run = Run(results, sc, cases)
-    sweep = Sweep(run, cases, quiet=quiet)
+    timed = [c for c in cases if isinstance(c, ThroughputCase)]
+    others = [c for c in cases if not isinstance(c, ThroughputCase)]
+    sweep = Sweep(run, timed, quiet=quiet)
+    sweep.bar.total = len(cases)
     status = "failed"
     try:
         sweep.measure_peaks()
-        with tempfile.TemporaryDirectory() as tmp:
-            ini = Path(tmp) / "pytest.ini"
-            ini.write_text("[pytest]\n")
-            args = [str(Path(timing.__file__)), "-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider",
-                    "-p", "no:terminal", "--capture=no", "-o", "python_files=timing.py", "--import-mode=importlib",
-                    "-W", "ignore::UserWarning", f"--benchmark-json={run.dir / 'benchmark.json'}",
-                    "--benchmark-sort=name"]
-            code = pytest.main(args, plugins=[sweep])
+        code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
+        if code == pytest.ExitCode.OK or code == pytest.ExitCode.TESTS_FAILED:
+            for case in others:
+                sweep.run_other(case)
         if code == pytest.ExitCode.INTERRUPTED:
             status = "interrupted"
         elif code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
@@ -284,11 +357,23 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
         sweep.bar.close()
         wall = time.perf_counter() - wall0
         run.meta["wall_s"] = wall
-        measured = sweep.spent["timing"] + sweep.spent["memory"] + sweep.spent["peaks"]
+        measured = sum(sweep.spent[k] for k in ("timing", "memory", "peaks", "gradients", "task"))
         run.meta["time_spent_s"] = dict(sweep.spent)
         run.meta["overhead_fraction"] = (wall - measured) / wall if wall else None
         run.finish(status)
     return run, sweep.rows
+
+
+def _pytest_session(sweep: Sweep, run: Run) -> int:
+    """The throughput cases as one pytest session: timing.test_case over every case."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        args = [str(Path(timing.__file__)), "-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider",
+                "-p", "no:terminal", "--capture=no", "-o", "python_files=timing.py", "--import-mode=importlib",
+                "-W", "ignore::UserWarning", f"--benchmark-json={run.dir / 'benchmark.json'}",
+                "--benchmark-sort=name"]
+        return pytest.main(args, plugins=[sweep])
 
 
 # -- commands --------------------------------------------------------------------------------

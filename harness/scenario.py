@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,15 +118,74 @@ class Throughput(Settings):
         return v
 
 
+class Gradients(Settings):
+    """[[gradients]]: ||dL/dx_t|| over distance, and its fitted decay (harness/gradients.py)."""
+
+    impl: list[str]
+    hidden: list[int]
+    input: list[int] | None = None       # default: the same as hidden
+    seq_len: list[int]
+    batch: list[int] = [1]
+    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
+    forget_bias: list[float] = [0.0]     # added to the forget gate's total bias (LSTM only)
+    nonlinearity: list[Literal["tanh", "relu"]] = ["tanh"]   # RNN only
+    seeds: int = Field(3, gt=0)          # how many seeds, from `seed` on: the spread and the interval
+
+    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
+                              mode="before")(_listify)
+    _impls = field_validator("impl")(Throughput._impls.__func__)
+    _sizes = field_validator("hidden", "input", "seq_len", "batch")(Throughput._sizes.__func__)
+
+
+class Task(Settings):
+    """[[task]]: training on a long-range task (harness/tasks.py)."""
+
+    task: list[Literal["adding", "copy"]]
+    impl: list[str]
+    hidden: list[int]
+    seq_len: list[int]
+    batch: list[int] = [32]
+    steps: list[int] = [1000]            # optimiser steps
+    lr: list[float] = [1e-3]             # Adam's learning rate
+    clip: list[float] = [1.0]            # gradient-norm clip; 0: none
+    forget_bias: list[float] = [0.0]     # LSTM only
+    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
+    eval_every: int = Field(50, gt=0)    # steps between evaluations on the held-out set
+    eval_size: int = Field(256, gt=0)    # held-out sequences
+
+    _v_axes = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
+                              "init", mode="before")(_listify)
+    _impls = field_validator("impl")(Throughput._impls.__func__)
+    _sizes = field_validator("hidden", "seq_len", "batch", "steps")(Throughput._sizes.__func__)
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v):
+        for x in v:
+            if not x > 0:
+                raise ValueError(f"must be positive, not {x}")
+        return v
+
+    @field_validator("clip")
+    @classmethod
+    def _clip(cls, v):
+        for x in v:
+            if x < 0:
+                raise ValueError(f"must be >= 0 (0: no clipping), not {x}")
+        return v
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
     defaults: Settings = Settings()
     throughput: list[Throughput] = []
+    gradients: list[Gradients] = []
+    task: list[Task] = []
     path: str = ""
 
 
-SECTIONS = {"throughput": Throughput}
+SECTIONS = {"throughput": Throughput, "gradients": Gradients, "task": Task}
 
 
 @dataclass(frozen=True)
@@ -136,10 +195,10 @@ class ThroughputCase:
     impl: str
     device: str
     dtype: str
-    batch: int
-    seq_len: int
     hidden: int
     input: int
+    seq_len: int
+    batch: int
     phase: str
     seed: int
     threads: int          # 0: all physical cores (resolved when the case runs)
@@ -172,6 +231,64 @@ class ThroughputCase:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True)
+class GradientCase:
+    """One [[gradients]] configuration, all of its seeds."""
+
+    impl: str
+    device: str
+    dtype: str
+    hidden: int
+    input: int
+    seq_len: int
+    batch: int
+    init: str
+    forget_bias: float | None      # None where it does not apply (RNN)
+    nonlinearity: str | None       # None where it does not apply (LSTM, GRU)
+    seed: int                      # the first seed
+    seeds: int
+    threads: int
+    section: str = "gradients"
+
+    @property
+    def slug(self) -> str:
+        s = f"grad_{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}_{self.init}"
+        if self.forget_bias:
+            s += f"_fb{self.forget_bias:g}"
+        if self.nonlinearity and self.nonlinearity != "tanh":
+            s += f"_{self.nonlinearity}"
+        return s if self.dtype == "float32" else f"{s}_{self.dtype}"
+
+
+@dataclass(frozen=True)
+class TaskCase:
+    """One [[task]] training run."""
+
+    task: str
+    impl: str
+    device: str
+    dtype: str
+    hidden: int
+    seq_len: int
+    batch: int
+    steps: int
+    lr: float
+    clip: float
+    forget_bias: float | None      # None where it does not apply (RNN)
+    init: str
+    seed: int
+    threads: int
+    eval_every: int
+    eval_size: int
+    section: str = "task"
+
+    @property
+    def slug(self) -> str:
+        s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
+        return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
+
+
+CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCase}
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]
 
 
@@ -256,7 +373,7 @@ def load(name_or_path: str | Path) -> Scenario:
         sc = Scenario(**data, path=str(path))
     except ValidationError as exc:
         raise UsageError(_one_line(path, exc, data)) from None
-    if not sc.throughput:
+    if not (sc.throughput or sc.gradients or sc.task):
         raise UsageError(f"{path}: no sections: add at least one of {', '.join(f'[[{s}]]' for s in SECTIONS)}")
     expand(sc)  # empty grids and duplicates are errors too
     return sc
@@ -270,28 +387,65 @@ def _setting(section: Settings, defaults: Settings, key: str):
     raise AssertionError(key)
 
 
-def expand(sc: Scenario) -> list[ThroughputCase]:
-    """Every case of the scenario, in file order; within a section the last axis
-    varies fastest: impl, device, dtype, hidden, input, seq_len, batch, phase,
-    seed, threads. Duplicates are an error."""
-    cases: list[ThroughputCase] = []
-    seen: dict[tuple, int] = {}
-    for n, sec in enumerate(sc.throughput, start=1):
-        s = {k: _setting(sec, sc.defaults, k) for k in Settings.model_fields}
-        grid = itertools.product(sec.impl, s["device"], s["dtype"], sec.hidden, sec.input or [None], sec.seq_len,
-                                 sec.batch, sec.phase, s["seed"], s["threads"])
-        section_cases = [ThroughputCase(impl, device, dtype, batch, seq_len, hidden, inp or hidden, phase, seed,
-                                        threads, s["rounds"], s["warmup"], sec.memory)
-                         for impl, device, dtype, hidden, inp, seq_len, batch, phase, seed, threads in grid]
-        if not section_cases:
-            raise UsageError(f"{sc.path}: [[throughput]] #{n}: empty grid (an axis is an empty list)")
-        for case in section_cases:
-            k = (case.key(), case.seed, case.threads)
-            if k in seen:
-                raise UsageError(f"{sc.path}: [[throughput]] #{n}: duplicate case {case.slug} "
-                                 f"(already in [[throughput]] #{seen[k]})")
-            seen[k] = n
-        cases += section_cases
+def _normalise(case):
+    """Axes that do not apply to a case's cell become None (so they do not multiply it)."""
+    cell = registry.get(case.impl).cell
+    changes = {}
+    if hasattr(case, "forget_bias") and cell != "lstm":
+        changes["forget_bias"] = None
+    if hasattr(case, "nonlinearity") and cell != "rnn":
+        changes["nonlinearity"] = None
+    return replace(case, **changes) if changes else case
+
+
+def _identity(case) -> tuple:
+    """What makes two cases the same measurement."""
+    if isinstance(case, ThroughputCase):
+        return (case.section, case.key(), case.seed, case.threads)
+    return (case.section,) + tuple(getattr(case, f.name) for f in fields(case) if f.name not in ("threads",))
+
+
+def expand(sc: Scenario) -> list:
+    """Every case of the scenario: throughput, then gradients, then task sections, in
+    file order. Within a section the grid is the product of the case's fields in
+    declaration order (the last varies fastest). Duplicates are an error."""
+    cases: list = []
+    seen: dict[tuple, str] = {}
+    for name, model in SECTIONS.items():
+        case_cls = CASES[name]
+        for n, sec in enumerate(getattr(sc, name), start=1):
+            where = f"{sc.path}: [[{name}]] #{n}"
+            axes = {}
+            for f in fields(case_cls):
+                if f.name not in model.model_fields:
+                    continue                      # fixed by the case type (section, layers)
+                if f.name in Settings.model_fields:
+                    v = _setting(sec, sc.defaults, f.name)
+                elif f.name == "input" and name != "task":
+                    v = sec.input or [None]
+                else:
+                    v = getattr(sec, f.name, None)
+                v = v if isinstance(v, list) else [v]
+                if len(set(v)) != len(v):
+                    dup = next(x for x in v if v.count(x) > 1)
+                    raise UsageError(f"{where}, key {f.name!r}: duplicate value {dup!r}")
+                axes[f.name] = v
+            section_cases = []
+            for combo in itertools.product(*axes.values()):
+                values = dict(zip(axes, combo, strict=True))
+                if values.get("input", 0) is None:
+                    values["input"] = values["hidden"]
+                case = _normalise(case_cls(**values))
+                if case not in section_cases:
+                    section_cases.append(case)
+            if not section_cases:
+                raise UsageError(f"{where}: empty grid (an axis is an empty list)")
+            for case in section_cases:
+                k = _identity(case)
+                if k in seen:
+                    raise UsageError(f"{where}: duplicate case {case.slug} (already in {seen[k]})")
+                seen[k] = f"[[{name}]] #{n}"
+            cases += section_cases
     return cases
 
 

@@ -27,7 +27,8 @@ def smoke(tmp_path_factory):
 def test_exit_code_and_layout(smoke):
     code, results, run_dir, rows = smoke
     assert code == 0
-    assert sorted(p.name for p in run_dir.iterdir()) == ["benchmark.json", "run.json", "timings.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["benchmark.json", "decay.csv", "gradients.csv", "run.json",
+                                                         "timings.csv", "training.csv"]
     assert (results / "latest").is_symlink() and run_dir.parent == results.resolve()
 
 
@@ -69,8 +70,8 @@ def test_run_json(smoke):
     _, _, run_dir, rows = smoke
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "complete" and meta["run_id"] == run_dir.name
-    assert meta["counts"] == {"ok": 8, "skipped": 2}
-    assert meta["scenario"]["name"] == "smoke" and meta["scenario"]["cases"] == 10
+    assert meta["counts"] == {"ok": 11, "skipped": 2}
+    assert meta["scenario"]["name"] == "smoke" and meta["scenario"]["cases"] == 13
     assert set(meta["environment"]) >= {"torch", "cuda", "cudnn", "onednn", "cpu_model", "physical_cores", "threads",
                                         "gpu", "python", "os", "host"}
     assert set(meta["git"]) == {"commit", "dirty"} and isinstance(meta["git"]["dirty"], bool)
@@ -153,3 +154,24 @@ def test_failure_becomes_a_row(tmp_path, monkeypatch):
     run, rows = runner.run_sweep(scenario.load(write_tiny(tmp_path)), tmp_path / "r", quiet=True)
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", "ValueError: boom")]
     assert run.meta["status"] == "complete" and run.meta["counts"] == {"failed": 1}
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_gradient_and_task_tables(smoke):
+    from harness import gradients, tasks
+    _, _, run_dir, _ = smoke
+    curves, decay, training = (read(run_dir / n) for n in ("gradients.csv", "decay.csv", "training.csv"))
+    assert list(curves[0]) == gradients.GRADIENT_COLUMNS and list(decay[0]) == gradients.DECAY_COLUMNS
+    assert list(training[0]) == tasks.TRAINING_COLUMNS
+    from_sections = [r for r in curves if r["task"] == ""]
+    # scratch-lstm: x, h, c; torch-rnn: x only -- 2 seeds, 10 steps each
+    assert len(from_sections) == 2 * 10 * 3 + 2 * 10 * 1
+    assert [(r["impl"], r["wrt"]) for r in decay] == [("scratch-lstm", "x"), ("scratch-lstm", "h"),
+                                                      ("scratch-lstm", "c"), ("torch-rnn", "x")]
+    assert all(r["status"] == "ok" and 0 < float(r["decay_factor"]) for r in decay)
+    assert [r["step"] for r in training] == ["0", "5", "10"]
+    assert {r["train_step"] for r in curves if r["task"] == "adding"} == {"0", "5", "10"}

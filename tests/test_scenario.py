@@ -53,11 +53,12 @@ def test_grid_is_the_cartesian_product(tmp_path):
 
 
 def test_slug_is_readable():
-    c = scenario.ThroughputCase("fused-lstm", "cuda:1", "float32", 32, 100, 256, 256, "train", 0, 2, 10, 2, True)
+    c = scenario.ThroughputCase(impl="fused-lstm", device="cuda:1", dtype="float32", hidden=256, input=256, seq_len=100,
+                                batch=32, phase="train", seed=0, threads=2, rounds=10, warmup=2, memory=True)
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 10), ("quick", 256), ("full", 3200), ("fastrnns", 28),
+@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 311), ("full", 4240), ("fastrnns", 28),
                                         ("deepbench", 66), ("goals", 18)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
