@@ -254,9 +254,10 @@ class Sweep:
                 self.run.write_rows("gradients.csv", curve_rows)
                 self.run.write_rows("decay.csv", decay_rows)
                 x = next(r for r in decay_rows if r["wrt"] == "x")
+                vanish = (f"below 1e-3 at distance {x['vanish_distance']}" if x["vanishes_within_T"]
+                          else "not below 1e-3 within T")
                 line = (f"decay factor {_num(x['decay_factor'])} [{_num(x['decay_ci_low'])}, "
-                        f"{_num(x['decay_ci_high'])}]/step, " + (f"below 1e-3 at distance {x['vanish_distance']}"
-                                                                  if x["vanishes_within_T"] else "not below 1e-3 within T"))
+                        f"{_num(x['decay_ci_high'])}]/step, {vanish}")
             else:
                 train_rows, curve_rows = tasks.run_case(case, self.run.run_id)
                 self.run.write_rows("training.csv", train_rows)

@@ -112,7 +112,8 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    with pytest.raises(UsageError, match="unknown scenario 'quik'; shipped: deepbench, fastrnns, full, goals, quick, smoke"):
+    shipped = "deepbench, fastrnns, full, goals, quick, smoke"
+    with pytest.raises(UsageError, match=f"unknown scenario 'quik'; shipped: {shipped}"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
         scenario.load("nope.toml")
