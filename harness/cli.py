@@ -11,6 +11,8 @@ examples:
   python -m harness run quick                   the default sweep (make bench)
   python -m harness run smoke --results /tmp/r  a seconds-long run elsewhere
   python -m harness compare BASE_ID latest --threshold 10
+  python -m harness report                      plots + HTML of results/latest (make report)
+  python -m harness report RUN_A,RUN_B          one report over two runs
 """
 
 
@@ -54,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ls", help="list implementations and scenarios")
     p.set_defaults(func=cmd_ls)
-    for name, issue in [("report", "make report"), ("profile", "TensorBoard profiles"),
-                        ("tensorboard", "TensorBoard profiles")]:
+    for name, issue in [("profile", "TensorBoard profiles"), ("tensorboard", "TensorBoard profiles")]:
         p = sub.add_parser(name, help=f"(not built yet: {issue})")
         p.add_argument("rest", nargs="*")
         p.add_argument("--port", default=None)
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=not_built(name, "make bench"))
     else:
         runner.add_commands(sub)
+    from harness import report
+
+    report.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,229 @@
+"""The report's figures: one function per figure, long-form data in, seaborn out.
+
+Each function takes the tidy tables (pandas DataFrames read from a run's CSVs),
+returns a matplotlib Figure, or None when the run has no data for it.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from harness import memory  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    if df is None or df.empty or "status" not in df:
+        return None
+    out = df[df["status"] == "ok"]
+    return out if not out.empty else None
+
+
+def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Figure | None:
+    """||dL/dx_t|| against distance (log scale), a band over seeds; beside it, the decay factors."""
+    g = _ok(gradients)
+    if g is None:
+        return None
+    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "")]
+    if g.empty:
+        return None
+    # implementations of one cell compute the same function (tests/test_equivalence.py), so hue is the cell
+    g = g.assign(config=g["init"] + np.where(g["cell"] == "lstm", " fb=" + g["forget_bias"].astype(str), ""))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    sns.lineplot(data=g, x="distance", y="grad_norm",
+                 hue="cell",
+                 style="config",
+                 errorbar=("pi", 100), estimator="median", ax=ax)
+    ax.set_yscale("log")
+    ax.set(title="Vanishing gradients: ||dL/dx_t|| against distance (band: min-max over seeds and impls)",
+           xlabel="distance T - t (steps)", ylabel="||dL/dx_t|| (log scale)")
+    ax.legend(fontsize=7, ncol=2)
+    d = _ok(decay)
+    if d is not None:
+        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "")].copy()
+        d["config"] = d["impl"] + " " + d["init"] + np.where(d["cell"] == "lstm",
+                                                             " fb=" + d["forget_bias"].astype(str), "")
+        d = d.sort_values("decay_factor")
+        lo = (d["decay_factor"] - d["decay_ci_low"]).fillna(0).clip(lower=0)
+        hi = (d["decay_ci_high"] - d["decay_factor"]).fillna(0).clip(lower=0)
+        ax2.errorbar(d["decay_factor"], d["config"], xerr=[lo, hi], fmt="o", capsize=3)
+        ax2.axvline(1.0, color="grey", linestyle="--")
+        ax2.tick_params(axis="y", labelsize=7)
+        ax2.set(title="Per-step decay factor (95% interval over seeds)", xlabel="factor per step (1 = no decay)")
+    fig.tight_layout()
+    return fig
+
+
+def training_effect(gradients: pd.DataFrame) -> plt.Figure | None:
+    """Gradient curves before, during and after training on the long-range task."""
+    g = _ok(gradients)
+    if g is None:
+        return None
+    g = g[(g["wrt"] == "x") & (g["task"].fillna("") != "")]
+    if g.empty:
+        return None
+    g = g.assign(model=g["impl"] + np.where(g["cell"] == "lstm", " fb=" + g["forget_bias"].astype(str), ""),
+                 panel=g["task"] + " T=" + g["seq_len"].astype(str))
+    grid = sns.relplot(data=g, x="distance", y="grad_norm",
+                       hue="train_step",
+                       col="model",
+                       row="panel",
+                       kind="line", palette="viridis", height=3.2, aspect=1.3, errorbar=None)
+    grid.set(yscale="log")
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.set_axis_labels("distance T - t (steps)", "||dL/dx_t|| (log)")
+    grid.figure.suptitle("Training's effect on gradients: curves at the start, middle and end of training", y=1.02)
+    return grid.figure
+
+
+def learning_curves(training: pd.DataFrame) -> plt.Figure | None:
+    """Held-out loss against step, one panel per task and seq_len, the baseline drawn in."""
+    t = _ok(training)
+    if t is None:
+        return None
+    t = t.assign(model=t["impl"] + np.where(t["cell"] == "lstm", " fb=" + t["forget_bias"].astype(str), ""),
+                 panel=t["task"] + ", T=" + t["seq_len"].astype(str))
+    grid = sns.relplot(data=t, x="step", y="eval_loss",
+                       hue="model",
+                       col="panel",
+                       kind="line", col_wrap=min(4, t["panel"].nunique()), height=3.5, aspect=1.2,
+                       facet_kws={"sharey": False})
+    for panel, ax in grid.axes_dict.items():
+        base = t.loc[t["panel"] == panel, "baseline_loss"].iloc[0]
+        ax.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
+    grid.set(yscale="log")
+    grid.set_titles(col_template="{col_name}")
+    grid.set_axis_labels("training step", "held-out loss (log; dashed: baseline)")
+    grid.figure.suptitle("Long-range tasks: learning curves", y=1.02)
+    return grid.figure
+
+
+def throughput(timings: pd.DataFrame) -> plt.Figure | None:
+    """Tokens/s against seq_len, hidden and batch (median over the other axes), one row per device."""
+    t = _ok(timings)
+    if t is None:
+        return None
+    t = t[t["phase"] == "train"] if (t["phase"] == "train").any() else t
+    long = t.melt(id_vars=["impl", "device_label", "tokens_per_s"], value_vars=["seq_len", "hidden", "batch"],
+                  var_name="axis", value_name="size")
+    grid = sns.relplot(data=long, x="size", y="tokens_per_s",
+                       hue="impl",
+                       col="axis",
+                       row="device_label",
+                       kind="line", estimator="median", errorbar=None, marker="o", height=3.2, aspect=1.2,
+                       facet_kws={"sharex": False})
+    grid.set(xscale="log", yscale="log")
+    grid.set_titles(row_template="{row_name}", col_template="against {col_name}")
+    grid.set_axis_labels("size", "tokens/s (train step, log)")
+    grid.figure.suptitle("Throughput (median over the other axes)", y=1.02)
+    return grid.figure
+
+
+def speedup(timings: pd.DataFrame) -> plt.Figure | None:
+    """Speed-up over torch-lstm per (hidden, batch): time(torch-lstm) / time(impl), geometric mean over seq_len."""
+    t = _ok(timings)
+    if t is None or "torch-lstm" not in set(t["impl"]):
+        return None
+    t = t[t["cell"] == "lstm"]
+    keys = ["device_label", "phase", "hidden", "batch", "seq_len", "dtype"]
+    ref = t[t["impl"] == "torch-lstm"].set_index(keys)["time_median_s"].rename("ref")
+    j = t.join(ref, on=keys).dropna(subset=["ref"])
+    j = j.assign(log_speedup=np.log(j["ref"] / j["time_median_s"]))
+    agg = (j.groupby(["device_label", "impl", "hidden", "batch"], as_index=False)["log_speedup"].mean()
+           .assign(speedup=lambda d: np.exp(d["log_speedup"])))
+    agg = agg[agg["impl"] != "torch-lstm"]
+    if agg.empty:
+        return None
+    panels = agg[["device_label", "impl"]].drop_duplicates().values.tolist()
+    cols = min(4, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, (dev, impl) in zip(axes.flat, panels, strict=False):
+        m = agg[(agg["device_label"] == dev) & (agg["impl"] == impl)].pivot(index="hidden", columns="batch",
+                                                                             values="speedup")
+        sns.heatmap(m, annot=True, fmt=".2f", cmap="RdBu", center=1.0, ax=ax, cbar=False)
+        ax.set(title=f"{impl}\n{dev}", xlabel="batch", ylabel="hidden")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("Speed-up over torch-lstm (>1: faster), geometric mean over seq_len and phase")
+    fig.tight_layout()
+    return fig
+
+
+def roofline(timings: pd.DataFrame) -> plt.Figure | None:
+    """The fraction of the measured GEMM peak each implementation reaches, per size."""
+    t = _ok(timings)
+    if t is None:
+        return None
+    t = t.assign(size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str) + " t" + t["seq_len"].astype(str))
+    grid = sns.catplot(data=t, x="size", y="peak_fraction",
+                       hue="impl",
+                       row="device_label",
+                       col="phase",
+                       kind="point", height=3.5, aspect=2.2, linestyle="none", dodge=0.4)
+    grid.set_xticklabels(rotation=60, fontsize=7)
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.set_axis_labels("size", "fraction of GEMM peak")
+    grid.figure.suptitle("Roofline view: achieved GEMM FLOP/s over the measured GEMM peak", y=1.02)
+    return grid.figure
+
+
+def memory_use(timings: pd.DataFrame) -> plt.Figure | None:
+    """Peak memory of one train step against seq_len, with fused-lstm's analytic estimate."""
+    t = _ok(timings)
+    if t is None or "peak_mem_bytes" not in t or t["peak_mem_bytes"].isna().all():
+        return None
+    t = t[(t["phase"] == "train")].dropna(subset=["peak_mem_bytes"])
+    if t.empty:
+        return None
+    t = t.assign(MiB=t["peak_mem_bytes"] / 2**20, size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str))
+    grid = sns.relplot(data=t, x="seq_len", y="MiB",
+                       hue="impl",
+                       col="size",
+                       row="device_label",
+                       kind="line", marker="o", height=3, aspect=1.1)
+    itemsize = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+    for (dev, size), ax in grid.axes_dict.items():
+        f = t[(t["device_label"] == dev) & (t["size"] == size) & (t["impl"] == "fused-lstm")].sort_values("seq_len")
+        if not f.empty:
+            est = [memory.fused_lstm_estimate(b, s, h, itemsize.get(d, 4)) / 2**20
+                   for b, s, h, d in zip(f["batch"], f["seq_len"], f["hidden"], f["dtype"], strict=True)]
+            ax.plot(f["seq_len"], est, "k--", linewidth=1, label="fused-lstm estimate")
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.set_axis_labels("seq_len", "peak MiB (dashed: fused-lstm analytic)")
+    grid.figure.suptitle("Peak memory of one train step", y=1.02)
+    return grid.figure
+
+
+def cost_ratio(ratios: pd.DataFrame) -> plt.Figure | None:
+    """LSTM/RNN cost ratio in time (per train step) and in parameters."""
+    if ratios is None or ratios.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    sns.pointplot(data=ratios, x="hidden", y="ratio",
+                  hue="pair",
+                  linestyle="none", dodge=0.4, errorbar=("pi", 100), ax=ax)
+    ax.axhline(4.0, color="grey", linestyle="--", linewidth=1)
+    ax.set(title="LSTM / RNN cost: train-step time and parameter count (dashed: 4x)", xlabel="hidden",
+           ylabel="LSTM / RNN (range over sizes)")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = {  # file stem -> (function, the tables it takes)
+    "vanishing_gradients": (vanishing_gradients, ("gradients", "decay")),
+    "training_effect": (training_effect, ("gradients",)),
+    "learning_curves": (learning_curves, ("training",)),
+    "throughput": (throughput, ("timings",)),
+    "speedup": (speedup, ("timings",)),
+    "roofline": (roofline, ("timings",)),
+    "memory": (memory_use, ("timings",)),
+    "cost_ratio": (cost_ratio, ("ratios",)),
+}
