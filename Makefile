@@ -35,8 +35,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(SETUP)  ## build .venv (every other target does this itself)
 
 bench: $(SETUP)  ## run a scenario, then render its report: make bench [SCENARIO=quick]
-	$(PYTHON) -m harness run $(strip $(SCENARIO)); status=$$?; \
-	$(PYTHON) -m harness report latest || exit 1; exit $$status
+	@status=0; $(PYTHON) -m harness run $(strip $(SCENARIO)) || status=$$?; \
+	if [ $$status -le 1 ]; then $(PYTHON) -m harness report latest || exit 1; fi; exit $$status
 
 bench-compare: $(SETUP)  ## fail if RUN is slower than BASE: make bench-compare BASE=<run_id> [RUN=latest THRESHOLD=10]
 	$(PYTHON) -m harness compare $(strip $(BASE)) $(strip $(RUN)) --threshold $(strip $(THRESHOLD))
