@@ -33,6 +33,7 @@ from harness.models import (
     TorchRecurrent,
     canonical_params,
 )
+from harness.bptt import BPTTLSTM
 from harness.profiling import quiet_profile
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -115,6 +116,8 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
          "the tutorial's LSTM: 8 torch.mm per step, a Python loop"),
     Impl("fused-lstm", "lstm", DEVICES, ALL_DTYPES, FusedLSTM, default_kernels,
          "scratch, optimised: one input GEMM, one (H,4H) GEMM per step"),
+    Impl("bptt-lstm", "lstm", DEVICES, ALL_DTYPES, BPTTLSTM, default_kernels,
+         "scratch, with its own backward: one GEMM per step back, weight grads in one GEMM"),
     Impl("torch-lstm", "lstm", DEVICES, ALL_DTYPES, _lstm, native_kernels,
          "nn.LSTM on native ATen kernels (oneDNN / cuDNN off)"),
     Impl("onednn-lstm", "lstm", ("cpu",), ("float32", "bfloat16"), _lstm, vendor_kernels,

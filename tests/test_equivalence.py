@@ -58,7 +58,7 @@ def assert_same(got: dict, ref: dict, tol: float):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
-@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm"])
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "bptt-lstm"])
 def test_lstm_matches_torch_lstm_float64(name, size):
     seed = SIZES.index(size)
     ref = run_case("torch-lstm", "lstm", *size, seed=seed)
@@ -89,11 +89,11 @@ def test_comparison_is_sensitive():
 
 def test_same_seed_same_function_everywhere():
     x = torch.randn(4, 2, 3, dtype=torch.float64)
-    names = ("scratch-lstm", "fused-lstm", "torch-lstm")
+    names = ("scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm")
     ys = [registry.create(n, 3, 5, dtype="float64", seed=11)(x)[0] for n in names]
-    assert max_rel(ys[0], ys[2]) < 1e-12 and max_rel(ys[1], ys[2]) < 1e-12
+    assert all(max_rel(y, ys[-1]) < 1e-12 for y in ys)
     other = registry.create("torch-lstm", 3, 5, dtype="float64", seed=12)(x)[0]
-    assert max_rel(other, ys[2]) > 1e-3
+    assert max_rel(other, ys[-1]) > 1e-3
 
 
 def test_scratch_lstm_names_are_views_of_canonical():
@@ -110,7 +110,7 @@ def test_scratch_lstm_names_are_views_of_canonical():
 @CUDA
 @pytest.mark.cuda
 @pytest.mark.parametrize("size", SIZES[:4], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
-@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "torch-lstm", "cudnn-lstm"])
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "cudnn-lstm"])
 def test_cuda_lstm_matches_cpu_float64(name, size):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -137,3 +137,19 @@ def test_cudnn_lstm_float32_matches_float64_reference():
 
 def test_canonical_names():
     assert CANONICAL == ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+@pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (4, 3, 2, 3), (7, 2, 5, 4)])
+def test_bptt_gradcheck(T, B, I, H):
+    from harness.bptt import LSTMFunction
+    gen = torch.Generator().manual_seed(T * 100 + H)
+    shapes = [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,)]
+    args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+    assert torch.autograd.gradcheck(LSTMFunction.apply, args)
+
+
+def test_bptt_backward_is_its_own():
+    """No autograd graph inside the forward: the backward is the Function's."""
+    model = registry.create("bptt-lstm", 3, 4)
+    y, _ = model(torch.randn(5, 2, 3))
+    assert type(y.grad_fn).__name__ == "LSTMFunctionBackward"

@@ -76,12 +76,12 @@ def test_forget_bias_is_added_to_bias_ih_only():
 @pytest.mark.parametrize("init", ["pytorch", "seed", "orthogonal"])
 def test_same_weights_same_curves(init):
     curves = {}
-    for name in ("scratch-lstm", "fused-lstm", "torch-lstm"):
+    for name in ("scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm"):
         model = registry.create(name, 5, 6, dtype="float64", seed=3, init=init, forget_bias=0.5)
         curves[name] = gradients.grad_norms(model, gradients.probe_input(20, 3, 5, 3), gradients.probe_vector(6, 3),
-                                            states=name != "torch-lstm")
+                                            states=name in gradients.SCRATCH)
     ref = curves["torch-lstm"]["x"]
-    for name in ("scratch-lstm", "fused-lstm"):
+    for name in ("scratch-lstm", "fused-lstm", "bptt-lstm"):
         assert max(abs(a - b) / abs(b) for a, b in zip(curves[name]["x"], ref, strict=True)) < 1e-10
     for wrt in ("h", "c"):
         a, b = curves["scratch-lstm"][wrt], curves["fused-lstm"][wrt]

@@ -10,7 +10,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not ava
 
 
 def test_registered_names():
-    assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "torch-lstm", "onednn-lstm", "cudnn-lstm",
+    assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm", "cudnn-lstm",
                                     "scratch-rnn", "torch-rnn", "torch-gru", "dummy"]
 
 
@@ -58,10 +58,10 @@ def test_unknown_names_list_allowed_values(args, message):
 @pytest.mark.parametrize("I,H,lstm,rnn", [(10, 20, 2560, 640), (1, 1, 16, 4), (256, 256, 526336, 131584)])
 def test_lstm_has_exactly_four_times_the_rnn_parameters(I, H, lstm, rnn):
     # per gate block: H*I + H*H + 2H (nn.LSTM keeps two biases; so do all implementations)
-    counts = {n: param_count(registry.create(n, I, H)) for n in ["scratch-lstm", "fused-lstm", "torch-lstm",
-                                                                  "scratch-rnn", "torch-rnn"]}
-    assert counts == {"scratch-lstm": lstm, "fused-lstm": lstm, "torch-lstm": lstm, "scratch-rnn": rnn,
-                      "torch-rnn": rnn}
+    counts = {n: param_count(registry.create(n, I, H)) for n in ["scratch-lstm", "fused-lstm", "bptt-lstm",
+                                                                  "torch-lstm", "scratch-rnn", "torch-rnn"]}
+    assert counts == {"scratch-lstm": lstm, "fused-lstm": lstm, "bptt-lstm": lstm, "torch-lstm": lstm,
+                      "scratch-rnn": rnn, "torch-rnn": rnn}
     assert lstm == 4 * rnn
     assert param_count(registry.create("torch-gru", I, H)) == 3 * rnn
 

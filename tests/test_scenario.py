@@ -58,8 +58,8 @@ def test_slug_is_readable():
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 311), ("full", 4240), ("fastrnns", 28),
-                                        ("deepbench", 66), ("goals", 18)])
+@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 343), ("full", 4640), ("fastrnns", 32),
+                                        ("deepbench", 88), ("goals", 22)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
