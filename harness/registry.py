@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from harness.bptt import BPTTLSTM
 from harness.models import (
     NONLINEARITIES,
     FusedLSTM,
@@ -33,7 +34,6 @@ from harness.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.bptt import BPTTLSTM
 from harness.profiling import quiet_profile
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}

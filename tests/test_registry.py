@@ -10,8 +10,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not ava
 
 
 def test_registered_names():
-    assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm", "cudnn-lstm",
-                                    "scratch-rnn", "torch-rnn", "torch-gru", "dummy"]
+    assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm",
+                                    "cudnn-lstm", "scratch-rnn", "torch-rnn", "torch-gru", "dummy"]
 
 
 @pytest.mark.parametrize("name", list(registry.IMPLS))
