@@ -20,6 +20,14 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit status 2), like every other mistake."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def cmd_ls(args) -> int:
     from harness import registry
 
@@ -50,7 +58,7 @@ def not_built(name: str, issue: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness",
+    parser = OneLineParser(prog="python -m harness",
                                      description="lstm-bench: measure recurrent networks in PyTorch.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -40,10 +40,10 @@ SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
 GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                     "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
                     # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step"]
+                    "device", "input", "task", "train_step", "case_id"]
 DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                  "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
-                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason"]
+                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
 
 # two-sided 95% Student-t quantiles, by degrees of freedom
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,

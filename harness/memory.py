@@ -55,3 +55,53 @@ def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int) ->
     so the forward's end is the peak.
     """
     return 12 * seq_len * batch * hidden * itemsize
+
+
+# -- preflight: will a case fit? --------------------------------------------------------------
+ACTIVATIONS = {"lstm": 24, "gru": 18, "rnn": 6}   # numbers kept per (step, batch, hidden) while training:
+#   a generous bound over the implementations (fused-lstm keeps 12, oneDNN about twice that)
+ITEMSIZE = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+FIT_FRACTION = 0.8   # a case may use at most this share of what is free
+
+
+def estimate_bytes(cell: str, dtype: str, batch: int, seq_len: int, hidden: int, input_size: int,
+                   train: bool = True) -> int:
+    """A preflight estimate of one step's memory: activations, input, parameters and their gradients."""
+    s = ITEMSIZE.get(dtype, 4)
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    params = G * hidden * (input_size + hidden + 2)
+    if train:
+        acts = ACTIVATIONS[cell] * seq_len * batch * hidden
+    else:
+        acts = seq_len * batch * (G + 1) * hidden
+    return int(s * (acts + seq_len * batch * input_size + 2 * params))
+
+
+def available_bytes(device: str) -> int | None:
+    """Memory free for a new case: MemAvailable on CPU, cudaMemGetInfo's free on CUDA."""
+    if device.startswith("cuda"):
+        try:
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except (RuntimeError, AssertionError):
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+
+
+def preflight(estimate: int, device: str) -> str | None:
+    """Why a case of this estimated size must be skipped here, or None when it fits."""
+    free = available_bytes(device)
+    if free is not None and estimate > FIT_FRACTION * free:
+        return (f"needs about {gib(estimate)} by the preflight estimate, but only {gib(free)} is free on {device} "
+                f"(a case may use {int(FIT_FRACTION * 100)}%)")
+    return None

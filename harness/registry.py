@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
@@ -79,7 +81,12 @@ def default_kernels(device_type: str) -> ContextManager:
 # -- the dummy implementation ----------------------------------------------------------
 class DummyLSTM(Recurrent):
     """Registered exactly like a real implementation, so tests can exercise the
-    plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence."""
+    plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence.
+
+    Fault injection, for the harness's own tests: LSTM_BENCH_DUMMY_FAULT makes
+    every forward of the dummy `oom` (raise the CPU allocator's out-of-memory
+    error), `error` (raise ValueError) or `sleep:SECONDS` (sleep first).
+    """
 
     cell = "lstm"
 
@@ -92,6 +99,13 @@ class DummyLSTM(Recurrent):
         self.bias_hh = nn.Parameter(torch.empty(4 * H))
 
     def run(self, x, state):
+        fault = os.environ.get("LSTM_BENCH_DUMMY_FAULT", "")
+        if fault == "oom":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes")
+        if fault == "error":
+            raise ValueError("injected fault")
+        if fault.startswith("sleep:"):
+            time.sleep(float(fault.split(":", 1)[1]))
         y = torch.tanh(x @ self.weight_ih[: self.hidden_size].t())           # (T, B, H)
         return y, (y[-1], y[-1])
 

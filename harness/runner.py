@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -37,7 +39,7 @@ TIMING_COLUMNS = [
     "input", "layers", "phase", "rounds", "time_median_s", "time_iqr_s", "time_min_s", "tokens_per_s", "flops",
     "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
     # beyond the required columns
-    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc",
+    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
 ]
 STATUSES = ("ok", "skipped", "failed", "oom")
 
@@ -69,52 +71,102 @@ def is_oom(exc: BaseException) -> bool:
                                               or "not enough memory" in text)
 
 
-class Run:
-    """One run directory: run.json kept current, rows appended and fsynced."""
+def _tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
+    """file name -> columns, for every table this scenario writes."""
+    tables = {}
+    if sc.throughput:
+        tables["timings.csv"] = TIMING_COLUMNS
+    if sc.gradients or sc.task:
+        tables["gradients.csv"] = gradients.GRADIENT_COLUMNS
+    if sc.gradients:
+        tables["decay.csv"] = gradients.DECAY_COLUMNS
+    if sc.task:
+        tables["training.csv"] = tasks.TRAINING_COLUMNS
+    return tables
 
-    def __init__(self, results: Path, sc: scenario.Scenario, cases: list[ThroughputCase]):
-        self.results = results
-        self.scenario = sc
-        self.commit, self.dirty = env.git_commit()
+
+FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
+
+
+class Run:
+    """One run directory: run.json kept current (replaced atomically), rows appended and fsynced."""
+
+    def __init__(self, results: Path, sc: scenario.Scenario, run_dir: Path, meta: dict, benchmark_json: Path):
+        self.results, self.scenario, self.dir, self.meta = results, sc, run_dir, meta
+        self.run_id = meta["run_id"]
+        self.tables = _tables_for(sc)
+        self.timings = self.dir / "timings.csv"
+        self.benchmark_json = benchmark_json
+
+    @classmethod
+    def create(cls, results: Path, sc: scenario.Scenario) -> Run:
+        commit, dirty = env.git_commit()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        base = f"{stamp}-{env.short_host()}-{self.commit[:7] if self.commit != 'unknown' else 'nogit'}"
+        base = f"{stamp}-{env.short_host()}-{commit[:7] if commit != 'unknown' else 'nogit'}"
         results.mkdir(parents=True, exist_ok=True)
         for n in range(1000):
-            self.run_id = base if n == 0 else f"{base}-{n}"
-            self.dir = results / self.run_id
+            run_id = base if n == 0 else f"{base}-{n}"
+            run_dir = results / run_id
             try:
-                self.dir.mkdir()
+                run_dir.mkdir()          # exclusive: two runs at once never share a directory
                 break
             except FileExistsError:
                 continue
-        self.meta = {
-            "run_id": self.run_id, "status": "running", "scenario": scenario.resolved(sc),
-            "environment": env.environment(), "git": {"commit": self.commit, "dirty": self.dirty},
+        meta = {
+            "run_id": run_id, "status": "running", "scenario": scenario.resolved(sc),
+            "environment": env.environment(), "git": {"commit": commit, "dirty": dirty},
             "started_utc": utc_now(), "finished_utc": None, "gemm_peaks": [], "counts": {},
             "argv": sys.argv,
         }
-        self.timings = self.dir / "timings.csv"
-        self.tables = {}   # file name -> columns, for every table this scenario writes
-        if sc.throughput:
-            self.tables["timings.csv"] = TIMING_COLUMNS
-        if sc.gradients or sc.task:
-            self.tables["gradients.csv"] = gradients.GRADIENT_COLUMNS
-        if sc.gradients:
-            self.tables["decay.csv"] = gradients.DECAY_COLUMNS
-        if sc.task:
-            self.tables["training.csv"] = tasks.TRAINING_COLUMNS
-        for name, columns in self.tables.items():
-            with open(self.dir / name, "w", newline="") as f:
+        run = cls(results, sc, run_dir, meta, run_dir / "benchmark.json")
+        for name, columns in run.tables.items():
+            with open(run_dir / name, "w", newline="") as f:
                 csv.DictWriter(f, columns).writeheader()
-        self.save()
-        self.point_latest()
+        run.save()
+        run.point_latest()
+        return run
+
+    @classmethod
+    def reopen(cls, results: Path, run_dir: Path) -> tuple[Run, set[str]]:
+        """An earlier run, to resume: drops broken lines and the rows of half-written cases,
+        and returns the ids of the cases it finished."""
+        try:
+            meta = json.loads((run_dir / "run.json").read_text())
+            sc = scenario.from_resolved(meta["scenario"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"{run_dir / 'run.json'}: cannot resume from it ({exc})") from None
+        n = len(list(run_dir.glob("benchmark*.json")))
+        run = cls(results, sc, run_dir, meta, run_dir / f"benchmark-resume-{n}.json")
+        kept: dict[str, list[dict]] = {}
+        for name, columns in run.tables.items():
+            kept[name] = _read_complete_rows(run_dir / name, columns)
+        done = {r["case_id"] for name in FINAL_TABLES for r in kept.get(name, [])}
+        for name, columns in run.tables.items():
+            rows = [r for r in kept[name] if r["case_id"] in done]
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, columns, lineterminator="\r\n")
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_text(run_dir / name, buf.getvalue())
+        statuses: dict[str, str] = {}
+        for name in FINAL_TABLES:
+            for r in kept.get(name, []):
+                statuses.setdefault(r["case_id"], r["status"] if r["status"] in STATUSES else "ok")
+        meta["counts"] = {}
+        for st in statuses.values():
+            meta["counts"][st] = meta["counts"].get(st, 0) + 1
+        meta["status"] = "running"
+        meta.setdefault("resumed_utc", []).append(utc_now())
+        run.save()
+        return run, done
 
     def save(self) -> None:
         atomic_write_text(self.dir / "run.json", json.dumps(self.meta, indent=2, default=str) + "\n")
 
     def point_latest(self) -> None:
+        """results/latest -> this run, replaced atomically (a new link renamed over the old)."""
         link = self.results / "latest"
-        tmp = self.results / f".latest.{os.getpid()}"
+        tmp = self.results / f".latest.{os.getpid()}.{self.run_id}"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         tmp.symlink_to(self.run_id)
@@ -132,6 +184,7 @@ class Run:
 
     def count(self, status: str) -> None:
         self.meta["counts"][status] = self.meta["counts"].get(status, 0) + 1
+        self.save()
 
     def append(self, row: dict) -> None:
         self.write_rows("timings.csv", [row])
@@ -141,6 +194,25 @@ class Run:
         self.meta["status"] = status
         self.meta["finished_utc"] = utc_now()
         self.save()
+
+
+def _read_complete_rows(path: Path, columns: list[str]) -> list[dict]:
+    """Rows of a table that are whole: a line cut short by a kill is dropped."""
+    if not path.is_file():
+        return []
+    text = path.read_text(errors="replace")
+    out = []
+    lines = text.splitlines(keepends=True)
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            continue                     # the last line, cut short
+        try:
+            fields = next(csv.reader([line]))
+        except (csv.Error, StopIteration):
+            continue
+        if len(fields) == len(columns) and fields[columns.index("case_id")]:
+            out.append(dict(zip(columns, fields, strict=True)))
+    return out
 
 
 def device_name(device: str) -> str:
@@ -161,6 +233,7 @@ class Sweep:
         # GEMM peaks -- the measurements -- and in building models and detecting backends
         self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "build": 0.0,
                       "backend": 0.0}
+        self.stop_requested = False
         self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
                         desc=run.scenario.name)
 
@@ -192,11 +265,18 @@ class Sweep:
     # -- one case ----------------------------------------------------------------------
     def run_case(self, case: ThroughputCase, benchmark) -> None:
         row = {"run_id": self.run.run_id, "scenario": self.run.scenario.name, "cell": case.cell,
-               "device_name": device_name(case.device), "host": env.short_host(), **case.as_row()}
+               "device_name": device_name(case.device), "host": env.short_host(), **case.as_row(),
+               "case_id": scenario.case_id(case)}
         threads = env.set_threads(case.threads or None)
         row["threads"] = threads
         clock = time.perf_counter
         try:
+            if registry.device_missing(case.device) is None and registry.skip_reason(case.impl, case.device,
+                                                                                     case.dtype) is None:
+                est = memory.estimate_bytes(case.cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
+                                            train=case.phase == "train")
+                if reason := memory.preflight(est, case.device):
+                    raise registry.Skip(reason)
             t0 = clock()
             step = timing.build_step(case)
             row["params"] = step.params
@@ -239,6 +319,8 @@ class Sweep:
         self.bar.update(1)
         if not self.quiet:
             self.bar.write(summary_line(row))
+        if self.stop_requested:
+            pytest.exit("interrupted by Ctrl-C", returncode=pytest.ExitCode.INTERRUPTED)
         if row["status"] == "skipped":
             pytest.skip(row["reason"])
 
@@ -249,10 +331,23 @@ class Sweep:
         t0 = time.perf_counter()
         status, reason, line = "ok", "", ""
         try:
+            cell = registry.get(case.impl).cell
+            if registry.device_missing(case.device) is None:
+                if isinstance(case, GradientCase):
+                    est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input)
+                else:
+                    T = tasks.sequence_length(case.task, case.seq_len)
+                    I = tasks.input_size(case.task)
+                    est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I),
+                              memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, train=False))
+                if reason := memory.preflight(est, case.device):
+                    raise registry.Skip(reason)
+            cid = {"case_id": scenario.case_id(case)}
             if isinstance(case, GradientCase):
                 curve_rows, decay_rows = gradients.run_case(case, self.run.run_id)
-                self.run.write_rows("gradients.csv", curve_rows)
-                self.run.write_rows("decay.csv", decay_rows)
+                # the case's last table is written last: --resume counts a case done by it
+                self.run.write_rows("gradients.csv", [{**r, **cid} for r in curve_rows])
+                self.run.write_rows("decay.csv", [{**r, **cid} for r in decay_rows])
                 x = next(r for r in decay_rows if r["wrt"] == "x")
                 vanish = (f"below 1e-3 at distance {x['vanish_distance']}" if x["vanishes_within_T"]
                           else "not below 1e-3 within T")
@@ -260,8 +355,8 @@ class Sweep:
                         f"{_num(x['decay_ci_high'])}]/step, {vanish}")
             else:
                 train_rows, curve_rows = tasks.run_case(case, self.run.run_id)
-                self.run.write_rows("training.csv", train_rows)
-                self.run.write_rows("gradients.csv", curve_rows)
+                self.run.write_rows("gradients.csv", [{**r, **cid} for r in curve_rows])
+                self.run.write_rows("training.csv", [{**r, **cid} for r in train_rows])
                 last = train_rows[-1]
                 line = (f"eval loss {_num(last['eval_loss'])} (baseline {last['baseline_loss']:.4g}), "
                         f"accuracy {last['eval_accuracy']:.3f}, {last['wall_s']:.1f} s")
@@ -282,7 +377,7 @@ class Sweep:
         cell = registry.get(case.impl).cell
         base = {"run_id": self.run.run_id, "impl": case.impl, "cell": cell, "hidden": case.hidden,
                 "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
-                "forget_bias": case.forget_bias, "status": status}
+                "forget_bias": case.forget_bias, "status": status, "case_id": scenario.case_id(case)}
         if isinstance(case, GradientCase):
             base.update(init=case.init, nonlinearity=case.nonlinearity, seed=case.seed, input=case.input)
             self.run.write_rows("gradients.csv", [base])
@@ -330,22 +425,42 @@ def fastest_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = False) -> tuple[Run, list[dict]]:
-    cases = scenario.expand(sc)
+def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = False,
+              resume: Path | None = None) -> tuple[Run, list[dict]]:
+    """Run every case of `sc` into a new run directory, or the missing cases of `resume`.
+
+    Ctrl-C stops after the current case and marks the run interrupted; a second
+    Ctrl-C stops at once. Every finished case is on disk before the next starts.
+    """
     wall0 = time.perf_counter()
-    run = Run(results, sc, cases)
+    if resume is None:
+        run = Run.create(results, sc)
+        cases = scenario.expand(sc)
+    else:
+        run, done = Run.reopen(results, resume)
+        sc = run.scenario
+        cases = [c for c in scenario.expand(sc) if scenario.case_id(c) not in done]
     timed = [c for c in cases if isinstance(c, ThroughputCase)]
     others = [c for c in cases if not isinstance(c, ThroughputCase)]
     sweep = Sweep(run, timed, quiet=quiet)
     sweep.bar.total = len(cases)
+
+    def on_sigint(signum, frame):
+        sweep.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)     # a second Ctrl-C stops at once
+        sweep.bar.write("Ctrl-C: stopping after this case (Ctrl-C again to stop now)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     status = "failed"
     try:
         sweep.measure_peaks()
         code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
-        if code == pytest.ExitCode.OK or code == pytest.ExitCode.TESTS_FAILED:
+        if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             for case in others:
+                if sweep.stop_requested:
+                    break
                 sweep.run_other(case)
-        if code == pytest.ExitCode.INTERRUPTED:
+        if code == pytest.ExitCode.INTERRUPTED or sweep.stop_requested:
             status = "interrupted"
         elif code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
             status = "complete"
@@ -355,14 +470,22 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
         status = "interrupted"
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         sweep.bar.close()
         wall = time.perf_counter() - wall0
-        run.meta["wall_s"] = wall
+        run.meta["wall_s"] = run.meta.get("wall_s", 0.0) + wall if resume else wall
         measured = sum(sweep.spent[k] for k in ("timing", "memory", "peaks", "gradients", "task"))
         run.meta["time_spent_s"] = dict(sweep.spent)
         run.meta["overhead_fraction"] = (wall - measured) / wall if wall else None
         run.finish(status)
     return run, sweep.rows
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _pytest_session(sweep: Sweep, run: Run) -> int:
@@ -372,15 +495,25 @@ def _pytest_session(sweep: Sweep, run: Run) -> int:
         ini.write_text("[pytest]\n")
         args = [str(Path(timing.__file__)), "-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider",
                 "-p", "no:terminal", "--capture=no", "-o", "python_files=timing.py", "--import-mode=importlib",
-                "-W", "ignore::UserWarning", f"--benchmark-json={run.dir / 'benchmark.json'}",
+                "-W", "ignore::UserWarning", f"--benchmark-json={run.benchmark_json}",
                 "--benchmark-sort=name"]
         return pytest.main(args, plugins=[sweep])
 
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    sc = scenario.load(args.scenario)
-    run, rows = run_sweep(sc, Path(args.results), quiet=args.quiet)
+    results = Path(args.results)
+    if args.resume:
+        if args.scenario:
+            raise UsageError("run: give a scenario or --resume RUN_ID, not both")
+        run_dir = find_run(results, args.resume)
+        run, rows = run_sweep(None, results, quiet=args.quiet, resume=run_dir)
+    else:
+        if not args.scenario:
+            raise UsageError("run: give a scenario (smoke, quick, full, fastrnns, deepbench, goals, or a path) "
+                             "or --resume RUN_ID")
+        sc = scenario.load(args.scenario)
+        run, rows = run_sweep(sc, results, quiet=args.quiet)
     counts = run.meta["counts"]
     print("fastest per size:")
     print("\n".join(fastest_table(rows)) or "  (no case ran)")
@@ -388,6 +521,9 @@ def cmd_run(args) -> int:
           + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + f") in {run.meta['wall_s']:.1f} s, "
           f"harness overhead {100 * run.meta['overhead_fraction']:.1f}%")
     print(f"results: {run.dir}")
+    if run.meta["status"] == "interrupted":
+        print(f"interrupted: resume with  python -m harness run --resume {run.run_id}")
+        return 130
     if run.meta["status"] != "complete":
         return 1
     return 1 if counts.get("failed") or counts.get("oom") else 0
@@ -409,7 +545,7 @@ def cmd_validate(args) -> int:
 
 def find_run(results: Path, run_id: str) -> Path:
     d = results / run_id
-    if not (d / "timings.csv").is_file():
+    if not (d / "run.json").is_file():
         runs = sorted(p.name for p in results.iterdir() if (p / "run.json").is_file()) if results.is_dir() else []
         shown = ", ".join(runs[-5:]) or "none"
         raise UsageError(f"unknown run id {run_id!r} in {results}; newest runs: {shown}")
@@ -431,6 +567,9 @@ def cmd_compare(args) -> int:
     def index(rows):
         return {tuple(r[k] for k in key): float(r["time_median_s"]) for r in rows if r["status"] == "ok"}
 
+    for d in (base, new):
+        if not (d / "timings.csv").is_file():
+            raise UsageError(f"run {d.name} has no timings.csv: compare needs [[throughput]] results")
     b, n = index(read_timings(base)), index(read_timings(new))
     common = sorted(set(b) & set(n))
     if not common:
@@ -450,9 +589,11 @@ def add_commands(sub) -> None:
     p = sub.add_parser("run", help="run a scenario's sweep (make bench)",
                        description="Run every case of a scenario and write results/<run_id>/.",
                        epilog="examples:\n  python -m harness run quick\n  python -m harness run scenarios/my.toml\n"
-                              "  python -m harness run smoke --results /tmp/results",
+                              "  python -m harness run smoke --results /tmp/results\n"
+                              "  python -m harness run --resume latest",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", help="short name (smoke, quick, full, fastrnns, deepbench) or a path")
+    p.add_argument("scenario", nargs="?", help="short name (smoke, quick, full, fastrnns, deepbench, goals) or a path")
+    p.add_argument("--resume", metavar="RUN_ID", help="run only the missing cases of an earlier run (or latest)")
     p.add_argument("--results", default=str(RESULTS), help="results directory (default: results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
     p.set_defaults(func=cmd_run)

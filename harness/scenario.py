@@ -21,7 +21,9 @@ Mistakes raise cli.UsageError with one line: file, section, key, allowed values.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
+import json
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -42,7 +44,7 @@ Positive = Field(gt=0)
 
 
 def _listify(v: Any) -> Any:
-    return v if isinstance(v, list) else [v]
+    return v if isinstance(v, list) or v is None else [v]
 
 
 class _Strict(BaseModel):
@@ -289,6 +291,19 @@ class TaskCase:
 
 
 CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCase}
+
+
+def case_id(case) -> str:
+    """A short, stable id of a case's configuration: the `case_id` column of every table,
+    by which --resume tells finished cases from missing ones."""
+    blob = json.dumps({f.name: getattr(case, f.name) for f in fields(case)}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def from_resolved(data: dict) -> Scenario:
+    """The Scenario that run.json's resolved copy describes (for --resume)."""
+    keep = {k: v for k, v in data.items() if k in Scenario.model_fields}
+    return Scenario(**keep)
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]
 
 

@@ -36,7 +36,7 @@ TASKS = ("adding", "copy")
 TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
-                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status"]
+                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
 BLANK, DELIMITER = 8, 9          # input classes: 0..7 symbols, 8 blank, 9 delimiter
 

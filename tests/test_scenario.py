@@ -127,3 +127,11 @@ def test_validate_command_exit_codes(tmp_path, capsys):
     assert cli.main(["validate", str(good), str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.toml: [[throughput]] #1, key 'seq_len'" in err[0]
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals"])
+def test_run_json_copy_gives_back_the_same_cases(name):
+    """--resume rebuilds the scenario from run.json; it must expand to the very same cases and ids."""
+    sc = scenario.load(name)
+    again = scenario.from_resolved(scenario.resolved(sc))
+    assert [scenario.case_id(c) for c in scenario.expand(again)] == [scenario.case_id(c) for c in scenario.expand(sc)]
