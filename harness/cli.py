@@ -13,6 +13,8 @@ examples:
   python -m harness compare BASE_ID latest --threshold 10
   python -m harness report                      plots + HTML of results/latest (make report)
   python -m harness report RUN_A,RUN_B          one report over two runs
+  python -m harness profile smoke               every case under torch.profiler (make profile)
+  python -m harness tensorboard latest          TensorBoard on 127.0.0.1:6006 (make tensorboard)
 """
 
 
@@ -64,11 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ls", help="list implementations and scenarios")
     p.set_defaults(func=cmd_ls)
-    for name, issue in [("profile", "TensorBoard profiles"), ("tensorboard", "TensorBoard profiles")]:
-        p = sub.add_parser(name, help=f"(not built yet: {issue})")
-        p.add_argument("rest", nargs="*")
-        p.add_argument("--port", default=None)
-        p.set_defaults(func=not_built(name, issue))
     try:
         from harness import runner
     except ImportError:
@@ -79,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=not_built(name, "make bench"))
     else:
         runner.add_commands(sub)
-    from harness import report
+    from harness import profiles, report
 
     report.add_commands(sub)
+    profiles.add_commands(sub)
     return parser
 
 

@@ -88,6 +88,11 @@ class Recurrent(nn.Module):
         # When a list, the scratch models append every step's state to it, with
         # retain_grad(), so dL/dh_t and dL/dc_t can be read after backward.
         self.trace: list[State] | None = None
+        # When True (while profiling), the scratch models label every time step for the profiler.
+        self.label_steps = False
+
+    def _label(self, t: int):
+        return torch.profiler.record_function(f"step {t}") if self.label_steps else contextlib.nullcontext()
 
     def _record(self, *state: Tensor) -> None:
         if self.trace is not None:
@@ -164,13 +169,14 @@ class ScratchLSTM(_CanonicalParams):
         p = self.tutorial_params()
         H, C = state
         outputs = []
-        for xt in x:  # xt: (B, I)
-            I = torch.sigmoid(torch.mm(xt, p["W_xi"]) + p["b_i"] + torch.mm(H, p["W_hi"]) + p["b_hi"])
-            F = torch.sigmoid(torch.mm(xt, p["W_xf"]) + p["b_f"] + torch.mm(H, p["W_hf"]) + p["b_hf"])
-            O = torch.sigmoid(torch.mm(xt, p["W_xo"]) + p["b_o"] + torch.mm(H, p["W_ho"]) + p["b_ho"])
-            C_tilde = torch.tanh(torch.mm(xt, p["W_xc"]) + p["b_c"] + torch.mm(H, p["W_hc"]) + p["b_hc"])
-            C = F * C + I * C_tilde
-            H = O * torch.tanh(C)
+        for t, xt in enumerate(x):  # xt: (B, I)
+            with self._label(t):
+                I = torch.sigmoid(torch.mm(xt, p["W_xi"]) + p["b_i"] + torch.mm(H, p["W_hi"]) + p["b_hi"])
+                F = torch.sigmoid(torch.mm(xt, p["W_xf"]) + p["b_f"] + torch.mm(H, p["W_hf"]) + p["b_hf"])
+                O = torch.sigmoid(torch.mm(xt, p["W_xo"]) + p["b_o"] + torch.mm(H, p["W_ho"]) + p["b_ho"])
+                C_tilde = torch.tanh(torch.mm(xt, p["W_xc"]) + p["b_c"] + torch.mm(H, p["W_hc"]) + p["b_hc"])
+                C = F * C + I * C_tilde
+                H = O * torch.tanh(C)
             self._record(H, C)
             outputs.append(H)
         return torch.stack(outputs), (H, C)  # (T, B, H)
@@ -190,11 +196,12 @@ class FusedLSTM(_CanonicalParams):
         xw = torch.addmm(bias, x.reshape(T * B, I), self.weight_ih.t())      # (T*B, 4H)
         w_hh = self.weight_hh.t()                                            # (H, 4H)
         outputs = []
-        for xw_t in xw.view(T, B, -1).unbind(0):                             # (B, 4H) each
-            gates = torch.addmm(xw_t, h, w_hh)                               # (B, 4H)
-            i, f, g, o = gates.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+        for t, xw_t in enumerate(xw.view(T, B, -1).unbind(0)):               # (B, 4H) each
+            with self._label(t):
+                gates = torch.addmm(xw_t, h, w_hh)                           # (B, 4H)
+                i, f, g, o = gates.chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
             self._record(h, c)
             outputs.append(h)
         return torch.stack(outputs), (h, c)                                  # (T, B, H)
@@ -215,8 +222,9 @@ class ScratchRNN(_CanonicalParams):
         (H,) = state
         W_xh, W_hh = self.weight_ih.t(), self.weight_hh.t()                  # (I, H), (H, H)
         outputs = []
-        for xt in x:
-            H = self.act(torch.mm(xt, W_xh) + self.bias_ih + torch.mm(H, W_hh) + self.bias_hh)
+        for t, xt in enumerate(x):
+            with self._label(t):
+                H = self.act(torch.mm(xt, W_xh) + self.bias_ih + torch.mm(H, W_hh) + self.bias_hh)
             self._record(H)
             outputs.append(H)
         return torch.stack(outputs), (H,)

@@ -28,7 +28,7 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from harness import env, flops, gradients, memory, registry, scenario, tasks, timing
+from harness import env, flops, gradients, memory, profiles, registry, scenario, tasks, timing
 from harness.cli import UsageError
 from harness.scenario import GradientCase, TaskCase, ThroughputCase
 
@@ -231,8 +231,9 @@ class Sweep:
         self.peaks: dict[tuple, float] = {}
         # seconds spent in: the timed passes (warm-up + rounds), the memory passes, the
         # GEMM peaks -- the measurements -- and in building models and detecting backends
-        self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "build": 0.0,
-                      "backend": 0.0}
+        self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "profile": 0.0,
+                      "build": 0.0, "backend": 0.0}
+        self.force_profile = False
         self.stop_requested = False
         self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
                         desc=run.scenario.name)
@@ -305,6 +306,10 @@ class Sweep:
                 if ops is not None:
                     row["backend"] = registry.backend_from_ops(ops)
                 self.spent["memory"] += clock() - t4
+            if case.profile or self.force_profile:
+                t5 = clock()
+                profiles.profile_case(step, case, self.run.dir / "profiles")
+                self.spent["profile"] += clock() - t5
             benchmark.extra_info.update({k: row[k] for k in ("impl", "cell", "backend", "device", "dtype", "batch",
                                                              "seq_len", "hidden", "input", "phase", "threads")})
             row.update(status="ok", reason="")
@@ -475,7 +480,7 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
         sweep.bar.close()
         wall = time.perf_counter() - wall0
         run.meta["wall_s"] = run.meta.get("wall_s", 0.0) + wall if resume else wall
-        measured = sum(sweep.spent[k] for k in ("timing", "memory", "peaks", "gradients", "task"))
+        measured = sum(sweep.spent[k] for k in ("timing", "memory", "peaks", "gradients", "task", "profile"))
         run.meta["time_spent_s"] = dict(sweep.spent)
         run.meta["overhead_fraction"] = (wall - measured) / wall if wall else None
         run.finish(status)
@@ -527,6 +532,23 @@ def cmd_run(args) -> int:
     if run.meta["status"] != "complete":
         return 1
     return 1 if counts.get("failed") or counts.get("oom") else 0
+
+
+def profiled(sc: scenario.Scenario) -> scenario.Scenario:
+    """The scenario's throughput sections with profile = true (and no other section)."""
+    return sc.model_copy(update={"throughput": [t.model_copy(update={"profile": True}) for t in sc.throughput],
+                                 "gradients": [], "task": []})
+
+
+def cmd_profile(args) -> int:
+    sc = scenario.load(args.scenario)
+    if not sc.throughput:
+        raise UsageError(f"{sc.path}: no [[throughput]] section to profile")
+    run, rows = run_sweep(profiled(sc), Path(args.results), quiet=args.quiet)
+    n = len(profiles.trace_files(run.dir))
+    print(f"{run.meta['status']}: {n} profiled cases in {run.dir / 'profiles'}")
+    print(f"open them: make tensorboard RUN={run.run_id}  (or any *.pt.trace.json in https://ui.perfetto.dev)")
+    return 0 if run.meta["status"] == "complete" else 1
 
 
 def cmd_validate(args) -> int:
@@ -597,6 +619,14 @@ def add_commands(sub) -> None:
     p.add_argument("--results", default=str(RESULTS), help="results directory (default: results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("profile", help="run a scenario's throughput cases under torch.profiler (make profile)",
+                       epilog="examples:\n  python -m harness profile smoke\n  python -m harness profile quick",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario")
+    p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("validate", help="check scenario files",
                        epilog="examples:\n  python -m harness validate\n  python -m harness validate scenarios/my.toml",

@@ -101,6 +101,7 @@ class Throughput(Settings):
     batch: list[int]
     phase: list[Literal["forward", "train"]] = ["forward", "train"]
     memory: bool = True                  # measure peak memory in a separate, untimed pass
+    profile: bool = False                # also run each case under torch.profiler (harness/profiles.py)
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", mode="before")(_listify)
 
@@ -207,6 +208,7 @@ class ThroughputCase:
     rounds: int
     warmup: int
     memory: bool
+    profile: bool = False
     layers: int = 1
     section: str = "throughput"
 

@@ -17,6 +17,7 @@ Inputs are drawn from the case's seed, like the parameters.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,14 +51,20 @@ def build_step(case: ThroughputCase) -> Step:
     is_cuda = case.device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize(case.device)) if is_cuda else (lambda: None)
 
+    def label(name):  # record_function labels, only while profiling
+        return torch.profiler.record_function(name) if model.label_steps else contextlib.nullcontext()
+
     if case.phase == "forward":
         def run():
-            with torch.no_grad():
+            with torch.no_grad(), label("forward"):
                 return model(x)
     else:
         def run():
-            y, _ = model(x)
-            y.sum().backward()
+            with label("forward"):
+                y, _ = model(x)
+                loss = y.sum()
+            with label("backward"):
+                loss.backward()
 
     def setup():
         model.zero_grad(set_to_none=True)

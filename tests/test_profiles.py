@@ -1,0 +1,114 @@
+"""Profiles: trace files per case, labels, the op table, and TensorBoard's plugin API."""
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from harness import cli, profiles, report, runner, scenario
+
+
+@pytest.fixture(scope="module")
+def profiled_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prof")
+    sc = runner.profiled(scenario.load("smoke"))
+    run, rows = runner.run_sweep(sc, root / "results", quiet=True)
+    return root, run, rows
+
+
+def test_profiling_writes_one_trace_per_case(profiled_run):
+    _, run, rows = profiled_run
+    files = profiles.trace_files(run.dir)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(files) == len(ok) == 8
+    assert sorted(f.parent.name for f in files) == sorted(
+        f"{r['impl']}_cpu_b2_t5_h16_{r['phase']}" for r in ok)
+    assert all(f.name.endswith(".pt.trace.json") for f in files)
+
+
+def test_labels_mark_forward_backward_and_steps(profiled_run):
+    _, run, _ = profiled_run
+    trace = json.loads(next((run.dir / "profiles" / "fused-lstm_cpu_b2_t5_h16_train").glob("*.json")).read_text())
+    names = {e["name"] for e in trace["traceEvents"] if e.get("ph") == "X"}
+    assert {"forward", "backward", "step 0", "step 4"} <= names
+    trace = json.loads(next((run.dir / "profiles" / "onednn-lstm_cpu_b2_t5_h16_train").glob("*.json")).read_text())
+    names = {e["name"] for e in trace["traceEvents"] if e.get("ph") == "X"}
+    assert "aten::mkldnn_rnn_layer" in names and "step 0" not in names    # library kernels have no step labels
+
+
+def test_self_times_nest():
+    trace = {"traceEvents": [
+        {"ph": "X", "cat": "cpu_op", "name": "A", "ts": 0, "dur": 10, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "cpu_op", "name": "B", "ts": 2, "dur": 3, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "cpu_op", "name": "B", "ts": 6, "dur": 1, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "cpu_op", "name": "C", "ts": 20, "dur": 5, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "user_annotation", "name": "forward", "ts": 0, "dur": 30, "pid": 1, "tid": 1},
+    ]}
+    t = profiles.self_times(trace).set_index("op")
+    assert t.loc["A", "self_ms"] == pytest.approx(0.006) and t.loc["A", "total_ms"] == pytest.approx(0.010)
+    assert t.loc["B", "calls"] == 2 and t.loc["B", "self_ms"] == pytest.approx(0.004)
+    assert t.loc["C", "self_ms"] == pytest.approx(0.005) and "forward" not in t.index
+
+
+def test_report_has_the_op_table(profiled_run):
+    root, run, _ = profiled_run
+    out = report.render(run.run_id, root / "results", root / "reports", quiet=True)
+    page = (out / "index.html").read_text()
+    assert '<table id="top-ops">' in page and "aten::mkldnn_rnn_layer" in page
+
+
+def test_tensorboard_without_profiles_is_one_line(tmp_path, capsys):
+    run, _ = runner.run_sweep(scenario.load("smoke").model_copy(update={"gradients": [], "task": []}),
+                              tmp_path / "r", quiet=True)
+    assert cli.main(["tensorboard", run.run_id, "--results", str(tmp_path / "r")]) == 2
+    assert "has no profiles: make profile" in capsys.readouterr().err
+
+
+def test_tensorboard_binds_loopback_by_default():
+    args = cli.build_parser().parse_args(["tensorboard"])
+    assert args.host == "127.0.0.1" and args.port == "6006" and args.run == "latest"
+    cmd = profiles.tensorboard_command(profiles.Path("/x"), 1234)
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+
+
+def get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def test_tensorboard_plugin_api_finds_the_case(profiled_run):
+    _, run, _ = profiled_run
+    port = profiles.free_port()
+    proc = subprocess.Popen(profiles.tensorboard_command(run.dir / "profiles", port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data/plugin/pytorch_profiler"
+    case = "fused-lstm_cpu_b2_t5_h16_train"
+    try:
+        deadline, runs = time.time() + 120, []
+        while time.time() < deadline:
+            try:
+                runs = get(f"{base}/runs")["runs"]
+                if case in runs:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, "tensorboard exited"
+            time.sleep(0.5)
+        assert case in runs
+        q = urllib.parse.quote
+        views = get(f"{base}/views?run={q(case)}")
+        assert "Overview" in views and "Operator" in views
+        [worker] = get(f"{base}/workers?run={q(case)}&view=Overview")
+        spans = get(f"{base}/spans?run={q(case)}&worker={q(worker)}")
+        overview = get(f"{base}/overview?run={q(case)}&worker={q(worker)}&span={q(spans[0])}")
+        assert "steps" in overview and overview["environments"][1]["value"] == "CPU"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+    assert proc.returncode is not None
