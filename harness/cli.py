@@ -38,10 +38,8 @@ def cmd_ls(args) -> int:
     for impl in registry.IMPLS.values():
         devices = ", ".join(d + ("" if d in here else " (absent)") for d in impl.devices)
         print(f"  {impl.name:13s} {impl.cell:5s} {devices:22s} {impl.description}")
-    try:
-        from harness import scenario
-    except ImportError:
-        return 0
+    from harness import scenario
+
     print("scenarios")
     for path in scenario.shipped():
         try:
@@ -52,32 +50,15 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def not_built(name: str, issue: str):
-    def command(args) -> int:
-        print(f"harness {name}: not built yet (see the issue {issue!r})", file=sys.stderr)
-        return 1
-    return command
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m harness",
-                                     description="lstm-bench: measure recurrent networks in PyTorch.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m harness", description="lstm-bench: measure recurrent networks in PyTorch.",
+                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ls", help="list implementations and scenarios")
     p.set_defaults(func=cmd_ls)
-    try:
-        from harness import runner
-    except ImportError:
-        for name in ("validate", "run", "compare"):
-            p = sub.add_parser(name, help="(not built yet: make bench)")
-            p.add_argument("rest", nargs="*")
-            p.add_argument("--threshold", default=None)
-            p.set_defaults(func=not_built(name, "make bench"))
-    else:
-        runner.add_commands(sub)
-    from harness import profiles, report
+    from harness import profiles, report, runner  # here: they import UsageError from this module
 
+    runner.add_commands(sub)
     report.add_commands(sub)
     profiles.add_commands(sub)
     return parser
