@@ -56,11 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("ls", help="list implementations and scenarios")
     p.set_defaults(func=cmd_ls)
-    from harness import profiles, report, runner  # here: they import UsageError from this module
+    from harness import profiles, report, runner, shards  # here: they import UsageError from this module
 
     runner.add_commands(sub)
     report.add_commands(sub)
     profiles.add_commands(sub)
+    shards.add_commands(sub)
     return parser
 
 

@@ -28,7 +28,7 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from harness import env, flops, gradients, memory, profiles, registry, scenario, tasks, timing
+from harness import env, flops, gradients, memory, profiles, registry, scenario, shards, tasks, timing
 from harness.cli import UsageError
 from harness.scenario import GradientCase, TaskCase, ThroughputCase
 
@@ -444,7 +444,10 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
     else:
         run, done = Run.reopen(results, resume)
         sc = run.scenario
-        cases = [c for c in scenario.expand(sc) if scenario.case_id(c) not in done]
+        if "shard" in run.meta:                   # a shard of a sharded run, on whichever machine runs it
+            run.meta["environment"] = env.environment()
+        cases = [c for c in shards.select(scenario.expand(sc), run.meta.get("shard"))
+                 if scenario.case_id(c) not in done]
     timed = [c for c in cases if isinstance(c, ThroughputCase)]
     others = [c for c in cases if not isinstance(c, ThroughputCase)]
     sweep = Sweep(run, timed, quiet=quiet)
@@ -506,18 +509,53 @@ def _pytest_session(sweep: Sweep, run: Run) -> int:
 
 
 # -- commands --------------------------------------------------------------------------------
+def run_sharded(sc: scenario.Scenario | None, results: Path, args, resume: Path | None = None) -> Run:
+    """A run whose cases go to submitit shards (harness/shards.py)."""
+    if resume is None:
+        run = Run.create(results, sc)
+        params = {"partition": args.partition, "gpus_per_task": args.gpus_per_task, "timeout_min": args.timeout_min,
+                  "max_parallel": args.max_parallel, "retries": args.retries}
+        run.meta["executor"] = {"kind": args.executor, "shards": args.shards, "params": params}
+        shards.create_shards(run, args.shards)
+        run.save()
+    else:
+        meta = json.loads((resume / "run.json").read_text())
+        run = Run(results, scenario.from_resolved(meta["scenario"]), resume, meta, resume / "benchmark.json")
+        run.meta["status"] = "running"
+        run.meta.setdefault("resumed_utc", []).append(utc_now())
+        run.save()
+    wall0 = time.perf_counter()
+    status = "failed"
+    try:
+        status = shards.drive(run, quiet=args.quiet)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        run.meta["wall_s"] = run.meta.get("wall_s", 0.0) + time.perf_counter() - wall0
+        run.finish(status)
+    return run
+
+
 def cmd_run(args) -> int:
     results = Path(args.results)
+    if args.executor != "inprocess" and args.shards < 1:
+        raise UsageError(f"run: --shards must be a positive integer, not {args.shards}")
     if args.resume:
         if args.scenario:
             raise UsageError("run: give a scenario or --resume RUN_ID, not both")
         run_dir = find_run(results, args.resume)
+        if "executor" in json.loads((run_dir / "run.json").read_text()):
+            run = run_sharded(None, results, args, resume=run_dir)
+            return _report_sharded(run)
         run, rows = run_sweep(None, results, quiet=args.quiet, resume=run_dir)
     else:
         if not args.scenario:
             raise UsageError("run: give a scenario (smoke, quick, full, fastrnns, deepbench, goals, or a path) "
                              "or --resume RUN_ID")
         sc = scenario.load(args.scenario)
+        if args.executor != "inprocess":
+            return _report_sharded(run_sharded(sc, results, args))
         run, rows = run_sweep(sc, results, quiet=args.quiet)
     counts = run.meta["counts"]
     print("fastest per size:")
@@ -549,6 +587,18 @@ def cmd_profile(args) -> int:
     print(f"{run.meta['status']}: {n} profiled cases in {run.dir / 'profiles'}")
     print(f"open them: make tensorboard RUN={run.run_id}  (or any *.pt.trace.json in https://ui.perfetto.dev)")
     return 0 if run.meta["status"] == "complete" else 1
+
+
+def _report_sharded(run: Run) -> int:
+    counts = run.meta["counts"]
+    print(f"{run.meta['status']}: {sum(counts.values())} cases in {run.meta['executor']['shards']} shards ("
+          + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + ")")
+    print(f"results: {run.dir}")
+    if run.meta["status"] != "complete":
+        print(f"some shards are not complete: python -m harness status {run.run_id}; "
+              f"python -m harness run --resume {run.run_id}")
+        return 1
+    return 1 if counts.get("failed") or counts.get("oom") else 0
 
 
 def cmd_validate(args) -> int:
@@ -612,10 +662,22 @@ def add_commands(sub) -> None:
                        description="Run every case of a scenario and write results/<run_id>/.",
                        epilog="examples:\n  python -m harness run quick\n  python -m harness run scenarios/my.toml\n"
                               "  python -m harness run smoke --results /tmp/results\n"
-                              "  python -m harness run --resume latest",
+                              "  python -m harness run --resume latest\n"
+                              "  python -m harness run full --executor slurm --shards 16 --partition gpu "
+                              "--gpus-per-task 1 --timeout-min 240\n"
+                              "  python -m harness run smoke --executor local --shards 2",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", nargs="?", help="short name (smoke, quick, full, fastrnns, deepbench, goals) or a path")
     p.add_argument("--resume", metavar="RUN_ID", help="run only the missing cases of an earlier run (or latest)")
+    g = p.add_argument_group("shards (harness/shards.py)")
+    g.add_argument("--executor", choices=shards.EXECUTORS, default="inprocess",
+                   help="inprocess (default), local (submitit's local processes) or slurm (a job array)")
+    g.add_argument("--shards", type=int, default=2, help="how many shards (default 2)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--gpus-per-task", type=int, help="Slurm GPUs per task")
+    g.add_argument("--timeout-min", type=int, help="per-shard time limit in minutes")
+    g.add_argument("--max-parallel", type=int, help="Slurm array parallelism")
+    g.add_argument("--retries", type=int, default=2, help="resubmissions of a failed shard (default 2)")
     p.add_argument("--results", default=str(RESULTS), help="results directory (default: results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
     p.set_defaults(func=cmd_run)

@@ -1,0 +1,114 @@
+"""Shards through submitit's local executor: the same rows as in-process, and resumable."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import cli, runner, scenario, shards
+
+REPO = Path(__file__).resolve().parent.parent
+KEYS = {"timings.csv": ["case_id", "impl", "phase", "dtype", "batch", "seq_len", "hidden", "status", "reason", "backend",
+                        "params", "flops"],
+        "gradients.csv": ["case_id", "impl", "wrt", "step", "distance", "seed", "status", "task", "train_step"],
+        "decay.csv": ["case_id", "impl", "wrt", "seeds", "status"],
+        "training.csv": ["case_id", "task", "impl", "step", "status"]}
+
+
+def table(path, keys):
+    with open(path, newline="") as f:
+        return [tuple(r[k] for k in keys) for r in csv.DictReader(f)]
+
+
+def test_two_local_shards_give_the_rows_of_an_in_process_run(tmp_path, capsys):
+    assert cli.main(["run", "smoke", "--executor", "local", "--shards", "2", "--results", str(tmp_path / "s"),
+                     "--quiet"]) == 0
+    sharded = (tmp_path / "s" / "latest").resolve()
+    plain, _ = runner.run_sweep(scenario.load("smoke"), tmp_path / "p", quiet=True)
+    for name, keys in KEYS.items():
+        a, b = table(sharded / name, keys), table(plain.dir / name, keys)
+        assert a == b and len(a) > 0, name
+    meta = json.loads((sharded / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["counts"] == {"ok": 11, "skipped": 2}
+    assert [d.name for d in shards.shard_dirs(sharded)] == ["000", "001"]
+    states = [shards.shard_state(d) for d in shards.shard_dirs(sharded)]
+    assert [(s["status"], s["done"], s["cases"]) for s in states] == [("complete", 7, 7), ("complete", 6, 6)]
+    capsys.readouterr()
+    assert cli.main(["status", sharded.name, "--results", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "executor local, 2 shards" in out and "shard 001  complete       6 of    6 cases" in out
+
+
+def test_shards_partition_the_cases():
+    cases = scenario.expand(scenario.load("quick"))
+    parts = [shards.select(cases, {"index": k, "count": 3}) for k in range(3)]
+    assert sorted(scenario.case_id(c) for p in parts for c in p) == sorted(scenario.case_id(c) for c in cases)
+    assert [len(p) for p in parts] == [115, 114, 114]
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert cli.main(["run", "smoke", "--executor", "slurm", "--results", str(tmp_path / "r")]) == 2
+    assert "sbatch is not on this machine's PATH" in capsys.readouterr().err
+
+
+SLOW = """
+name = "slow-shards"
+[defaults]
+threads = 1
+rounds = 2
+warmup = 0
+[[throughput]]
+impl = "dummy"
+hidden = [4, 5, 6, 7, 8, 9]
+seq_len = 2
+batch = 1
+phase = "train"
+"""
+
+
+def test_a_shard_killed_midway_is_resumed(tmp_path):
+    sc = tmp_path / "slow.toml"
+    sc.write_text(SLOW)
+    results = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", str(sc), "--executor", "local", "--shards", "2",
+                          "--results", str(results), "--quiet"], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True,
+                         env={**os.environ, "LSTM_BENCH_DUMMY_FAULT": "sleep:0.3"})
+    try:
+        deadline = time.time() + 120
+        run_dir = None
+        while time.time() < deadline:
+            if (results / "latest").exists():
+                run_dir = (results / "latest").resolve()
+                t = run_dir / "shards" / "000" / "timings.csv"
+                if t.is_file() and len(t.read_text().splitlines()) >= 2:
+                    break
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGKILL)                  # the coordinator and its shard processes
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    states = [shards.shard_state(d) for d in shards.shard_dirs(run_dir)]
+    assert any(s["status"] != "complete" for s in states)
+    assert cli.main(["run", "--resume", run_dir.name, "--results", str(results), "--quiet"]) == 0
+    rows = table(run_dir / "timings.csv", ["case_id", "status"])
+    assert len(rows) == 6 and len({r[0] for r in rows}) == 6 and {r[1] for r in rows} == {"ok"}
+    for d in shards.shard_dirs(run_dir):
+        ids = [r[0] for r in table(d / "timings.csv", ["case_id"])]
+        assert len(ids) == 3 and len(set(ids)) == 3          # no duplicate row inside a shard either
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and len(meta["executor"]["jobs"]) >= 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1"])
+def test_bad_shard_count(tmp_path, capsys, bad):
+    assert cli.main(["run", "smoke", "--executor", "local", "--shards", bad, "--results", str(tmp_path)]) == 2
+    assert "--shards must be a positive integer" in capsys.readouterr().err
