@@ -13,8 +13,8 @@ import pytest
 from harness import cli, runner, scenario, shards
 
 REPO = Path(__file__).resolve().parent.parent
-KEYS = {"timings.csv": ["case_id", "impl", "phase", "dtype", "batch", "seq_len", "hidden", "status", "reason", "backend",
-                        "params", "flops"],
+KEYS = {"timings.csv": ["case_id", "impl", "phase", "dtype", "batch", "seq_len", "hidden", "status", "reason",
+                        "backend", "params", "flops"],
         "gradients.csv": ["case_id", "impl", "wrt", "step", "distance", "seed", "status", "task", "train_step"],
         "decay.csv": ["case_id", "impl", "wrt", "seeds", "status"],
         "training.csv": ["case_id", "task", "impl", "step", "status"]}
