@@ -234,6 +234,7 @@ class Sweep:
         self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "profile": 0.0,
                       "build": 0.0, "backend": 0.0}
         self.force_profile = False
+        self.with_stack = False       # profile with Python stacks (python -m harness profile --with-stack)
         self.stop_requested = False
         self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
                         desc=run.scenario.name)
@@ -308,7 +309,7 @@ class Sweep:
                 self.spent["memory"] += clock() - t4
             if case.profile or self.force_profile:
                 t5 = clock()
-                profiles.profile_case(step, case, self.run.dir / "profiles")
+                profiles.profile_case(step, case, self.run.dir / "profiles", with_stack=self.with_stack)
                 self.spent["profile"] += clock() - t5
             benchmark.extra_info.update({k: row[k] for k in ("impl", "cell", "backend", "device", "dtype", "batch",
                                                              "seq_len", "hidden", "input", "phase", "threads")})
@@ -431,7 +432,7 @@ def fastest_table(rows: list[dict]) -> list[str]:
 
 
 def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = False,
-              resume: Path | None = None) -> tuple[Run, list[dict]]:
+              resume: Path | None = None, with_stack: bool = False) -> tuple[Run, list[dict]]:
     """Run every case of `sc` into a new run directory, or the missing cases of `resume`.
 
     Ctrl-C stops after the current case and marks the run interrupted; a second
@@ -452,6 +453,7 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
     others = [c for c in cases if not isinstance(c, ThroughputCase)]
     sweep = Sweep(run, timed, quiet=quiet)
     sweep.bar.total = len(cases)
+    sweep.with_stack = with_stack
 
     def on_sigint(signum, frame):
         sweep.stop_requested = True
@@ -462,7 +464,14 @@ def run_sweep(sc: scenario.Scenario, results: Path = RESULTS, quiet: bool = Fals
     status = "failed"
     try:
         sweep.measure_peaks()
-        code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
+        try:
+            code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
+        except Exception:
+            # A second Ctrl-C inside a timed case leaves pytest-benchmark a benchmark without data,
+            # which it fails on as the session ends; every finished row is already on disk.
+            if not sweep.stop_requested:
+                raise
+            code = pytest.ExitCode.INTERRUPTED
         if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             for case in others:
                 if sweep.stop_requested:
@@ -582,7 +591,7 @@ def cmd_profile(args) -> int:
     sc = scenario.load(args.scenario)
     if not sc.throughput:
         raise UsageError(f"{sc.path}: no [[throughput]] section to profile")
-    run, rows = run_sweep(profiled(sc), Path(args.results), quiet=args.quiet)
+    run, rows = run_sweep(profiled(sc), Path(args.results), quiet=args.quiet, with_stack=args.with_stack)
     n = len(profiles.trace_files(run.dir))
     print(f"{run.meta['status']}: {n} profiled cases in {run.dir / 'profiles'}")
     print(f"open them: make tensorboard RUN={run.run_id}  (or any *.pt.trace.json in https://ui.perfetto.dev)")
@@ -688,6 +697,7 @@ def add_commands(sub) -> None:
     p.add_argument("scenario")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--with-stack", action="store_true", help="record Python stacks too (bigger traces)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("validate", help="check scenario files",

@@ -222,6 +222,32 @@ def test_sigint_stops_after_the_current_case(tmp_path):
     assert len(rows(run_dir / "timings.csv")) == 8
 
 
+def test_a_second_sigint_stops_at_once_and_leaves_valid_files(tmp_path):
+    results = tmp_path / "r"
+    p = harness("run", str(write(tmp_path, SLOW)), "--results", str(results), "--quiet",
+                env={"LSTM_BENCH_DUMMY_FAULT": "sleep:1.0"})
+    try:
+        t0 = time.time()
+        while not (results / "latest").exists() and time.time() - t0 < 60:
+            time.sleep(0.05)
+        run_dir = (results / "latest").resolve()
+        wait_for_rows(run_dir / "timings.csv", 1, p)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        t1 = time.time()
+        out, err = p.communicate(timeout=60)
+        assert time.time() - t1 < 5                       # at once, not after the case's remaining seconds
+    finally:
+        p.kill()
+    assert p.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    meta = json.loads((run_dir / "run.json").read_text())    # valid JSON
+    assert meta["status"] == "interrupted"
+    done = rows(run_dir / "timings.csv")
+    assert len(done) >= 1 and all(r["case_id"] and r["status"] == "ok" for r in done)
+
+
 def test_two_runs_at_once_get_two_directories(tmp_path):
     results = tmp_path / "r"
     sc = write(tmp_path, 'name = "c"\n[defaults]\nthreads = 1\nrounds = 1\nwarmup = 0\n[[throughput]]\n'
