@@ -139,13 +139,25 @@ def test_canonical_names():
     assert CANONICAL == ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
 @pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (4, 3, 2, 3), (7, 2, 5, 4)])
-def test_bptt_gradcheck(T, B, I, H):
+def test_bptt_gradcheck(T, B, I, H, transposed):
     from harness.bptt import LSTMFunction
     gen = torch.Generator().manual_seed(T * 100 + H)
     shapes = [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,)]
     args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
-    assert torch.autograd.gradcheck(LSTMFunction.apply, args)
+    assert torch.autograd.gradcheck(lambda *a: LSTMFunction.apply(*a, transposed), args)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
+@pytest.mark.parametrize("size", [(6, 20, 3, 7), (9, 4, 8, 8), (1, 17, 2, 3)],
+                         ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+def test_bptt_both_layouts_match_torch_lstm(size, transposed, monkeypatch):
+    """Both internal layouts (chosen by batch size in use) against torch-lstm, forced either way."""
+    from harness.bptt import BPTTLSTM
+    monkeypatch.setattr(BPTTLSTM, "transposed", transposed)
+    ref = run_case("torch-lstm", "lstm", *size, seed=700)
+    assert_same(run_case("bptt-lstm", "lstm", *size, seed=700), ref, 1e-10)
 
 
 def test_bptt_backward_is_its_own():
