@@ -18,6 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity
 
 from harness.profiling import quiet_profile
+from harness.registry import DTYPES
 
 
 def peak_bytes(step: Callable[[], object], device: str) -> int:
@@ -60,14 +61,13 @@ def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int) ->
 # -- preflight: will a case fit? --------------------------------------------------------------
 ACTIVATIONS = {"lstm": 24, "gru": 18, "rnn": 6}   # numbers kept per (step, batch, hidden) while training:
 #   a generous bound over the implementations (fused-lstm keeps 12, oneDNN about twice that)
-ITEMSIZE = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 FIT_FRACTION = 0.8   # a case may use at most this share of what is free
 
 
 def estimate_bytes(cell: str, dtype: str, batch: int, seq_len: int, hidden: int, input_size: int,
                    train: bool = True) -> int:
     """A preflight estimate of one step's memory: activations, input, parameters and their gradients."""
-    s = ITEMSIZE.get(dtype, 4)
+    s = DTYPES[dtype].itemsize
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     params = G * hidden * (input_size + hidden + 2)
     if train:

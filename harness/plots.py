@@ -15,8 +15,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness import memory  # noqa: E402
+from harness.registry import DTYPES  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _fb(df: pd.DataFrame) -> pd.Series:
+    """' fb=<forget bias>' for LSTM rows, '' for the others: appended to a series' label."""
+    return pd.Series(np.where(df["cell"] == "lstm", " fb=" + df["forget_bias"].astype(str), ""), index=df.index)
 
 
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -35,7 +41,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     if g.empty:
         return None
     # implementations of one cell compute the same function (tests/test_equivalence.py), so hue is the cell
-    g = g.assign(config=g["init"] + np.where(g["cell"] == "lstm", " fb=" + g["forget_bias"].astype(str), ""))
+    g = g.assign(config=g["init"] + _fb(g))
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
     sns.lineplot(data=g, x="distance", y="grad_norm",
                  hue="cell",
@@ -48,8 +54,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     d = _ok(decay)
     if d is not None:
         d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "")].copy()
-        d["config"] = d["impl"] + " " + d["init"] + np.where(d["cell"] == "lstm",
-                                                             " fb=" + d["forget_bias"].astype(str), "")
+        d["config"] = d["impl"] + " " + d["init"] + _fb(d)
         d = d.sort_values("decay_factor")
         lo = (d["decay_factor"] - d["decay_ci_low"]).fillna(0).clip(lower=0)
         hi = (d["decay_ci_high"] - d["decay_factor"]).fillna(0).clip(lower=0)
@@ -69,8 +74,7 @@ def training_effect(gradients: pd.DataFrame) -> plt.Figure | None:
     g = g[(g["wrt"] == "x") & (g["task"].fillna("") != "")]
     if g.empty:
         return None
-    g = g.assign(model=g["impl"] + np.where(g["cell"] == "lstm", " fb=" + g["forget_bias"].astype(str), ""),
-                 panel=g["task"] + " T=" + g["seq_len"].astype(str))
+    g = g.assign(model=g["impl"] + _fb(g), panel=g["task"] + " T=" + g["seq_len"].astype(str))
     grid = sns.relplot(data=g, x="distance", y="grad_norm",
                        hue="train_step",
                        col="model",
@@ -88,8 +92,7 @@ def learning_curves(training: pd.DataFrame) -> plt.Figure | None:
     t = _ok(training)
     if t is None:
         return None
-    t = t.assign(model=t["impl"] + np.where(t["cell"] == "lstm", " fb=" + t["forget_bias"].astype(str), ""),
-                 panel=t["task"] + ", T=" + t["seq_len"].astype(str))
+    t = t.assign(model=t["impl"] + _fb(t), panel=t["task"] + ", T=" + t["seq_len"].astype(str))
     grid = sns.relplot(data=t, x="step", y="eval_loss",
                        hue="model",
                        col="panel",
@@ -189,11 +192,10 @@ def memory_use(timings: pd.DataFrame) -> plt.Figure | None:
                        col="size",
                        row="device_label",
                        kind="line", marker="o", height=3, aspect=1.1)
-    itemsize = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
     for (dev, size), ax in grid.axes_dict.items():
         f = t[(t["device_label"] == dev) & (t["size"] == size) & (t["impl"] == "fused-lstm")].sort_values("seq_len")
         if not f.empty:
-            est = [memory.fused_lstm_estimate(b, s, h, itemsize.get(d, 4)) / 2**20
+            est = [memory.fused_lstm_estimate(b, s, h, DTYPES[d].itemsize) / 2**20
                    for b, s, h, d in zip(f["batch"], f["seq_len"], f["hidden"], f["dtype"], strict=True)]
             ax.plot(f["seq_len"], est, "k--", linewidth=1, label="fused-lstm estimate")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")

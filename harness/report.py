@@ -108,7 +108,7 @@ def load_runs(dirs: list[Path]) -> Runs:
             df = read_table(d / name, warnings)
             if df is None or df.empty:
                 continue
-            df["run_id"] = df.get("run_id", d.name).replace("", d.name) if "run_id" in df else d.name
+            df["run_id"] = df["run_id"].replace("", d.name) if "run_id" in df else d.name
             df["host"] = envd.get("host", "?")
             if "device_name" not in df:
                 df["device_name"] = [envd.get("gpu") if str(dev).startswith("cuda") else envd.get("cpu_model")
@@ -324,11 +324,7 @@ def not_ok(runs: Runs) -> pd.DataFrame:
         df = runs.tables[key]
         if df is None or "status" not in df:
             continue
-        bad = df[~df["status"].isin(["ok"])]
-        if key == "decay":
-            bad = bad[bad["status"].isin(["skipped", "failed", "oom"])]
-        if key == "training":
-            bad = bad[bad["status"].isin(["skipped", "failed", "oom"])]
+        bad = df[df["status"].isin(["skipped", "failed", "oom"])]   # not: nan, underflow, no_fit (measurements)
         if bad.empty:
             continue
         cols = [c for c in cols if c in bad]

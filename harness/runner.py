@@ -71,6 +71,12 @@ def is_oom(exc: BaseException) -> bool:
                                               or "not enough memory" in text)
 
 
+def failure(exc: BaseException) -> tuple[str, str]:
+    """(status, reason) of a case that raised: oom or failed, with the error's first line."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
+
+
 def _tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
     """file name -> columns, for every table this scenario writes."""
     tables = {}
@@ -95,7 +101,6 @@ class Run:
         self.results, self.scenario, self.dir, self.meta = results, sc, run_dir, meta
         self.run_id = meta["run_id"]
         self.tables = _tables_for(sc)
-        self.timings = self.dir / "timings.csv"
         self.benchmark_json = benchmark_json
 
     @classmethod
@@ -119,9 +124,7 @@ class Run:
             "argv": sys.argv,
         }
         run = cls(results, sc, run_dir, meta, run_dir / "benchmark.json")
-        for name, columns in run.tables.items():
-            with open(run_dir / name, "w", newline="") as f:
-                csv.DictWriter(f, columns).writeheader()
+        run.start_tables()
         run.save()
         run.point_latest()
         return run
@@ -137,17 +140,10 @@ class Run:
             raise UsageError(f"{run_dir / 'run.json'}: cannot resume from it ({exc})") from None
         n = len(list(run_dir.glob("benchmark*.json")))
         run = cls(results, sc, run_dir, meta, run_dir / f"benchmark-resume-{n}.json")
-        kept: dict[str, list[dict]] = {}
-        for name, columns in run.tables.items():
-            kept[name] = _read_complete_rows(run_dir / name, columns)
+        kept = {name: read_complete_rows(run_dir / name, columns) for name, columns in run.tables.items()}
         done = {r["case_id"] for name in FINAL_TABLES for r in kept.get(name, [])}
-        for name, columns in run.tables.items():
-            rows = [r for r in kept[name] if r["case_id"] in done]
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, columns, lineterminator="\r\n")
-            w.writeheader()
-            w.writerows(rows)
-            atomic_write_text(run_dir / name, buf.getvalue())
+        for name in run.tables:
+            run.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done])
         statuses: dict[str, str] = {}
         for name in FINAL_TABLES:
             for r in kept.get(name, []):
@@ -171,6 +167,19 @@ class Run:
             tmp.unlink()
         tmp.symlink_to(self.run_id)
         os.replace(tmp, link)
+
+    def start_tables(self) -> None:
+        """Every table of the scenario, with its header and no row."""
+        for name in self.tables:
+            self.rewrite_table(name, [])
+
+    def rewrite_table(self, name: str, rows: list[dict]) -> None:
+        """Replace a table, atomically, by its header and these rows."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, self.tables[name], lineterminator="\r\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.dir / name, buf.getvalue())
 
     def write_rows(self, name: str, rows: list[dict]) -> None:
         """Append rows to a table, flushed and fsynced before returning."""
@@ -196,7 +205,7 @@ class Run:
         self.save()
 
 
-def _read_complete_rows(path: Path, columns: list[str]) -> list[dict]:
+def read_complete_rows(path: Path, columns: list[str]) -> list[dict]:
     """Rows of a table that are whole: a line cut short by a kill is dropped."""
     if not path.is_file():
         return []
@@ -213,6 +222,24 @@ def _read_complete_rows(path: Path, columns: list[str]) -> list[dict]:
         if len(fields) == len(columns) and fields[columns.index("case_id")]:
             out.append(dict(zip(columns, fields, strict=True)))
     return out
+
+
+def preflight(case) -> None:
+    """Raise registry.Skip when a case that could run here would not fit in free memory."""
+    if registry.skip_reason(case.impl, case.device, case.dtype) is not None:
+        return                          # the case's own skip (device, dtype) is reported when it is built
+    cell = registry.get(case.impl).cell
+    if isinstance(case, ThroughputCase):
+        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
+                                    train=case.phase == "train")
+    elif isinstance(case, GradientCase):
+        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input)
+    else:
+        T, I = tasks.sequence_length(case.task, case.seq_len), tasks.input_size(case.task)
+        est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I),
+                  memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, train=False))
+    if reason := memory.preflight(est, case.device):
+        raise registry.Skip(reason)
 
 
 def device_name(device: str) -> str:
@@ -233,7 +260,6 @@ class Sweep:
         # GEMM peaks -- the measurements -- and in building models and detecting backends
         self.spent = {"timing": 0.0, "memory": 0.0, "peaks": 0.0, "gradients": 0.0, "task": 0.0, "profile": 0.0,
                       "build": 0.0, "backend": 0.0}
-        self.force_profile = False
         self.with_stack = False       # profile with Python stacks (python -m harness profile --with-stack)
         self.stop_requested = False
         self.bar = tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
@@ -273,12 +299,7 @@ class Sweep:
         row["threads"] = threads
         clock = time.perf_counter
         try:
-            if registry.device_missing(case.device) is None and registry.skip_reason(case.impl, case.device,
-                                                                                     case.dtype) is None:
-                est = memory.estimate_bytes(case.cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
-                                            train=case.phase == "train")
-                if reason := memory.preflight(est, case.device):
-                    raise registry.Skip(reason)
+            preflight(case)
             t0 = clock()
             step = timing.build_step(case)
             row["params"] = step.params
@@ -307,7 +328,7 @@ class Sweep:
                 if ops is not None:
                     row["backend"] = registry.backend_from_ops(ops)
                 self.spent["memory"] += clock() - t4
-            if case.profile or self.force_profile:
+            if case.profile:
                 t5 = clock()
                 profiles.profile_case(step, case, self.run.dir / "profiles", with_stack=self.with_stack)
                 self.spent["profile"] += clock() - t5
@@ -317,8 +338,7 @@ class Sweep:
         except registry.Skip as exc:
             row.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            row.update(status="oom" if is_oom(exc) else "failed", reason=f"{type(exc).__name__}: {first}"[:500])
+            row["status"], row["reason"] = failure(exc)
         row["finished_utc"] = utc_now()
         self.run.append(row)
         self.rows.append(row)
@@ -337,17 +357,7 @@ class Sweep:
         t0 = time.perf_counter()
         status, reason, line = "ok", "", ""
         try:
-            cell = registry.get(case.impl).cell
-            if registry.device_missing(case.device) is None:
-                if isinstance(case, GradientCase):
-                    est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input)
-                else:
-                    T = tasks.sequence_length(case.task, case.seq_len)
-                    I = tasks.input_size(case.task)
-                    est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I),
-                              memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, train=False))
-                if reason := memory.preflight(est, case.device):
-                    raise registry.Skip(reason)
+            preflight(case)
             cid = {"case_id": scenario.case_id(case)}
             if isinstance(case, GradientCase):
                 curve_rows, decay_rows = gradients.run_case(case, self.run.run_id)
@@ -369,8 +379,7 @@ class Sweep:
         except registry.Skip as exc:
             status, reason = "skipped", str(exc)
         except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            status, reason = ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
+            status, reason = failure(exc)
         if status != "ok":
             self._write_not_ok(case, status, reason)
         self.spent[case.section] += time.perf_counter() - t0
@@ -566,19 +575,26 @@ def cmd_run(args) -> int:
         if args.executor != "inprocess":
             return _report_sharded(run_sharded(sc, results, args))
         run, rows = run_sweep(sc, results, quiet=args.quiet)
-    counts = run.meta["counts"]
     print("fastest per size:")
     print("\n".join(fastest_table(rows)) or "  (no case ran)")
-    print(f"{run.meta['status']}: {sum(counts.values())} cases ("
-          + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + f") in {run.meta['wall_s']:.1f} s, "
+    print(f"{run.meta['status']}: {counts_text(run.meta['counts'])} in {run.meta['wall_s']:.1f} s, "
           f"harness overhead {100 * run.meta['overhead_fraction']:.1f}%")
     print(f"results: {run.dir}")
     if run.meta["status"] == "interrupted":
         print(f"interrupted: resume with  python -m harness run --resume {run.run_id}")
         return 130
-    if run.meta["status"] != "complete":
-        return 1
-    return 1 if counts.get("failed") or counts.get("oom") else 0
+    return exit_code(run)
+
+
+def counts_text(counts: dict) -> str:
+    """'13 cases (11 ok, 2 skipped, 0 failed, 0 oom)'"""
+    return f"{sum(counts.values())} cases (" + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + ")"
+
+
+def exit_code(run: Run) -> int:
+    """0 when the run is complete and no case failed; 1 otherwise."""
+    counts = run.meta["counts"]
+    return 0 if run.meta["status"] == "complete" and not (counts.get("failed") or counts.get("oom")) else 1
 
 
 def profiled(sc: scenario.Scenario) -> scenario.Scenario:
@@ -599,15 +615,12 @@ def cmd_profile(args) -> int:
 
 
 def _report_sharded(run: Run) -> int:
-    counts = run.meta["counts"]
-    print(f"{run.meta['status']}: {sum(counts.values())} cases in {run.meta['executor']['shards']} shards ("
-          + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + ")")
+    print(f"{run.meta['status']}: {counts_text(run.meta['counts'])} in {run.meta['executor']['shards']} shards")
     print(f"results: {run.dir}")
     if run.meta["status"] != "complete":
         print(f"some shards are not complete: python -m harness status {run.run_id}; "
               f"python -m harness run --resume {run.run_id}")
-        return 1
-    return 1 if counts.get("failed") or counts.get("oom") else 0
+    return exit_code(run)
 
 
 def cmd_validate(args) -> int:

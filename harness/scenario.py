@@ -36,11 +36,6 @@ from harness.cli import UsageError
 from harness.env import REPO
 
 SCENARIO_DIR = REPO / "scenarios"
-PHASES = ("forward", "train")
-# forward: inference, under torch.no_grad()
-# train:   forward + backward of sum(outputs), parameter gradients zeroed before each round
-
-Positive = Field(gt=0)
 
 
 def _listify(v: Any) -> Any:
@@ -100,6 +95,8 @@ class Throughput(Settings):
     seq_len: list[int]
     batch: list[int]
     phase: list[Literal["forward", "train"]] = ["forward", "train"]
+    # forward: inference, under torch.no_grad()
+    # train:   forward + backward of sum(outputs), parameter gradients zeroed before each round
     memory: bool = True                  # measure peak memory in a separate, untimed pass
     profile: bool = False                # also run each case under torch.profiler (harness/profiles.py)
 

@@ -22,8 +22,6 @@ tables, which then hold exactly the rows an in-process run would.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import sys
@@ -51,12 +49,16 @@ def create_shards(run, count: int) -> list[Path]:
         meta = {**run.meta, "status": "pending", "shard": {"index": k, "count": count}, "counts": {},
                 "gemm_peaks": []}
         meta.pop("executor", None)
-        for name, columns in run.tables.items():
-            with open(d / name, "w", newline="") as f:
-                csv.DictWriter(f, columns).writeheader()
-        runner.atomic_write_text(d / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+        shard = runner.Run(run.results, run.scenario, d, meta, d / "benchmark.json")
+        shard.start_tables()
+        shard.save()
         dirs.append(d)
     return dirs
+
+
+def shard_size(cases: int, shard: dict) -> int:
+    """How many of `cases` cases fall to this shard: the positions k, k + n, k + 2n, ..."""
+    return max(0, (cases - shard["index"] + shard["count"] - 1) // shard["count"])
 
 
 def select(cases: list, shard: dict | None) -> list:
@@ -112,10 +114,9 @@ def shard_state(d: Path) -> dict:
         meta = json.loads((d / "run.json").read_text())
     except (OSError, ValueError):
         return {"shard": d.name, "status": "unreadable", "done": 0, "cases": 0}
-    sc = scenario.from_resolved(meta["scenario"])
-    total = len(select(scenario.expand(sc), meta.get("shard")))
+    # the size from arithmetic, not by expanding the scenario: drive() polls this twice a second
     return {"shard": d.name, "status": meta.get("status"), "done": sum(meta.get("counts", {}).values()),
-            "cases": total}
+            "cases": shard_size(meta["scenario"]["cases"], meta["shard"])}
 
 
 def drive(run, quiet: bool = False) -> str:
@@ -160,15 +161,9 @@ def merge(run) -> None:
     order = {scenario.case_id(c): i for i, c in enumerate(scenario.expand(run.scenario))}
     dirs = shard_dirs(run.dir)
     for name, columns in run.tables.items():
-        rows = []
-        for d in dirs:
-            rows += runner._read_complete_rows(d / name, columns)
+        rows = [r for d in dirs for r in runner.read_complete_rows(d / name, columns)]
         rows.sort(key=lambda r: order.get(r["case_id"], len(order)))      # stable: a case's rows keep their order
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, columns, lineterminator="\r\n")
-        w.writeheader()
-        w.writerows(rows)
-        runner.atomic_write_text(run.dir / name, buf.getvalue())
+        run.rewrite_table(name, rows)
     counts: dict[str, int] = {}
     peaks = []
     for d in dirs:
