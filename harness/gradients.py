@@ -125,7 +125,7 @@ def vanish_distance(curves: list[list[float]]) -> int | None:
         vals = [c[T - 1 - d] for c in curves]
         if any(flag(v) == "nan" for v in vals):
             return None
-        logs = [math.log(v) if v > 0 and not math.isinf(v) else (-math.inf if v == 0 else math.inf) for v in vals]
+        logs = [math.log(v) if v > 0 else -math.inf for v in vals]       # log(inf) is inf; underflow is -inf
         if sum(logs) / len(logs) < ref + math.log(VANISH_RATIO):
             return d
     return None

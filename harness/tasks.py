@@ -113,7 +113,7 @@ def checkpoints(steps: int) -> list[int]:
     return sorted({0, steps // 2, steps})
 
 
-def run_case(case, run_id: str, on_eval=None) -> tuple[list[dict], list[dict]]:
+def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     """Train one [[task]] case: (training.csv rows, gradients.csv rows). Raises registry.Skip."""
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
@@ -124,8 +124,12 @@ def run_case(case, run_id: str, on_eval=None) -> tuple[list[dict], list[dict]]:
     dtype, device = registry.DTYPES[case.dtype], case.device
     opt = torch.optim.Adam(model.parameters(), lr=case.lr)
     gen = torch.Generator().manual_seed(case.seed)
-    ex, et = make_batch(case.task, case.seq_len, case.eval_size, torch.Generator().manual_seed(1_000_000 + case.seed))
-    ex, et = ex.to(device, dtype), et.to(device=device, dtype=dtype if case.task == "adding" else torch.long)
+
+    def batch(size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x, target = make_batch(case.task, case.seq_len, size, generator)
+        return x.to(device, dtype), target.to(device=device, dtype=dtype if case.task == "adding" else torch.long)
+
+    ex, et = batch(case.eval_size, torch.Generator().manual_seed(1_000_000 + case.seed))     # the held-out set
     base = {"run_id": run_id, "task": case.task, "impl": case.impl, "hidden": case.hidden, "seq_len": case.seq_len,
             "forget_bias": case.forget_bias if cell == "lstm" else "", "baseline_loss": baseline_loss(case.task,
                                                                                                    case.seq_len),
@@ -134,8 +138,9 @@ def run_case(case, run_id: str, on_eval=None) -> tuple[list[dict], list[dict]]:
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
                  "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": "tanh" if cell == "rnn"
                  else "", "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
-                 "batch": case.eval_size, "dtype": case.dtype, "device": device, "input": I, "task": case.task}
+                 "dtype": case.dtype, "device": device, "input": I, "task": case.task}
     probe_x = ex[:, : min(case.eval_size, 64)]
+    grad_base["batch"] = probe_x.shape[1]
     g = gradients.probe_vector(case.hidden, case.seed)
     marks = checkpoints(case.steps)
     train_rows, grad_rows = [], []
@@ -150,22 +155,17 @@ def run_case(case, run_id: str, on_eval=None) -> tuple[list[dict], list[dict]]:
         row = {**base, "step": step, "train_loss": "" if train_loss is None else train_loss, "eval_loss": v,
                "eval_accuracy": acc, "wall_s": time.perf_counter() - t0, "status": gradients.flag(v)}
         train_rows.append(row)
-        if on_eval:
-            on_eval(row)
 
     def curve(step: int) -> None:
         norms = gradients.grad_norms(core, probe_x, g, states=False)
-        b = {**grad_base, "batch": probe_x.shape[1], "train_step": step}
-        grad_rows.extend(gradients.curve_rows(b, case.seed, norms))
+        grad_rows.extend(gradients.curve_rows({**grad_base, "train_step": step}, case.seed, norms))
 
     every = max(case.eval_every, 1)
     evaluate(0, None)
     curve(0)
     running = []
     for step in range(1, case.steps + 1):
-        x, target = make_batch(case.task, case.seq_len, case.batch, gen)
-        x = x.to(device, dtype)
-        target = target.to(device=device, dtype=dtype if case.task == "adding" else torch.long)
+        x, target = batch(case.batch, gen)
         opt.zero_grad(set_to_none=True)
         loss, _ = loss_and_accuracy(model, x, target)
         loss.backward()
