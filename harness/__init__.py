@@ -1,6 +1,30 @@
 """lstm-bench: measures recurrent networks in PyTorch.
 
-Layout: models.py (the implementations), registry.py (names, backends, skips),
-tutorial.py (the tutorial's example, corrected), env.py (threads, provenance),
-cli.py (python -m harness ...).
+Data flows one way -- scenario -> case -> measurement -> row -> table -> claim
+and figure -- and each module imports only the modules listed below it
+(checked by import-linter, [tool.importlinter] in pyproject.toml):
+
+    cli         python -m harness: every parser and command handler; catches UsageError
+    report      make report: HTML and Markdown
+    claims      the tutorial's claims: rules, evidence, verdicts
+    plots       one function per figure
+    tables      a run's CSVs as typed pandas DataFrames
+    shards      submitit shards (Slurm, local) of one run
+    sweep       runs the cases: the pytest-benchmark plugin, rows on disk, Ctrl-C, resume
+    console     the text a person reads in the terminal
+    store       run directories, tables, run.json (declared once), the CSV reader, the run finder
+    timing      one throughput case: built, timed through pytest-benchmark
+    tasks       the adding and copy-memory tasks, training
+    gradients   gradient norms over distance, the decay fit
+    memory      peak memory, and whether a case fits
+    flops       the FLOP model and the GEMM peak
+    profiler    torch.profiler: which backend ran, profiled passes, trace tables
+    scenario    scenario files: schema, validation, grid expansion
+    cases       the cases a grid expands to, and their ids
+    registry    implementation names, backend contexts, skips
+    bptt        bptt-lstm: the explicit backward pass
+    tutorial    the tutorial's own example, corrected
+    models      the implementations (scratch, fused, nn.*, the dummy) and canonical parameters
+    env         paths, threads, provenance, device names
+    errors      UsageError and Skip
 """

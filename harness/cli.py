@@ -1,8 +1,22 @@
-"""The command line: python -m harness {ls,validate,run,compare,report,profile,tensorboard}."""
+"""The command line, python -m harness COMMAND: every parser, every command handler, the console output.
+
+This is the top of the import graph and the one place that catches
+errors.UsageError: bad input anywhere below is printed here as one line, with
+exit status 2.
+"""
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+from pathlib import Path
+
+from harness import console, env, registry, report, scenario, shards, store, sweep
+from harness.cases import KEY_COLUMNS
+from harness.errors import UsageError
+from harness.profiler import trace_files
+from harness.store import ExecutorParams, Run
 
 EXAMPLES = """\
 examples:
@@ -10,16 +24,16 @@ examples:
   python -m harness validate scenarios/*.toml   check scenario files
   python -m harness run quick                   the default sweep (make bench)
   python -m harness run smoke --results /tmp/r  a seconds-long run elsewhere
+  python -m harness run --resume latest         the missing cases of an interrupted run
   python -m harness compare BASE_ID latest --threshold 10
   python -m harness report                      plots + HTML of results/latest (make report)
   python -m harness report RUN_A,RUN_B          one report over two runs
   python -m harness profile smoke               every case under torch.profiler (make profile)
   python -m harness tensorboard latest          TensorBoard on 127.0.0.1:6006 (make tensorboard)
+  python -m harness status latest               a run's status, and its shards'
 """
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit status 2."""
+SHIPPED = "smoke, quick, full, fastrnns, deepbench, goals"
+TENSORBOARD_RELOAD_S = 5            # seconds between TensorBoard's looks for new traces
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,16 +44,13 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+# -- commands ----------------------------------------------------------------------------------------
 def cmd_ls(args) -> int:
-    from harness import registry
-
     here = registry.available_devices()
     print("implementations (devices available here: " + ", ".join(here) + ")")
     for impl in registry.IMPLS.values():
         devices = ", ".join(d + ("" if d in here else " (absent)") for d in impl.devices)
         print(f"  {impl.name:13s} {impl.cell:5s} {devices:22s} {impl.description}")
-    from harness import scenario
-
     print("scenarios")
     for path in scenario.shipped():
         try:
@@ -50,24 +61,238 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    paths = args.files or [str(p) for p in scenario.shipped()]
+    bad = 0
+    for p in paths:
+        try:
+            sc = scenario.load(p)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        print(f"ok: {sc.path} ({len(scenario.expand(sc))} cases)")
+    return 2 if bad else 0
+
+
+def exit_code(run: Run) -> int:
+    """0 when the run is complete and no case failed; 1 otherwise."""
+    counts = run.meta.counts
+    return 0 if run.meta.status == "complete" and not (counts.get("failed") or counts.get("oom")) else 1
+
+
+def cmd_run(args) -> int:
+    results = Path(args.results)
+    sharded = args.executor != "inprocess"
+    params = ExecutorParams(partition=args.partition, gpus_per_task=args.gpus_per_task,
+                            timeout_min=args.timeout_min, max_parallel=args.max_parallel, retries=args.retries)
+    if args.resume:
+        if args.scenario:
+            raise UsageError("run: give a scenario or --resume RUN_ID, not both")
+        run_dir = store.find_run(results, args.resume)
+        if store.read_meta(run_dir).executor is not None:
+            return finished_sharded(shards.run_sharded(None, results, resume=run_dir, quiet=args.quiet))
+        run, rows = sweep.run_sweep(None, results, quiet=args.quiet, resume=run_dir)
+    else:
+        if not args.scenario:
+            raise UsageError(f"run: give a scenario ({SHIPPED}, or a path) or --resume RUN_ID")
+        sc = scenario.load(args.scenario)
+        if sharded:
+            return finished_sharded(shards.run_sharded(sc, results, args.executor, args.shards, params,
+                                                       quiet=args.quiet))
+        run, rows = sweep.run_sweep(sc, results, quiet=args.quiet)
+    print("fastest per size:")
+    print("\n".join(console.fastest_table(rows)) or "  (no case ran)")
+    print(f"{run.meta.status}: {console.counts_text(run.meta.counts)} in {run.meta.wall_s:.1f} s, "
+          f"harness overhead {100 * run.meta.overhead_fraction:.1f}%")
+    print(f"results: {run.dir}")
+    if run.meta.status == "interrupted":
+        print(f"interrupted: resume with  python -m harness run --resume {run.run_id}")
+        return 130
+    return exit_code(run)
+
+
+def finished_sharded(run: Run) -> int:
+    print(f"{run.meta.status}: {console.counts_text(run.meta.counts)} in {run.meta.executor.shards} shards")
+    print(f"results: {run.dir}")
+    if run.meta.status != "complete":
+        print(f"some shards are not complete: python -m harness status {run.run_id}; "
+              f"python -m harness run --resume {run.run_id}")
+    return exit_code(run)
+
+
+def cmd_profile(args) -> int:
+    sc = scenario.load(args.scenario)
+    if not sc.throughput:
+        raise UsageError(f"{sc.path}: no [[throughput]] section to profile")
+    run, _ = sweep.run_sweep(scenario.profiled(sc), Path(args.results), quiet=args.quiet, with_stack=args.with_stack)
+    print(f"{run.meta.status}: {len(trace_files(run.dir))} profiled cases in {run.dir / 'profiles'}")
+    print(f"open them: make tensorboard RUN={run.run_id}  (or any *.pt.trace.json in https://ui.perfetto.dev)")
+    return 0 if run.meta.status == "complete" else 1
+
+
+def cmd_compare(args) -> int:
+    if not args.base:
+        raise UsageError("compare: give BASE, a run id in results/ (make bench-compare BASE=<run_id>)")
+    results = Path(args.results)
+    base, new = store.find_run(results, args.base), store.find_run(results, args.run)
+    for d in (base, new):
+        if not (d / "timings.csv").is_file():
+            raise UsageError(f"run {d.name} has no timings.csv: compare needs [[throughput]] results")
+
+    def index(run_dir: Path) -> dict[tuple, float]:
+        return {tuple(r[k] for k in KEY_COLUMNS): float(r["time_median_s"])
+                for r in store.read_rows(run_dir / "timings.csv") if r["status"] == "ok"}
+
+    b, n = index(base), index(new)
+    common = sorted(set(b) & set(n))
+    if not common:
+        raise UsageError(f"runs {base.name} and {new.name} have no successful case in common")
+    slower = []
+    for k in common:
+        change = 100 * (n[k] / b[k] - 1)
+        mark = "SLOWER" if change > args.threshold else ""
+        if mark:
+            slower.append(k)
+        print(f"{' '.join(str(x) for x in k):60s} {b[k] * 1e3:9.2f} ms -> {n[k] * 1e3:9.2f} ms {change:+6.1f}% {mark}")
+    print(f"{len(slower)} of {len(common)} cases slower than {base.name} by more than {args.threshold}%")
+    return 1 if slower else 0
+
+
+def cmd_report(args) -> int:
+    out = report.render(args.run, Path(args.results), Path(args.out))
+    print(f"report: {out / 'index.html'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    d = store.find_run(Path(args.results), args.run)
+    meta = store.read_meta(d)
+    counts = meta.counts
+    print(f"{meta.run_id}: {meta.status}  ({sum(counts.values())} of {meta.scenario.get('cases', '?')} cases, "
+          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
+    info = meta.executor
+    if info is None:
+        print("  in-process run (no shards)")
+        return 0
+    jobs: dict[str, list[str]] = {}
+    for attempt in info.jobs:
+        for shard, job in attempt.jobs.items():
+            jobs.setdefault(shard, []).append(job)
+    print(f"  executor {info.kind}, {info.shards} shards")
+    for s in map(shards.shard_state, shards.shard_dirs(d)):
+        print(f"  shard {s['shard']}  {s['status']:11s} {s['done']:4d} of {s['cases']:4d} cases  "
+              f"jobs: {', '.join(jobs.get(s['shard'], [])) or '-'}")
+    return 0
+
+
+def tensorboard_command(logdir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    exe = shutil.which("tensorboard", path=str(Path(sys.executable).parent)) or shutil.which("tensorboard")
+    base = [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
+    return base + ["--logdir", str(logdir), "--host", host, "--port", str(port),
+                   "--reload_interval", str(TENSORBOARD_RELOAD_S)]
+
+
+def cmd_tensorboard(args) -> int:
+    run_dir = store.find_run(Path(args.results), args.run)
+    logdir = run_dir / "profiles"
+    traces = trace_files(run_dir)
+    if not traces:
+        raise UsageError(f"run {run_dir.name} has no profiles: make profile [SCENARIO=...] first")
+    proc = subprocess.Popen(tensorboard_command(logdir, args.port, args.host))
+    print(f"TensorBoard on http://{args.host}:{args.port}/#pytorch_profiler  ({len(traces)} profiled cases "
+          f"of {run_dir.name}; Ctrl-C stops it)")
+    print("offline, the plugin's charts half-render; the traces also open in https://ui.perfetto.dev or "
+          f"chrome://tracing: {logdir}/<case>/*.pt.trace.json")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 0
+
+
+# -- parsers ------------------------------------------------------------------------------------------
+def _command(sub, name: str, func, help: str, examples: list[str], **kw) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=kw.pop("description", help[:1].upper() + help[1:] + "."),
+                       epilog="examples:\n" + "\n".join(f"  python -m harness {e}" for e in examples),
+                       formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+    p.set_defaults(func=func)
+    return p
+
+
+def _results(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default=str(env.RESULTS), help="results directory (default: results/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m harness", description="lstm-bench: measure recurrent networks in PyTorch.",
                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("ls", help="list implementations and scenarios")
-    p.set_defaults(func=cmd_ls)
-    from harness import profiles, report, runner, shards  # here: they import UsageError from this module
+    _command(sub, "ls", cmd_ls, "list implementations and scenarios", ["ls"])
 
-    runner.add_commands(sub)
-    report.add_commands(sub)
-    profiles.add_commands(sub)
-    shards.add_commands(sub)
+    p = _command(sub, "validate", cmd_validate, "check scenario files",
+                 ["validate", "validate scenarios/my.toml"])
+    p.add_argument("files", nargs="*", help="scenario files or names (default: every shipped scenario)")
+
+    p = _command(sub, "run", cmd_run, "run a scenario's sweep (make bench)",
+                 ["run quick", "run scenarios/my.toml", "run smoke --results /tmp/results", "run --resume latest",
+                  "run full --executor slurm --shards 16 --partition gpu --gpus-per-task 1 --timeout-min 240",
+                  "run smoke --executor local --shards 2"],
+                 description="Run every case of a scenario and write results/<run_id>/.")
+    p.add_argument("scenario", nargs="?", help=f"short name ({SHIPPED}) or a path")
+    p.add_argument("--resume", metavar="RUN_ID", help="run only the missing cases of an earlier run (or latest)")
+    g = p.add_argument_group("shards (harness/shards.py)")
+    g.add_argument("--executor", choices=("inprocess",) + shards.KINDS, default="inprocess",
+                   help="inprocess (default), local (submitit's local processes) or slurm (a job array)")
+    g.add_argument("--shards", type=int, default=2, help="how many shards (default 2)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--gpus-per-task", type=int, help="Slurm GPUs per task")
+    g.add_argument("--timeout-min", type=int, help="per-shard time limit in minutes")
+    g.add_argument("--max-parallel", type=int, help="Slurm array parallelism")
+    g.add_argument("--retries", type=int, default=2, help="resubmissions of a failed shard (default 2)")
+    _results(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
+
+    p = _command(sub, "profile", cmd_profile, "run a scenario's throughput cases under torch.profiler "
+                 "(make profile)", ["profile smoke", "profile quick --with-stack"])
+    p.add_argument("scenario")
+    _results(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
+    p.add_argument("--with-stack", action="store_true", help="record Python stacks too (bigger traces)")
+
+    p = _command(sub, "compare", cmd_compare, "fail when a run is slower than a base run",
+                 ["compare 20261201T080102Z-vm-1a2b3c4 latest --threshold 10"])
+    p.add_argument("base", nargs="?", help="the base run id")
+    p.add_argument("run", nargs="?", default="latest", help="the run to check (default: latest)")
+    p.add_argument("--threshold", type=float, default=10.0, help="percent slower that fails (default 10)")
+    _results(p)
+
+    p = _command(sub, "report", cmd_report, "render plots and an HTML report of one or more runs (make report)",
+                 ["report", "report RUN_A,RUN_B"])
+    p.add_argument("run", nargs="?", default="latest", help="run id, comma-separated run ids, or latest")
+    _results(p)
+    p.add_argument("--out", default=str(env.REPORTS), help="reports directory (default: reports/)")
+
+    p = _command(sub, "status", cmd_status, "a run's status, and its shards' (done, running, failed)",
+                 ["status latest", "status 20261201T080102Z-vm-1a2b3c4"])
+    p.add_argument("run", nargs="?", default="latest")
+    _results(p)
+
+    p = _command(sub, "tensorboard", cmd_tensorboard, "open a run's profiles in TensorBoard's PyTorch Profiler "
+                 "plugin (make tensorboard)", ["tensorboard", "tensorboard RUN_ID --port 6007"])
+    p.add_argument("run", nargs="?", default="latest")
+    p.add_argument("--port", type=int, default=6006, help="TensorBoard's port (default 6006)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    _results(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UsageError as exc:

@@ -1,6 +1,12 @@
-"""The machine a run happens on: thread count and provenance."""
+"""The machine a run happens on: paths, threads, provenance, device names.
+
+Paths are defined here once: the repository, and under it scenarios/ (the
+shipped scenario files), results/ (run directories) and reports/ (rendered
+reports). Every command's --results and --out default to these.
+"""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import re
@@ -11,6 +17,21 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"      # the shipped scenario files
+RESULTS = REPO / "results"          # run directories: results/<run_id>/, results/latest
+REPORTS = REPO / "reports"          # rendered reports: reports/<run_id>/index.html
+
+
+def _version() -> str:
+    """lstm-bench's version: the installed distribution's, else pyproject.toml's (a plain checkout)."""
+    try:
+        return importlib.metadata.version("lstm-bench")
+    except importlib.metadata.PackageNotFoundError:
+        found = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+        return found.group(1) if found else "unknown"
+
+
+VERSION = _version()                # recorded in every run.json
 
 
 def physical_cores() -> int:
@@ -70,6 +91,13 @@ def short_host() -> str:
     return socket.gethostname().split(".")[0] or "host"
 
 
+def device_name(device: str) -> str:
+    """The model name of `device`: the CPU's, or that CUDA device's own (cuda:1 names GPU 1, not GPU 0)."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
+
+
 def environment() -> dict:
     """Provenance of a run: software versions, CPU, GPU, threads, host."""
     cuda = torch.cuda.is_available()
@@ -84,7 +112,8 @@ def environment() -> dict:
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu": torch.cuda.get_device_name(torch.cuda.current_device()) if cuda else None,
+        "gpus": [torch.cuda.get_device_name(k) for k in range(torch.cuda.device_count())] if cuda else [],
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "python": platform.python_version(),
         "os": platform.platform(),

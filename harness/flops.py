@@ -9,7 +9,7 @@ G gate blocks (4 LSTM, 3 GRU, 1 RNN):
 
 `train` is exact when the input and the initial state require gradients; with a
 plain input (as timed) the backward skips dx and the first step's dh0, so the
-true count is a little lower. tests/test_flops.py checks both against
+true count is a little lower. tests/test_measures.py checks both against
 torch.utils.flop_counter.FlopCounterMode on the scratch implementations.
 """
 from __future__ import annotations

@@ -20,9 +20,9 @@ direct term at distance 0 is left out), using ok points only and needing at
 least 3 of them. The per-step decay factor is exp(slope): below 1 the gradient
 shrinks with every step back, above 1 it grows. Across seeds we report the
 mean factor and its 95% Student-t interval. `vanish_distance` is the first
-distance at which the seed-averaged (geometric mean) norm falls below 1e-3 of
-its value at distance 0; when it never does, it is empty and `vanishes_within_T`
-is false.
+distance at which the seed-averaged (geometric mean) norm falls below
+VANISH_RATIO (1e-3) of its value at distance 0; when it never does, it is
+empty and `vanishes_within_T` is false.
 """
 from __future__ import annotations
 
@@ -34,16 +34,8 @@ from torch import Tensor
 from harness import registry
 from harness.models import Recurrent
 
-VANISH_RATIO = 1e-3
+VANISH_RATIO = 1e-3      # "vanished": below this fraction of the norm at distance 0
 SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
-
-GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
-                    "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
-                    # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step", "case_id"]
-DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
-                 "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
-                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
 
 # two-sided 95% Student-t quantiles, by degrees of freedom
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -181,7 +173,9 @@ def decay_rows(base: dict, by_seed: dict[int, dict[str, list[float]]]) -> list[d
 
 
 def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
-    """All seeds of one [[gradients]] case: (gradients.csv rows, decay.csv rows). Raises registry.Skip."""
+    """All seeds of one [[gradients]] case: (gradients.csv rows, decay.csv rows). Raises errors.Skip.
+
+    The rows' columns are store.GRADIENT_COLUMNS and store.DECAY_COLUMNS."""
     cell = registry.get(case.impl).cell
 
     def factory(seed: int) -> Recurrent:

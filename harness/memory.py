@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity
 
-from harness.profiling import quiet_profile
+from harness.models import GATES
+from harness.profiler import quiet_profile
 from harness.registry import DTYPES
 
 
@@ -58,7 +59,7 @@ def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int) ->
     return 12 * seq_len * batch * hidden * itemsize
 
 
-# -- preflight: will a case fit? --------------------------------------------------------------
+# -- will a case fit? (the sweep asks before it builds one) -------------------------------------------
 ACTIVATIONS = {"lstm": 24, "gru": 18, "rnn": 6}   # numbers kept per (step, batch, hidden) while training:
 #   a generous bound over the implementations (fused-lstm keeps 12, oneDNN about twice that)
 FIT_FRACTION = 0.8   # a case may use at most this share of what is free
@@ -66,9 +67,10 @@ FIT_FRACTION = 0.8   # a case may use at most this share of what is free
 
 def estimate_bytes(cell: str, dtype: str, batch: int, seq_len: int, hidden: int, input_size: int,
                    train: bool = True) -> int:
-    """A preflight estimate of one step's memory: activations, input, parameters and their gradients."""
+    """An estimate, made before building the case, of one step's memory: activations, input,
+    parameters and their gradients."""
     s = DTYPES[dtype].itemsize
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    G = GATES[cell]
     params = G * hidden * (input_size + hidden + 2)
     if train:
         acts = ACTIVATIONS[cell] * seq_len * batch * hidden
@@ -98,7 +100,7 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
 
 
-def preflight(estimate: int, device: str) -> str | None:
+def why_too_large(estimate: int, device: str) -> str | None:
     """Why a case of this estimated size must be skipped here, or None when it fits."""
     free = available_bytes(device)
     if free is not None and estimate > FIT_FRACTION * free:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 
@@ -250,6 +252,37 @@ class TorchRecurrent(Recurrent):
         y, out = self.rnn(x, hx if self.cell == "lstm" else hx[0])
         out = out if isinstance(out, tuple) else (out,)
         return y, tuple(s.squeeze(0) for s in out)
+
+
+class DummyLSTM(Recurrent):
+    """Registered exactly like a real implementation, so tests can exercise the
+    plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence.
+
+    Fault injection, for the harness's own tests: LSTM_BENCH_DUMMY_FAULT makes
+    every forward of the dummy `oom` (raise the CPU allocator's out-of-memory
+    error), `error` (raise ValueError) or `sleep:SECONDS` (sleep first).
+    """
+
+    cell = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        H = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(4 * H))
+        self.bias_hh = nn.Parameter(torch.empty(4 * H))
+
+    def run(self, x, state):
+        fault = os.environ.get("LSTM_BENCH_DUMMY_FAULT", "")
+        if fault == "oom":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes")
+        if fault == "error":
+            raise ValueError("injected fault")
+        if fault.startswith("sleep:"):
+            time.sleep(float(fault.split(":", 1)[1]))
+        y = torch.tanh(x @ self.weight_ih[: self.hidden_size].t())           # (T, B, H)
+        return y, (y[-1], y[-1])
 
 
 def param_count(model: nn.Module) -> int:

@@ -7,28 +7,28 @@
 Backends are contexts around one builder, not copies of the model: the
 torch-lstm, onednn-lstm and cudnn-lstm entries all build `TorchRecurrent`, and
 differ only in the context their forward runs in (oneDNN or cuDNN on or off).
-`backend_ran()` proves from profiler op names which backend actually ran.
+harness/profiler.py's `backend_ran()` proves from profiler op names which
+backend actually ran.
 
 A device or dtype an implementation does not support, or a device this machine
-lacks, raises `Skip` with a reason; the runner turns it into a skipped row.
+lacks, raises errors.Skip with a reason; the sweep turns it into a skipped row.
 Names that do not exist at all raise `ValueError` listing the allowed values.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
 
 from harness.bptt import BPTTLSTM
+from harness.errors import Skip
 from harness.models import (
     NONLINEARITIES,
+    DummyLSTM,
     FusedLSTM,
     Recurrent,
     ScratchLSTM,
@@ -36,7 +36,6 @@ from harness.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.profiling import quiet_profile
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -44,10 +43,6 @@ BACKENDS = ("native", "onednn", "cudnn")
 # native: PyTorch's own ATen kernels (a Python loop of them, for the scratch models)
 # onednn: oneDNN's fused RNN primitive, aten::mkldnn_rnn_layer (CPU)
 # cudnn:  cuDNN's fused RNN, aten::_cudnn_rnn (CUDA)
-
-
-class Skip(Exception):
-    """This case cannot run here; str(exc) says why."""
 
 
 # -- backend contexts -----------------------------------------------------------
@@ -76,38 +71,6 @@ def vendor_kernels(device_type: str) -> ContextManager:
 def default_kernels(device_type: str) -> ContextManager:
     """Whatever PyTorch picks by default on this device."""
     return contextlib.nullcontext()
-
-
-# -- the dummy implementation ----------------------------------------------------------
-class DummyLSTM(Recurrent):
-    """Registered exactly like a real implementation, so tests can exercise the
-    plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence.
-
-    Fault injection, for the harness's own tests: LSTM_BENCH_DUMMY_FAULT makes
-    every forward of the dummy `oom` (raise the CPU allocator's out-of-memory
-    error), `error` (raise ValueError) or `sleep:SECONDS` (sleep first).
-    """
-
-    cell = "lstm"
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size)
-        H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H))
-        self.bias_hh = nn.Parameter(torch.empty(4 * H))
-
-    def run(self, x, state):
-        fault = os.environ.get("LSTM_BENCH_DUMMY_FAULT", "")
-        if fault == "oom":
-            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes")
-        if fault == "error":
-            raise ValueError("injected fault")
-        if fault.startswith("sleep:"):
-            time.sleep(float(fault.split(":", 1)[1]))
-        y = torch.tanh(x @ self.weight_ih[: self.hidden_size].t())           # (T, B, H)
-        return y, (y[-1], y[-1])
 
 
 # -- the registry -------------------------------------------------------------------------------
@@ -217,31 +180,3 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     model.load_canonical(params)
     model.backend = functools.partial(impl.context, device_type(device))
     return model
-
-
-# -- which backend actually ran --------------------------------------------------------
-def backend_from_ops(op_names: set[str]) -> str:
-    """Map profiler op names to a backend label (see BACKENDS)."""
-    if any("mkldnn_rnn" in n for n in op_names):
-        return "onednn"
-    if any("_cudnn_rnn" in n for n in op_names):
-        return "cudnn"
-    return "native"
-
-
-def op_names(model: Recurrent, x: Tensor) -> set[str]:
-    """Names of every op one forward and backward of `model` on `x` runs."""
-    x = x.detach().requires_grad_(True)
-    with quiet_profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        y, state = model(x)
-        (y.sum() + sum(s.sum() for s in state)).backward()
-    model.zero_grad(set_to_none=True)
-    return {e.key for e in prof.key_averages()}
-
-
-def backend_ran(model: Recurrent, batch: int, seq_len: int = 2) -> str:
-    """Run `model` once at this batch size under the profiler and report its backend."""
-    p = next(model.parameters())
-    x = torch.randn(seq_len, batch, model.input_size, device=p.device, dtype=p.dtype)
-    return backend_from_ops(op_names(model, x))
-

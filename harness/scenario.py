@@ -16,26 +16,23 @@ product of the lists; every scalar is fixed. See scenarios/README.md.
     batch = [8, 32]
     phase = ["forward", "train"]
 
-Mistakes raise cli.UsageError with one line: file, section, key, allowed values.
+Mistakes raise errors.UsageError with one line: file, section, key, allowed values.
 """
 from __future__ import annotations
 
 import difflib
-import hashlib
 import itertools
-import json
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness import registry
-from harness.cli import UsageError
-from harness.env import REPO
-
-SCENARIO_DIR = REPO / "scenarios"
+from harness.cases import CASES, ThroughputCase
+from harness.env import SCENARIOS
+from harness.errors import UsageError
 
 
 def _listify(v: Any) -> Any:
@@ -98,7 +95,7 @@ class Throughput(Settings):
     # forward: inference, under torch.no_grad()
     # train:   forward + backward of sum(outputs), parameter gradients zeroed before each round
     memory: bool = True                  # measure peak memory in a separate, untimed pass
-    profile: bool = False                # also run each case under torch.profiler (harness/profiles.py)
+    profile: bool = False                # also run each case under torch.profiler (harness/profiler.py)
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", mode="before")(_listify)
 
@@ -188,127 +185,15 @@ class Scenario(_Strict):
 SECTIONS = {"throughput": Throughput, "gradients": Gradients, "task": Task}
 
 
-@dataclass(frozen=True)
-class ThroughputCase:
-    """One timed case: a frozen, hashable value; every field is a column."""
-
-    impl: str
-    device: str
-    dtype: str
-    hidden: int
-    input: int
-    seq_len: int
-    batch: int
-    phase: str
-    seed: int
-    threads: int          # 0: all physical cores (resolved when the case runs)
-    rounds: int
-    warmup: int
-    memory: bool
-    profile: bool = False
-    layers: int = 1
-    section: str = "throughput"
-
-    @property
-    def cell(self) -> str:
-        return registry.get(self.impl).cell
-
-    @property
-    def slug(self) -> str:
-        """impl_device_bBATCH_tT_hH_phase (plus dtype and input where they differ from the usual)."""
-        s = f"{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}"
-        if self.input != self.hidden:
-            s += f"_i{self.input}"
-        if self.dtype != "float32":
-            s += f"_{self.dtype}"
-        return f"{s}_{self.phase}"
-
-    def key(self) -> tuple:
-        """What identifies the measurement across runs (not rounds or warm-up)."""
-        return (self.impl, self.device, self.dtype, self.batch, self.seq_len, self.hidden, self.input, self.phase,
-                self.layers)
-
-    def as_row(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class GradientCase:
-    """One [[gradients]] configuration, all of its seeds."""
-
-    impl: str
-    device: str
-    dtype: str
-    hidden: int
-    input: int
-    seq_len: int
-    batch: int
-    init: str
-    forget_bias: float | None      # None where it does not apply (RNN)
-    nonlinearity: str | None       # None where it does not apply (LSTM, GRU)
-    seed: int                      # the first seed
-    seeds: int
-    threads: int
-    section: str = "gradients"
-
-    @property
-    def slug(self) -> str:
-        s = f"grad_{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}_{self.init}"
-        if self.forget_bias:
-            s += f"_fb{self.forget_bias:g}"
-        if self.nonlinearity and self.nonlinearity != "tanh":
-            s += f"_{self.nonlinearity}"
-        return s if self.dtype == "float32" else f"{s}_{self.dtype}"
-
-
-@dataclass(frozen=True)
-class TaskCase:
-    """One [[task]] training run."""
-
-    task: str
-    impl: str
-    device: str
-    dtype: str
-    hidden: int
-    seq_len: int
-    batch: int
-    steps: int
-    lr: float
-    clip: float
-    forget_bias: float | None      # None where it does not apply (RNN)
-    init: str
-    seed: int
-    threads: int
-    eval_every: int
-    eval_size: int
-    section: str = "task"
-
-    @property
-    def slug(self) -> str:
-        s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
-        return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
-
-
-CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCase}
-
-
-def case_id(case) -> str:
-    """A short, stable id of a case's configuration: the `case_id` column of every table,
-    by which --resume tells finished cases from missing ones."""
-    blob = json.dumps({f.name: getattr(case, f.name) for f in fields(case)}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
 def from_resolved(data: dict) -> Scenario:
     """The Scenario that run.json's resolved copy describes (for --resume)."""
     keep = {k: v for k, v in data.items() if k in Scenario.model_fields}
     return Scenario(**keep)
-KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]
 
 
 # -- loading ------------------------------------------------------------------------------
 def shipped() -> list[Path]:
-    return sorted(SCENARIO_DIR.glob("*.toml"))
+    return sorted(SCENARIOS.glob("*.toml"))
 
 
 def resolve(name_or_path: str) -> Path:
@@ -318,7 +203,7 @@ def resolve(name_or_path: str) -> Path:
         if not p.is_file():
             raise UsageError(f"{name_or_path}: no such scenario file")
         return p
-    candidate = SCENARIO_DIR / f"{name_or_path}.toml"
+    candidate = SCENARIOS / f"{name_or_path}.toml"
     if candidate.is_file():
         return candidate
     names = ", ".join(q.stem for q in shipped())
@@ -461,6 +346,12 @@ def expand(sc: Scenario) -> list:
                 seen[k] = f"[[{name}]] #{n}"
             cases += section_cases
     return cases
+
+
+def profiled(sc: Scenario) -> Scenario:
+    """The scenario's throughput sections with profile = true (and no other section): python -m harness profile."""
+    return sc.model_copy(update={"throughput": [t.model_copy(update={"profile": True}) for t in sc.throughput],
+                                 "gradients": [], "task": []})
 
 
 def resolved(sc: Scenario) -> dict:

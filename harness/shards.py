@@ -13,71 +13,59 @@ Layout: the run directory is made as usual, plus one directory per shard,
                                    state, never read by the report)
 
 Shard k runs the cases whose position in the scenario's expansion is k modulo
-the shard count. Each shard writes only inside its own directory, so shards
-never write one file at once. A shard is a resumable run: started again (after
-a failure, a pre-emption -- ShardJob is Checkpointable, so Slurm requeues it --
-or a kill), it runs only its missing cases. When every shard is complete, their
-rows are merged, in the scenario's case order, into the run directory's own
-tables, which then hold exactly the rows an in-process run would.
+the shard count (store.Run.cases). Each shard writes only inside its own
+directory, so shards never write one file at once. A shard is a resumable run:
+started again (after a failure, a pre-emption -- ShardJob is Checkpointable, so
+Slurm requeues it -- or a kill), it runs only its missing cases. When every
+shard is complete, their rows are merged, in the scenario's case order, into
+the run directory's own tables, which then hold exactly the rows an in-process
+run would.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from harness import scenario
-from harness.cli import UsageError
+from harness import scenario, sweep
+from harness.cases import case_id
+from harness.errors import UsageError
+from harness.store import Executor, ExecutorParams, Run, Submission, read_meta, read_rows
 
-EXECUTORS = ("inprocess", "local", "slurm")
+KINDS = ("local", "slurm")          # submitit's executors; "inprocess" (no shards) is the sweep itself
+POLL_S = 0.5                        # seconds between looks at the shards' progress
+SLURM_TIMEOUT_REQUEUES = 3          # submitit's max_num_timeout: requeues of a shard that hit its time limit
+LOCAL_TIMEOUT_MIN = 60 * 24         # the local executor's time limit when --timeout-min is not given
+SLURM_TIMEOUT_MIN = 60              # Slurm's, likewise
+SLURM_MAX_PARALLEL = 256            # array parallelism when --max-parallel is not given
 
 
 def shard_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in (run_dir / "shards").glob("[0-9][0-9][0-9]") if (p / "run.json").is_file())
 
 
-def create_shards(run, count: int) -> list[Path]:
-    """One directory per shard, each a run of its own that --resume semantics can continue."""
-    from harness import runner
-
-    dirs = []
-    for k in range(count):
-        d = run.dir / "shards" / f"{k:03d}"
-        d.mkdir(parents=True)
-        meta = {**run.meta, "status": "pending", "shard": {"index": k, "count": count}, "counts": {},
-                "gemm_peaks": []}
-        meta.pop("executor", None)
-        shard = runner.Run(run.results, run.scenario, d, meta, d / "benchmark.json")
-        shard.start_tables()
-        shard.save()
-        dirs.append(d)
-    return dirs
+def shard_size(cases: int, index: int, count: int) -> int:
+    """How many of `cases` cases fall to shard `index` of `count`: the positions index, index + count, ..."""
+    return max(0, (cases - index + count - 1) // count)
 
 
-def shard_size(cases: int, shard: dict) -> int:
-    """How many of `cases` cases fall to this shard: the positions k, k + n, k + 2n, ..."""
-    return max(0, (cases - shard["index"] + shard["count"] - 1) // shard["count"])
-
-
-def select(cases: list, shard: dict | None) -> list:
-    if not shard:
-        return cases
-    return [c for i, c in enumerate(cases) if i % shard["count"] == shard["index"]]
+def shard_state(d: Path) -> dict:
+    """A shard's status and progress, from its run.json alone (drive() polls it twice a second)."""
+    meta = read_meta(d)
+    return {"shard": d.name, "status": meta.status, "done": sum(meta.counts.values()),
+            "cases": shard_size(meta.scenario["cases"], meta.shard.index, meta.shard.count)}
 
 
 class ShardJob:
     """What a submitit job runs: one shard, resumed from whatever it has on disk."""
 
     def __call__(self, shard_dir: str) -> dict:
-        from harness import runner
-
         d = Path(shard_dir)
-        run, _ = runner.run_sweep(None, d.parent.parent.parent, quiet=True, resume=d)
-        if run.meta["status"] != "complete":
-            raise RuntimeError(f"shard {d.name} ended {run.meta['status']}")
-        return {"shard": d.name, "counts": run.meta["counts"]}
+        run, _ = sweep.run_sweep(None, quiet=True, resume=d)
+        if run.meta.status != "complete":
+            raise RuntimeError(f"shard {d.name} ended {run.meta.status}")
+        return {"shard": d.name, "counts": run.meta.counts}
 
     def checkpoint(self, shard_dir: str):
         """Pre-empted or timed out on Slurm: requeue the same shard; it resumes from disk."""
@@ -86,60 +74,85 @@ class ShardJob:
         return submitit.helpers.DelayedSubmission(ShardJob(), shard_dir)
 
 
-def make_executor(run_dir: Path, kind: str, params: dict):
+def check_executor(kind: str) -> None:
+    """UsageError, before anything is created, when this machine cannot use submitit's `kind` executor."""
     try:
-        import submitit
+        import submitit  # noqa: F401
     except ImportError:
         raise UsageError("--executor needs submitit (pip install submitit)") from None
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("--executor slurm: sbatch is not on this machine's PATH (use --executor local to test)")
+
+
+def make_executor(run_dir: Path, kind: str, params: ExecutorParams):
+    """submitit's executor, its files in results/<run_id>/submitit/."""
+    check_executor(kind)
+    import submitit
+
     folder = run_dir / "submitit"
     if kind == "local":
         ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=params.get("timeout_min") or 60 * 24)
+        ex.update_parameters(timeout_min=params.timeout_min or LOCAL_TIMEOUT_MIN)
         return ex
-    if shutil.which("sbatch") is None:
-        raise UsageError("--executor slurm: sbatch is not on this machine's PATH (use --executor local to test)")
-    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=3)
-    update = {"time": params.get("timeout_min") or 60, "ntasks_per_node": 1,
-              "array_parallelism": params.get("max_parallel") or 256}
-    if params.get("partition"):
-        update["partition"] = params["partition"]
-    if params.get("gpus_per_task"):
-        update["gpus_per_task"] = params["gpus_per_task"]
+    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=SLURM_TIMEOUT_REQUEUES)
+    update = {"time": params.timeout_min or SLURM_TIMEOUT_MIN, "ntasks_per_node": 1,
+              "array_parallelism": params.max_parallel or SLURM_MAX_PARALLEL}
+    if params.partition:
+        update["partition"] = params.partition
+    if params.gpus_per_task:
+        update["gpus_per_task"] = params.gpus_per_task
     ex.update_parameters(**update)
     return ex
 
 
-def shard_state(d: Path) -> dict:
+def run_sharded(sc: scenario.Scenario | None, results: Path, kind: str = "local", shards: int = 2,
+                params: ExecutorParams | None = None, resume: Path | None = None, quiet: bool = False) -> Run:
+    """A new run of `sc` whose cases go to `shards` shards on submitit's `kind` executor,
+    or (resume) the shards of an earlier sharded run that are not complete."""
+    if resume is None:
+        if shards < 1:
+            raise UsageError(f"run: --shards must be a positive integer, not {shards}")
+        check_executor(kind)                # refuse before creating anything
+        run = Run.create(results, sc)
+        run.meta.executor = Executor(kind=kind, shards=shards, params=params or ExecutorParams())
+        for k in range(shards):
+            run.new_shard(k, shards)
+        run.save()
+    else:
+        run = Run.open(resume)
+        run.mark_running()
+    wall0 = time.perf_counter()
+    status = "failed"
     try:
-        meta = json.loads((d / "run.json").read_text())
-    except (OSError, ValueError):
-        return {"shard": d.name, "status": "unreadable", "done": 0, "cases": 0}
-    # the size from arithmetic, not by expanding the scenario: drive() polls this twice a second
-    return {"shard": d.name, "status": meta.get("status"), "done": sum(meta.get("counts", {}).values()),
-            "cases": shard_size(meta["scenario"]["cases"], meta["shard"])}
+        status = drive(run, quiet=quiet)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        run.meta.wall_s = (run.meta.wall_s or 0.0) + time.perf_counter() - wall0
+        run.finish(status)
+    return run
 
 
-def drive(run, quiet: bool = False) -> str:
+def drive(run: Run, quiet: bool = False) -> str:
     """Submit every shard that is not complete, wait, resubmit failures, merge. Returns the run status."""
-    info = run.meta["executor"]
-    retries = info["params"].get("retries", 2)
-    ex = make_executor(run.dir, info["kind"], info["params"])
-    for attempt in range(retries + 1):
+    info = run.meta.executor
+    ex = make_executor(run.dir, info.kind, info.params)
+    for attempt in range(info.params.retries + 1):
         pending = [d for d in shard_dirs(run.dir) if shard_state(d)["status"] != "complete"]
         if not pending:
             break
         jobs = ex.map_array(ShardJob(), [str(d) for d in pending])
-        info.setdefault("jobs", []).append({"attempt": attempt, "jobs": {d.name: j.job_id for d, j in
-                                                                         zip(pending, jobs, strict=True)}})
+        info.jobs.append(Submission(attempt=attempt, jobs={d.name: str(j.job_id) for d, j in
+                                                           zip(pending, jobs, strict=True)}))
         run.save()
         if not quiet:
-            print(f"submitted {len(jobs)} shard(s) to {info['kind']} (attempt {attempt + 1} of {retries + 1}): "
-                  + ", ".join(str(j.job_id) for j in jobs), file=sys.stderr)
+            print(f"submitted {len(jobs)} shard(s) to {info.kind} (attempt {attempt + 1} of "
+                  f"{info.params.retries + 1}): " + ", ".join(str(j.job_id) for j in jobs), file=sys.stderr)
         last = None
         while not all(j.done() for j in jobs):
-            time.sleep(0.5)
-            states = [shard_state(d) for d in pending]
-            line = "  ".join(f"{s['shard']}:{s['done']}/{s['cases']}" for s in states)
+            time.sleep(POLL_S)
+            line = "  ".join(f"{s['shard']}:{s['done']}/{s['cases']}" for s in map(shard_state, pending))
             if not quiet and line != last:
                 print(f"shards  {line}", file=sys.stderr)
                 last = line
@@ -154,58 +167,20 @@ def drive(run, quiet: bool = False) -> str:
     return "complete" if all(s["status"] == "complete" for s in states) else "failed"
 
 
-def merge(run) -> None:
+def merge(run: Run) -> None:
     """The shards' rows, in the scenario's case order, into the run directory's own tables."""
-    from harness import runner
-
-    order = {scenario.case_id(c): i for i, c in enumerate(scenario.expand(run.scenario))}
+    order = {case_id(c): i for i, c in enumerate(run.cases())}
     dirs = shard_dirs(run.dir)
-    for name, columns in run.tables.items():
-        rows = [r for d in dirs for r in runner.read_complete_rows(d / name, columns)]
+    for name in run.tables:
+        rows = [r for d in dirs for r in read_rows(d / name) if r.get("case_id")]
         rows.sort(key=lambda r: order.get(r["case_id"], len(order)))      # stable: a case's rows keep their order
         run.rewrite_table(name, rows)
     counts: dict[str, int] = {}
     peaks = []
     for d in dirs:
-        meta = json.loads((d / "run.json").read_text())
-        for k, v in meta.get("counts", {}).items():
+        meta = read_meta(d)
+        for k, v in meta.counts.items():
             counts[k] = counts.get(k, 0) + v
-        peaks += meta.get("gemm_peaks", [])
-    run.meta["counts"] = counts
-    run.meta["gemm_peaks"] = peaks
-
-
-def cmd_status(args) -> int:
-    from harness.runner import find_run
-
-    d = find_run(Path(args.results), args.run)
-    meta = json.loads((d / "run.json").read_text())
-    total = meta.get("scenario", {}).get("cases", "?")
-    print(f"{meta['run_id']}: {meta.get('status')}  ({sum(meta.get('counts', {}).values())} of {total} cases, "
-          + ", ".join(f"{v} {k}" for k, v in sorted(meta.get("counts", {}).items())) + ")")
-    info = meta.get("executor")
-    if not info:
-        print("  in-process run (no shards)")
-        return 0
-    jobs: dict[str, list] = {}
-    for attempt in info.get("jobs", []):
-        for shard, job in attempt["jobs"].items():
-            jobs.setdefault(shard, []).append(str(job))
-    print(f"  executor {info['kind']}, {info['shards']} shards")
-    for s in (shard_state(p) for p in shard_dirs(d)):
-        print(f"  shard {s['shard']}  {s['status']:11s} {s['done']:4d} of {s['cases']:4d} cases  "
-              f"jobs: {', '.join(jobs.get(s['shard'], [])) or '-'}")
-    return 0
-
-
-def add_commands(sub) -> None:
-    import argparse
-
-    from harness.env import REPO
-
-    p = sub.add_parser("status", help="a run's status, and its shards' (done, running, failed)",
-                       epilog="example:\n  python -m harness status latest",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", nargs="?", default="latest")
-    p.add_argument("--results", default=str(REPO / "results"))
-    p.set_defaults(func=cmd_status)
+        peaks += meta.gemm_peaks
+    run.meta.counts = counts
+    run.meta.gemm_peaks = peaks

@@ -33,10 +33,6 @@ from harness import gradients, registry
 from harness.models import Recurrent
 
 TASKS = ("adding", "copy")
-TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
-                    "baseline_loss", "eval_accuracy", "wall_s",
-                    # beyond the required columns
-                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
 BLANK, DELIMITER = 8, 9          # input classes: 0..7 symbols, 8 blank, 9 delimiter
 
@@ -114,7 +110,9 @@ def checkpoints(steps: int) -> list[int]:
 
 
 def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
-    """Train one [[task]] case: (training.csv rows, gradients.csv rows). Raises registry.Skip."""
+    """Train one [[task]] case: (training.csv rows, gradients.csv rows). Raises errors.Skip.
+
+    The rows' columns are store.TRAINING_COLUMNS and store.GRADIENT_COLUMNS."""
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,

@@ -1,7 +1,7 @@
 """Timing: how one case is built, timed through pytest-benchmark, and measured.
 
-A sweep is one pytest session (see runner.py) whose only test is `test_case`
-below, parametrised over the scenario's cases. Each case is timed by the
+A sweep is one pytest session (harness/sweep.py) whose only test,
+`sweep.test_case`, is parametrised over the scenario's throughput cases. Each case is timed by the
 benchmark fixture in pedantic mode:
 
 - `warmup` untimed rounds, then `rounds` timed rounds of one step each;
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from harness import registry
+from harness.cases import ThroughputCase
 from harness.models import Recurrent, param_count
-from harness.scenario import ThroughputCase
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Step:
 
 
 def build_step(case: ThroughputCase) -> Step:
-    """Build the model and inputs for `case`; raises registry.Skip where it cannot run."""
+    """Build the model and inputs for `case`; raises errors.Skip where it cannot run."""
     model = registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype,
                             seed=case.seed)
     gen = torch.Generator().manual_seed(case.seed + 1)
@@ -81,7 +81,3 @@ def time_step(step: Step, benchmark, rounds: int, warmup: int) -> dict:
             "time_max_s": s.max, "time_mean_s": s.mean, "time_stddev_s": s.stddev if s.rounds > 1 else 0.0,
             "timed_s": s.total}
 
-
-def test_case(benchmark, case, sweep):
-    """pytest collects this from here when the runner starts a sweep."""
-    sweep.run_case(case, benchmark)

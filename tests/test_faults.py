@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, report, runner, scenario
+from harness import cli, report, scenario, sweep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ def test_preflight_skips_what_cannot_fit(tmp_path):
         batch = 4096
         phase = "train"
     """))
-    run, out = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    run, out = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
     [row] = out
     assert row["status"] == "skipped" and "by the preflight estimate, but only" in row["reason"]
     assert "TiB" not in row["reason"] and "GiB" in row["reason"]
@@ -130,10 +130,10 @@ def test_preflight_skips_what_cannot_fit(tmp_path):
 def test_failed_allocation_is_oom_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_BENCH_DUMMY_FAULT", "oom")
     sc = scenario.load(write(tmp_path, SLOW))
-    run, out = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    run, out = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
     assert [r["status"] for r in out] == ["oom"] * 8
     assert out[0]["reason"].startswith("RuntimeError: DefaultCPUAllocator: can't allocate memory")
-    assert run.meta["counts"] == {"oom": SLOW_CASES} and run.meta["status"] == "complete"
+    assert run.meta.counts == {"oom": SLOW_CASES} and run.meta.status == "complete"
     assert [r["status"] for r in rows(run.dir / "decay.csv")] == ["oom", "oom"]
 
 
@@ -264,7 +264,7 @@ def test_two_runs_at_once_get_two_directories(tmp_path):
 
 # -- broken results ------------------------------------------------------------------------------
 def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys):
-    run, _ = runner.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
+    run, _ = sweep.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
     path = run.dir / "timings.csv"
     lines = path.read_text().splitlines()
     lines.insert(3, "garbage,\x00\x01,not a row")
@@ -277,7 +277,7 @@ def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys):
 
 
 def test_report_reads_an_interrupted_run(tmp_path):
-    run, _ = runner.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
+    run, _ = sweep.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
     meta = json.loads((run.dir / "run.json").read_text())
     meta["status"] = "interrupted"
     (run.dir / "run.json").write_text(json.dumps(meta))

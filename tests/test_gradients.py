@@ -99,7 +99,7 @@ def test_rnn_curves_agree_and_relu_differs():
 
 
 def test_reproducible():
-    from harness.scenario import GradientCase
+    from harness.cases import GradientCase
     case = GradientCase(impl="fused-lstm", device="cpu", dtype="float32", hidden=8, input=8, seq_len=12, batch=2,
                         init="pytorch", forget_bias=1.0, nonlinearity=None, seed=0, seeds=2, threads=1)
     a, da = gradients.run_case(case, "r")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from harness import env, registry
+from harness import env, errors, profiler, registry
 from harness.models import canonical_params, param_count
 from harness.tutorial import EXAMPLE, TutorialNNLSTM, TutorialScratchLSTM
 
@@ -34,7 +34,7 @@ def test_one_interface(name):
 ])
 def test_unsupported_combinations_skip_with_reason(name, device, dtype, reason):
     assert registry.skip_reason(name, device, dtype) == reason
-    with pytest.raises(registry.Skip, match=reason):
+    with pytest.raises(errors.Skip, match=reason):
         registry.create(name, 3, 4, device=device, dtype=dtype)
 
 
@@ -73,14 +73,14 @@ def test_backends_are_contexts_around_one_builder():
 
 def test_profiler_proves_the_backend_that_ran():
     x = torch.randn(5, 3, 8)
-    ops = {n: registry.op_names(registry.create(n, 8, 16), x) for n in ("onednn-lstm", "torch-lstm", "fused-lstm")}
+    ops = {n: profiler.op_names(registry.create(n, 8, 16), x) for n in ("onednn-lstm", "torch-lstm", "fused-lstm")}
     assert "aten::mkldnn_rnn_layer" in ops["onednn-lstm"]
     assert "aten::mkldnn_rnn_layer" not in ops["torch-lstm"]
     assert "aten::lstm" in ops["torch-lstm"]
     assert "aten::lstm" not in ops["fused-lstm"]
-    assert registry.backend_ran(registry.create("onednn-lstm", 8, 16), batch=3) == "onednn"
-    assert registry.backend_ran(registry.create("torch-lstm", 8, 16), batch=3) == "native"
-    assert registry.backend_ran(registry.create("scratch-lstm", 8, 16), batch=3) == "native"
+    assert profiler.backend_ran(registry.create("onednn-lstm", 8, 16), batch=3) == "onednn"
+    assert profiler.backend_ran(registry.create("torch-lstm", 8, 16), batch=3) == "native"
+    assert profiler.backend_ran(registry.create("scratch-lstm", 8, 16), batch=3) == "native"
 
 
 def test_backend_context_restores_the_flag():
@@ -91,16 +91,16 @@ def test_backend_context_restores_the_flag():
 
 
 def test_backend_from_ops():
-    assert registry.backend_from_ops({"aten::lstm", "aten::mkldnn_rnn_layer"}) == "onednn"
-    assert registry.backend_from_ops({"aten::lstm", "aten::_cudnn_rnn"}) == "cudnn"
-    assert registry.backend_from_ops({"aten::lstm", "aten::addmm"}) == "native"
+    assert profiler.backend_from_ops({"aten::lstm", "aten::mkldnn_rnn_layer"}) == "onednn"
+    assert profiler.backend_from_ops({"aten::lstm", "aten::_cudnn_rnn"}) == "cudnn"
+    assert profiler.backend_from_ops({"aten::lstm", "aten::addmm"}) == "native"
 
 
 @CUDA
 @pytest.mark.cuda
 def test_cuda_backends():
-    assert registry.backend_ran(registry.create("cudnn-lstm", 8, 16, device="cuda"), batch=3) == "cudnn"
-    assert registry.backend_ran(registry.create("torch-lstm", 8, 16, device="cuda"), batch=3) == "native"
+    assert profiler.backend_ran(registry.create("cudnn-lstm", 8, 16, device="cuda"), batch=3) == "cudnn"
+    assert profiler.backend_ran(registry.create("torch-lstm", 8, 16, device="cuda"), batch=3) == "native"
 
 
 def test_threads_are_set_and_recorded():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import cli, report, runner, scenario
+from harness import claims, cli, report, scenario, store, sweep, tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -18,7 +18,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("rep")
-    run, _ = runner.run_sweep(scenario.load("smoke"), root / "results", quiet=True)
+    run, _ = sweep.run_sweep(scenario.load("smoke"), root / "results", quiet=True)
     out = report.render(run.run_id, root / "results", root / "reports", quiet=True)
     return run, out
 
@@ -82,7 +82,7 @@ def test_report_from_timings_only(tmp_path):
         batch = 1
         phase = "train"
     """))
-    run, _ = runner.run_sweep(scenario.load(p), tmp_path / "results", quiet=True)
+    run, _ = sweep.run_sweep(scenario.load(p), tmp_path / "results", quiet=True)
     out = report.render("latest", tmp_path / "results", tmp_path / "reports", quiet=True)
     claims = pd.read_csv(out / "claims.csv")
     assert list(claims["verdict"][:3]) == ["not measured"] * 3
@@ -97,12 +97,12 @@ def test_report_of_two_runs_keys_rows_by_environment(tmp_path):
     p = tmp_path / "t.toml"
     p.write_text('name = "two"\n[defaults]\nthreads = 1\nrounds = 2\nwarmup = 0\n[[throughput]]\nimpl = "dummy"\n'
                  'hidden = 4\nseq_len = 2\nbatch = 1\nphase = "train"\n')
-    a, _ = runner.run_sweep(scenario.load(p), tmp_path / "r", quiet=True)
-    b, _ = runner.run_sweep(scenario.load(p), tmp_path / "r", quiet=True)
+    a, _ = sweep.run_sweep(scenario.load(p), tmp_path / "r", quiet=True)
+    b, _ = sweep.run_sweep(scenario.load(p), tmp_path / "r", quiet=True)
     meta = json.loads((b.dir / "run.json").read_text())
     meta["environment"]["host"] = "gpu-box"
     (b.dir / "run.json").write_text(json.dumps(meta))
-    runs = report.load_runs(report.resolve_runs(f"{a.run_id},{b.run_id}", tmp_path / "r"))
+    runs = tables.load_runs(store.find_runs(tmp_path / "r", f"{a.run_id},{b.run_id}"))
     labels = sorted(set(runs.tables["timings"]["device_label"]))
     assert len(labels) == 2 and labels[0].endswith("@ gpu-box")
     out = report.render(f"{a.run_id},{b.run_id}", tmp_path / "r", tmp_path / "rep", quiet=True)
@@ -127,21 +127,21 @@ def decay(rows):
 def test_claim_a_verdicts():
     vanishing = decay([{"cell": "rnn", "decay_factor": 0.5, "decay_ci_high": 0.6, "vanishes_within_T": True,
                         "vanish_distance": 10}] * 3)
-    assert report.claim_a(vanishing).verdict == "supported"
-    assert report.claim_a(vanishing).evidence.startswith("3 of 3 RNN configurations vanish")
+    assert claims.claim_a(vanishing).verdict == "supported"
+    assert claims.claim_a(vanishing).evidence.startswith("3 of 3 RNN configurations vanish")
     growing = decay([{"cell": "rnn", "decay_factor": 1.05, "decay_ci_high": 1.1, "vanishes_within_T": False}] * 2)
-    assert report.claim_a(growing).verdict == "contradicted"
-    assert report.claim_a(None).verdict == "not measured"
-    assert report.claim_a(decay([{"cell": "lstm", "decay_factor": 0.9, "vanishes_within_T": False}])).verdict == \
+    assert claims.claim_a(growing).verdict == "contradicted"
+    assert claims.claim_a(None).verdict == "not measured"
+    assert claims.claim_a(decay([{"cell": "lstm", "decay_factor": 0.9, "vanishes_within_T": False}])).verdict == \
         "not measured"
 
 
 def test_claim_b_verdicts():
     kept = decay([{"cell": "lstm", "decay_factor": 0.99, "vanishes_within_T": False}] * 2
                  + [{"cell": "rnn", "decay_factor": 0.5, "vanishes_within_T": True, "vanish_distance": 9}])
-    assert report.claim_b(kept).verdict == "supported"
+    assert claims.claim_b(kept).verdict == "supported"
     lost = decay([{"cell": "lstm", "decay_factor": 0.6, "vanishes_within_T": True, "vanish_distance": 14}])
-    assert report.claim_b(lost).verdict == "contradicted"
+    assert claims.claim_b(lost).verdict == "contradicted"
 
 
 def training(rows):
@@ -154,12 +154,12 @@ def test_claim_c_verdicts():
     lstm_wins = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 0, "eval_loss": 1.0},
                           {"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01},
                           {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.17}])
-    c = report.claim_c(lstm_wins)
+    c = claims.claim_c(lstm_wins)
     assert c.verdict == "supported" and "adding T=50: best LSTM 0.06x baseline, best RNN 1.02x" in c.evidence
     both = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01},
                      {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.02}])
-    assert report.claim_c(both).verdict == "contradicted"
-    assert report.claim_c(training([{"impl": "torch-rnn", "cell": "rnn", "step": 1, "eval_loss": 1}])).verdict == \
+    assert claims.claim_c(both).verdict == "contradicted"
+    assert claims.claim_c(training([{"impl": "torch-rnn", "cell": "rnn", "step": 1, "eval_loss": 1}])).verdict == \
         "not measured"
 
 
@@ -167,20 +167,21 @@ def test_claims_d_e_from_ratios():
     r = pd.DataFrame([{"kind": "params", "ratio": 4.0, "input": 8, "hidden": 8, "pair": "params LSTM/RNN"},
                       {"kind": "time", "ratio": 3.0, "input": 8, "hidden": 8, "pair": "time a/b"},
                       {"kind": "time", "ratio": 2.0, "input": 8, "hidden": 8, "pair": "time a/b"}])
-    assert report.claim_d(r).verdict == "supported"
-    e = report.claim_e(r)
+    assert claims.claim_d(r).verdict == "supported"
+    e = claims.claim_e(r)
     assert e.verdict == "supported" and e.evidence.startswith("median 2.5x slower over 2 sizes")
-    assert report.claim_d(r.assign(ratio=3.0)).verdict == "contradicted"
-    assert report.claim_e(r.assign(ratio=0.9)).verdict == "contradicted"
+    assert claims.claim_d(r.assign(ratio=3.0)).verdict == "contradicted"
+    assert claims.claim_e(r.assign(ratio=0.9)).verdict == "contradicted"
 
 
 def test_broken_csv_is_named_and_skipped(tmp_path):
     p = tmp_path / "timings.csv"
     p.write_text("a,b,status\n1,2,ok\n3,4\n5,6,ok\n7,8,o")
     warnings = []
-    df = report.read_table(p, warnings)
-    assert list(df["a"]) == ["1", "5", "7"]
-    assert warnings == [f"{p}:3: skipped a broken line (2 fields, expected 3)"]
+    df = tables.read_table(p, warnings)
+    assert list(df["a"]) == ["1", "5"]                  # "7,8,o": a write cut short (no line end), dropped
+    assert warnings == [f"{p}:3: skipped a broken line (2 fields, expected 3)",
+                        f"{p}:5: skipped a broken line (cut short: no line end)"]
 
 
 # -- a real browser ----------------------------------------------------------------------------------

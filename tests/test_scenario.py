@@ -4,7 +4,8 @@ import textwrap
 import pytest
 
 from harness import cli, scenario
-from harness.cli import UsageError
+from harness.cases import ThroughputCase, case_id
+from harness.errors import UsageError
 
 GRID = """
 name = "t"
@@ -42,7 +43,7 @@ def test_grid_is_the_cartesian_product(tmp_path):
     cases = scenario.expand(scenario.load(write(tmp_path, GRID)))
     assert len(cases) == 2 * 2 * 1 * 3 * 2 + 1 * 2 * 2 * 1 * 1 == 28
     first = cases[0]
-    assert first == scenario.ThroughputCase(impl="fused-lstm", device="cpu", dtype="float64", batch=1, seq_len=5,
+    assert first == ThroughputCase(impl="fused-lstm", device="cpu", dtype="float64", batch=1, seq_len=5,
                                             hidden=8, input=8, phase="forward", seed=3, threads=1, rounds=10,
                                             warmup=2, memory=True)
     assert {c.input for c in cases[:24]} == {8, 16} and all(c.input == c.hidden for c in cases[:24])
@@ -53,7 +54,7 @@ def test_grid_is_the_cartesian_product(tmp_path):
 
 
 def test_slug_is_readable():
-    c = scenario.ThroughputCase(impl="fused-lstm", device="cuda:1", dtype="float32", hidden=256, input=256, seq_len=100,
+    c = ThroughputCase(impl="fused-lstm", device="cuda:1", dtype="float32", hidden=256, input=256, seq_len=100,
                                 batch=32, phase="train", seed=0, threads=2, rounds=10, warmup=2, memory=True)
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
@@ -134,4 +135,4 @@ def test_run_json_copy_gives_back_the_same_cases(name):
     """--resume rebuilds the scenario from run.json; it must expand to the very same cases and ids."""
     sc = scenario.load(name)
     again = scenario.from_resolved(scenario.resolved(sc))
-    assert [scenario.case_id(c) for c in scenario.expand(again)] == [scenario.case_id(c) for c in scenario.expand(sc)]
+    assert [case_id(c) for c in scenario.expand(again)] == [case_id(c) for c in scenario.expand(sc)]

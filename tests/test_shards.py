@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, runner, scenario, shards
+from harness import cli, scenario, shards, store, sweep
+from harness.cases import case_id
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = {"timings.csv": ["case_id", "impl", "phase", "dtype", "batch", "seq_len", "hidden", "status", "reason",
@@ -29,7 +30,7 @@ def test_two_local_shards_give_the_rows_of_an_in_process_run(tmp_path, capsys):
     assert cli.main(["run", "smoke", "--executor", "local", "--shards", "2", "--results", str(tmp_path / "s"),
                      "--quiet"]) == 0
     sharded = (tmp_path / "s" / "latest").resolve()
-    plain, _ = runner.run_sweep(scenario.load("smoke"), tmp_path / "p", quiet=True)
+    plain, _ = sweep.run_sweep(scenario.load("smoke"), tmp_path / "p", quiet=True)
     for name, keys in KEYS.items():
         a, b = table(sharded / name, keys), table(plain.dir / name, keys)
         assert a == b and len(a) > 0, name
@@ -46,8 +47,8 @@ def test_two_local_shards_give_the_rows_of_an_in_process_run(tmp_path, capsys):
 
 def test_shards_partition_the_cases():
     cases = scenario.expand(scenario.load("quick"))
-    parts = [shards.select(cases, {"index": k, "count": 3}) for k in range(3)]
-    assert sorted(scenario.case_id(c) for p in parts for c in p) == sorted(scenario.case_id(c) for c in cases)
+    parts = [store.select(cases, store.Shard(index=k, count=3)) for k in range(3)]
+    assert sorted(case_id(c) for p in parts for c in p) == sorted(case_id(c) for c in cases)
     assert [len(p) for p in parts] == [115, 114, 114]
 
 

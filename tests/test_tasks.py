@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness import tasks
-from harness.scenario import TaskCase
+from harness.cases import TaskCase
 
 
 def test_adding_data():

@@ -1,26 +1,28 @@
 """Profiles: trace files per case, labels, the op table, and TensorBoard's plugin API."""
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from harness import cli, profiles, report, runner, scenario
+from harness import cli, profiler, report, scenario, sweep
 
 
 @pytest.fixture(scope="module")
 def profiled_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("prof")
-    sc = runner.profiled(scenario.load("smoke"))
-    run, rows = runner.run_sweep(sc, root / "results", quiet=True)
+    sc = scenario.profiled(scenario.load("smoke"))
+    run, rows = sweep.run_sweep(sc, root / "results", quiet=True)
     return root, run, rows
 
 
 def test_profiling_writes_one_trace_per_case(profiled_run):
     _, run, rows = profiled_run
-    files = profiles.trace_files(run.dir)
+    files = profiler.trace_files(run.dir)
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(files) == len(ok) == 8
     assert sorted(f.parent.name for f in files) == sorted(
@@ -46,7 +48,7 @@ def test_self_times_nest():
         {"ph": "X", "cat": "cpu_op", "name": "C", "ts": 20, "dur": 5, "pid": 1, "tid": 1},
         {"ph": "X", "cat": "user_annotation", "name": "forward", "ts": 0, "dur": 30, "pid": 1, "tid": 1},
     ]}
-    t = profiles.self_times(trace).set_index("op")
+    t = profiler.self_times(trace).set_index("op")
     assert t.loc["A", "self_ms"] == pytest.approx(0.006) and t.loc["A", "total_ms"] == pytest.approx(0.010)
     assert t.loc["B", "calls"] == 2 and t.loc["B", "self_ms"] == pytest.approx(0.004)
     assert t.loc["C", "self_ms"] == pytest.approx(0.005) and "forward" not in t.index
@@ -60,7 +62,7 @@ def test_report_has_the_op_table(profiled_run):
 
 
 def test_tensorboard_without_profiles_is_one_line(tmp_path, capsys):
-    run, _ = runner.run_sweep(scenario.load("smoke").model_copy(update={"gradients": [], "task": []}),
+    run, _ = sweep.run_sweep(scenario.load("smoke").model_copy(update={"gradients": [], "task": []}),
                               tmp_path / "r", quiet=True)
     assert cli.main(["tensorboard", run.run_id, "--results", str(tmp_path / "r")]) == 2
     assert "has no profiles: make profile" in capsys.readouterr().err
@@ -68,9 +70,15 @@ def test_tensorboard_without_profiles_is_one_line(tmp_path, capsys):
 
 def test_tensorboard_binds_loopback_by_default():
     args = cli.build_parser().parse_args(["tensorboard"])
-    assert args.host == "127.0.0.1" and args.port == "6006" and args.run == "latest"
-    cmd = profiles.tensorboard_command(profiles.Path("/x"), 1234)
+    assert args.host == "127.0.0.1" and args.port == 6006 and args.run == "latest"
+    cmd = cli.tensorboard_command(Path("/x"), 1234)
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def get(url, timeout=10):
@@ -80,8 +88,8 @@ def get(url, timeout=10):
 
 def test_tensorboard_plugin_api_finds_the_case(profiled_run):
     _, run, _ = profiled_run
-    port = profiles.free_port()
-    proc = subprocess.Popen(profiles.tensorboard_command(run.dir / "profiles", port), stdout=subprocess.DEVNULL,
+    port = free_port()
+    proc = subprocess.Popen(cli.tensorboard_command(run.dir / "profiles", port), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/data/plugin/pytorch_profiler"
     case = "fused-lstm_cpu_b2_t5_h16_train"

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from harness import cli, runner, scenario
+from harness import cli, scenario, store, sweep
 
 COLUMNS = """run_id, scenario, impl, cell, backend, device, device_name, dtype, batch, seq_len, hidden, input, layers,
 phase, rounds, time_median_s, time_iqr_s, time_min_s, tokens_per_s, flops, gflops_per_s, gemm_peak_gflops_per_s,
@@ -37,7 +37,7 @@ def test_columns(smoke):
     header = (run_dir / "timings.csv").read_text().splitlines()[0].split(",")
     required = [c.strip() for c in COLUMNS.replace("\n", " ").split(",")]
     assert header[: len(required)] == required
-    assert header == runner.TIMING_COLUMNS
+    assert header == store.TIMING_COLUMNS
 
 
 def test_rows_and_statuses(smoke):
@@ -97,8 +97,8 @@ def test_benchmark_json_reads_in_pytest_benchmark(smoke):
 
 def test_run_ids_are_never_reused(tmp_path):
     sc = scenario.load(write_tiny(tmp_path))
-    a, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
-    b, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
+    a, _ = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
+    b, _ = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
     assert a.run_id != b.run_id and a.dir.is_dir() and b.dir.is_dir()
     assert (tmp_path / "r" / "latest").resolve() == b.dir.resolve()
 
@@ -124,17 +124,16 @@ def write_tiny(tmp_path):
 
 def test_compare_flags_slower_cases(tmp_path, capsys):
     sc = scenario.load(write_tiny(tmp_path))
-    base, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
-    new, _ = runner.run_sweep(sc, tmp_path / "r", quiet=True)
-    rows = runner.read_timings(new.dir)
-    rows[0]["time_median_s"] = str(float(rows[0]["time_median_s"]) * 3)
-    with open(new.dir / "timings.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, runner.TIMING_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    base, _ = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
+    new, _ = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
+    for run, seconds in ((base, "0.001"), (new, "0.003")):       # literal times: real ones of ~100 us are noise
+        rows = store.read_rows(run.dir / "timings.csv")
+        rows[0]["time_median_s"] = seconds
+        run.rewrite_table("timings.csv", rows)
     r = str(tmp_path / "r")
     assert cli.main(["compare", base.run_id, new.run_id, "--threshold", "50", "--results", r]) == 1
-    assert "1 of 1 cases slower" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1.00 ms ->      3.00 ms +200.0% SLOWER" in out and "1 of 1 cases slower" in out
     assert cli.main(["compare", new.run_id, base.run_id, "--threshold", "50", "--results", r]) == 0
     assert cli.main(["compare", "nope", "--results", r]) == 2
     assert "unknown run id 'nope'" in capsys.readouterr().err
@@ -151,9 +150,9 @@ def test_failure_becomes_a_row(tmp_path, monkeypatch):
         return step
 
     monkeypatch.setattr(timing, "build_step", broken)
-    run, rows = runner.run_sweep(scenario.load(write_tiny(tmp_path)), tmp_path / "r", quiet=True)
+    run, rows = sweep.run_sweep(scenario.load(write_tiny(tmp_path)), tmp_path / "r", quiet=True)
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", "ValueError: boom")]
-    assert run.meta["status"] == "complete" and run.meta["counts"] == {"failed": 1}
+    assert run.meta.status == "complete" and run.meta.counts == {"failed": 1}
 
 
 def read(path):
@@ -162,11 +161,10 @@ def read(path):
 
 
 def test_gradient_and_task_tables(smoke):
-    from harness import gradients, tasks
     _, _, run_dir, _ = smoke
     curves, decay, training = (read(run_dir / n) for n in ("gradients.csv", "decay.csv", "training.csv"))
-    assert list(curves[0]) == gradients.GRADIENT_COLUMNS and list(decay[0]) == gradients.DECAY_COLUMNS
-    assert list(training[0]) == tasks.TRAINING_COLUMNS
+    assert list(curves[0]) == store.GRADIENT_COLUMNS and list(decay[0]) == store.DECAY_COLUMNS
+    assert list(training[0]) == store.TRAINING_COLUMNS
     from_sections = [r for r in curves if r["task"] == ""]
     # scratch-lstm: x, h, c; torch-rnn: x only -- 2 seeds, 10 steps each
     assert len(from_sections) == 2 * 10 * 3 + 2 * 10 * 1

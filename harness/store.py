@@ -1,0 +1,379 @@
+"""The run store: run directories, their tables, run.json, and finding runs again.
+
+    results/<run_id>/run.json          RunMeta below: scenario, environment, commit, times, status
+    results/<run_id>/timings.csv       TIMING_COLUMNS: one row per [[throughput]] case
+    results/<run_id>/gradients.csv     GRADIENT_COLUMNS: ||dL/dx_t|| per step, seed and case
+    results/<run_id>/decay.csv         DECAY_COLUMNS: the fitted decay of each [[gradients]] case
+    results/<run_id>/training.csv      TRAINING_COLUMNS: each [[task]] case's evaluations
+    results/<run_id>/benchmark.json    pytest-benchmark's JSON (benchmark-resume-N.json after a resume)
+    results/latest                     a link to the newest run
+
+The run id is <UTC time>-<short host>-<short commit>; a run directory is
+created exclusively and never reused. Rows are appended, flushed and fsynced
+as each case finishes; run.json and whole tables are replaced atomically
+(written beside, fsynced, renamed). A case is finished when its rows are in one
+of FINAL_TABLES, which the sweep writes last.
+
+This module is the only one that writes or reads these files: `read_rows` is
+the one CSV reader (for resume, compare and the report), `find_run` and
+`find_runs` the one run finder, `RunMeta` the one declaration of run.json.
+A run.json of another format, or one that does not validate, is refused in one
+line that names the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness import env, scenario
+from harness.errors import UsageError
+
+FORMAT = 1               # run.json's "format": bumped whenever a file of the run directory changes shape
+
+# -- the tables' shapes, declared once ------------------------------------------------------------
+TIMING_COLUMNS = [
+    "run_id", "scenario", "impl", "cell", "backend", "device", "device_name", "dtype", "batch", "seq_len", "hidden",
+    "input", "layers", "phase", "rounds", "time_median_s", "time_iqr_s", "time_min_s", "tokens_per_s", "flops",
+    "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
+    # beyond the required columns
+    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
+]
+GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
+                    "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
+                    # beyond the required columns: where the curve was taken
+                    "device", "input", "task", "train_step", "case_id"]
+DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
+                 "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
+                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
+TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
+                    "baseline_loss", "eval_accuracy", "wall_s",
+                    # beyond the required columns
+                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
+TABLES = {"timings.csv": TIMING_COLUMNS, "gradients.csv": GRADIENT_COLUMNS, "decay.csv": DECAY_COLUMNS,
+          "training.csv": TRAINING_COLUMNS}
+FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
+STATUSES = ("ok", "skipped", "failed", "oom")                  # a case's status (the `status` column)
+RUN_STATUSES = ("pending", "running", "complete", "interrupted", "failed")
+
+
+# -- run.json, declared once ----------------------------------------------------------------------
+class _Declared(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Git(_Declared):
+    commit: str                    # the harness checkout's HEAD, or "unknown" outside git
+    dirty: bool                    # tracked files differ from that commit
+
+
+class GemmPeak(_Declared):
+    device: str                    # as in the scenario: cpu, cuda, cuda:N
+    device_name: str               # env.device_name(device)
+    dtype: str                     # float32, ...
+    threads: int                   # torch intra-op threads while measuring
+    gemm_size: int                 # n of the n x n x n matmul
+    gemm_peak_gflops_per_s: float  # best of `reps`: the ceiling of peak_fraction
+    gemm_median_gflops_per_s: float  # the median of the same reps
+    reps: int                      # timed matmuls, after one warm-up
+
+
+class Shard(_Declared):
+    index: int                     # this shard holds the cases at positions index, index + count, ...
+    count: int                     # of the scenario's expansion
+
+
+class ExecutorParams(_Declared):
+    partition: str | None = None   # Slurm partition
+    gpus_per_task: int | None = None  # Slurm --gpus-per-task
+    timeout_min: int | None = None  # per-shard time limit, minutes
+    max_parallel: int | None = None  # Slurm array parallelism
+    retries: int = 2               # resubmissions of a failed shard
+
+
+class Submission(_Declared):
+    attempt: int                   # 0 for the first submission
+    jobs: dict[str, str]           # shard name (000, ...) -> submitit job id
+
+
+class Executor(_Declared):
+    kind: Literal["local", "slurm"]  # submitit's LocalExecutor or SlurmExecutor
+    shards: int                    # how many shards the cases were split into
+    params: ExecutorParams         # as given on the command line
+    jobs: list[Submission] = []    # every submission, in order
+
+
+class RunMeta(_Declared):
+    """run.json. Every key is declared here; a file with another key, or without `format`, is refused."""
+
+    format: Literal[1] = FORMAT    # the layout of the whole run directory (FORMAT)
+    harness_version: str           # lstm-bench's version that wrote the run (env.VERSION)
+    run_id: str                    # the directory's name
+    status: Literal[RUN_STATUSES]  # pending (a shard not started), running, complete, interrupted, failed
+    scenario: dict[str, Any]       # scenario.resolved(): every default filled in, plus "cases"; --resume reads it
+    environment: dict[str, Any]    # env.environment(): versions, CPU, GPU, threads, host
+    git: Git                       # the harness's own checkout
+    argv: list[str]                # the command line that started the run
+    started_utc: str               # ISO 8601, UTC
+    finished_utc: str | None = None  # when the last (re)start ended
+    resumed_utc: list[str] = []    # when each --resume began
+    gemm_peaks: list[GemmPeak] = []  # the measured ceilings, one per (device, dtype, threads)
+    counts: dict[str, int] = {}    # cases finished, by status (STATUSES)
+    wall_s: float | None = None    # seconds, all (re)starts together
+    time_spent_s: dict[str, float] = {}  # seconds by activity (timing, memory, peaks, build, ...)
+    overhead_fraction: float | None = None  # share of wall_s not spent measuring
+    shard: Shard | None = None     # set in a shard's own run.json (results/<run_id>/shards/NNN/)
+    executor: Executor | None = None  # set in a sharded run's run.json
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_meta(run_dir: Path) -> RunMeta:
+    """run.json of `run_dir`; UsageError (one line, naming the file) when it is not a run of FORMAT."""
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable run.json ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise UsageError(f"{path}: run format {found!r}, but this harness reads format {FORMAT} only "
+                         "(written by another version of lstm-bench)")
+    try:
+        return RunMeta.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "top level"
+        raise UsageError(f"{path}: key {key!r}: {err['msg']}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- the one CSV reader ---------------------------------------------------------------------------
+def read_rows(path: Path, warnings: list[str] | None = None) -> list[dict[str, str]]:
+    """The whole rows of a table, as dicts of strings keyed by its header.
+
+    A line that is not whole is left out, and named in `warnings` when given:
+    one cut short (no line end: a kill in mid-write), one with the wrong number
+    of fields, or one with bytes that are not UTF-8. A missing file has no rows.
+    """
+    note = warnings.append if warnings is not None else (lambda _: None)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        note(f"{path}: cannot read ({exc})")
+        return []
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        note(f"{path}: empty file")
+        return []
+    header = next(csv.reader([lines[0]]))
+    rows = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        if not line.endswith("\n"):
+            note(f"{path}:{n}: skipped a broken line (cut short: no line end)")
+            continue
+        try:
+            fields = next(csv.reader([line]))
+        except csv.Error as exc:
+            note(f"{path}:{n}: skipped a broken line ({exc})")
+            continue
+        if len(fields) != len(header) or "\ufffd" in line:
+            note(f"{path}:{n}: skipped a broken line ({len(fields)} fields, expected {len(header)})")
+            continue
+        rows.append(dict(zip(header, fields, strict=True)))
+    return rows
+
+
+# -- the one run finder ---------------------------------------------------------------------------
+def find_run(results: Path, run_id: str) -> Path:
+    """The directory of run `run_id` (or `latest`) under `results`, resolved; its run.json is read,
+    so that a run of another format is refused here, before anything uses it."""
+    d = results / run_id
+    if (d / "run.json").is_file():
+        read_meta(d.resolve())
+        return d.resolve()
+    if run_id == "latest":
+        raise UsageError(f"no runs in {results} yet: run one first (make bench)")
+    runs = sorted(p.name for p in results.iterdir() if not p.is_symlink() and (p / "run.json").is_file()) \
+        if results.is_dir() else []
+    raise UsageError(f"unknown run id {run_id!r} in {results}; newest runs: {', '.join(runs[-5:]) or 'none'}")
+
+
+def find_runs(results: Path, spec: str) -> list[Path]:
+    """The directories of a comma-separated list of run ids."""
+    ids = [s.strip() for s in spec.split(",") if s.strip()]
+    if not ids:
+        raise UsageError("give a run id, a comma-separated list of them, or latest")
+    return [find_run(results, run_id) for run_id in ids]
+
+
+# -- a run directory ------------------------------------------------------------------------------
+def tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
+    """file name -> columns, for every table this scenario writes."""
+    wanted = {"timings.csv": sc.throughput, "gradients.csv": sc.gradients or sc.task, "decay.csv": sc.gradients,
+              "training.csv": sc.task}
+    return {name: TABLES[name] for name, sections in wanted.items() if sections}
+
+
+def select(cases: list, shard: Shard | None) -> list:
+    """A shard's share of a scenario's cases: the positions index, index + count, ... (all of them for None)."""
+    return cases if shard is None else [c for i, c in enumerate(cases) if i % shard.count == shard.index]
+
+
+class Run:
+    """One run directory: run.json kept current (replaced atomically), rows appended and fsynced."""
+
+    def __init__(self, run_dir: Path, meta: RunMeta, sc: scenario.Scenario, benchmark_json: Path):
+        self.dir, self.meta, self.scenario = run_dir, meta, sc
+        self.tables = tables_for(sc)
+        self.benchmark_json = benchmark_json
+
+    @property
+    def run_id(self) -> str:
+        return self.meta.run_id
+
+    @classmethod
+    def create(cls, results: Path, sc: scenario.Scenario) -> Run:
+        """A new run directory under `results`, its empty tables, and results/latest pointing at it."""
+        commit, dirty = env.git_commit()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{stamp}-{env.short_host()}-{commit[:7] if commit != 'unknown' else 'nogit'}"
+        results.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            run_id = base if n == 0 else f"{base}-{n}"
+            run_dir = results / run_id
+            try:
+                run_dir.mkdir()          # exclusive: two runs at once never share a directory
+                break
+            except FileExistsError:
+                continue
+        meta = RunMeta(harness_version=env.VERSION, run_id=run_id, status="running",
+                       scenario=scenario.resolved(sc), environment=env.environment(),
+                       git=Git(commit=commit, dirty=dirty), argv=sys.argv, started_utc=utc_now())
+        run = cls(run_dir, meta, sc, run_dir / "benchmark.json")
+        run.start_tables()
+        run.save()
+        run.point_latest(results)
+        return run
+
+    def new_shard(self, index: int, count: int) -> Run:
+        """results/<run_id>/shards/NNN/: a run of its own, pending, holding every count-th case from index."""
+        d = self.dir / "shards" / f"{index:03d}"
+        d.mkdir(parents=True)
+        meta = self.meta.model_copy(update={"status": "pending", "shard": Shard(index=index, count=count),
+                                            "counts": {}, "gemm_peaks": [], "executor": None})
+        shard = Run(d, meta, self.scenario, d / "benchmark.json")
+        shard.start_tables()
+        shard.save()
+        return shard
+
+    @classmethod
+    def open(cls, run_dir: Path) -> Run:
+        """An existing run, as it is on disk (nothing is written)."""
+        meta = read_meta(run_dir)
+        try:
+            sc = scenario.from_resolved(meta.scenario)
+        except (ValidationError, TypeError) as exc:
+            raise UsageError(f"{run_dir / 'run.json'}: key 'scenario' does not describe a scenario ({exc})") from None
+        n = len(list(run_dir.glob("benchmark*.json")))
+        return cls(run_dir, meta, sc, run_dir / (f"benchmark-resume-{n}.json" if n else "benchmark.json"))
+
+    def cases(self) -> list:
+        """The cases this run holds: its scenario's expansion, or a shard's share of it."""
+        return select(scenario.expand(self.scenario), self.meta.shard)
+
+    def resume(self) -> set[str]:
+        """Ready the run to go on: drop broken lines and the rows of half-written cases, recount,
+        mark it running. Returns the ids of the cases it has finished."""
+        kept = {name: [r for r in read_rows(self.dir / name) if r.get("case_id")] for name in self.tables}
+        done = {r["case_id"] for name in FINAL_TABLES for r in kept.get(name, [])}
+        for name in self.tables:
+            self.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done])
+        statuses: dict[str, str] = {}
+        for name in FINAL_TABLES:
+            for r in kept.get(name, []):
+                statuses.setdefault(r["case_id"], r["status"] if r["status"] in STATUSES else "ok")
+        counts: dict[str, int] = {}
+        for st in statuses.values():
+            counts[st] = counts.get(st, 0) + 1
+        self.meta.counts = counts
+        self.mark_running()
+        return done
+
+    def mark_running(self) -> None:
+        self.meta.status = "running"
+        self.meta.resumed_utc.append(utc_now())
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_text(self.dir / "run.json", self.meta.model_dump_json(indent=2) + "\n")
+
+    def point_latest(self, results: Path) -> None:
+        """results/latest -> this run, replaced atomically (a new link renamed over the old)."""
+        link = results / "latest"
+        tmp = results / f".latest.{os.getpid()}.{self.run_id}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(self.run_id)
+        os.replace(tmp, link)
+
+    def start_tables(self) -> None:
+        """Every table of the scenario, with its header and no row."""
+        for name in self.tables:
+            self.rewrite_table(name, [])
+
+    def rewrite_table(self, name: str, rows: list[dict]) -> None:
+        """Replace a table, atomically, by its header and these rows."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, self.tables[name], lineterminator="\r\n", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.dir / name, buf.getvalue())
+
+    def write_rows(self, name: str, rows: list[dict]) -> None:
+        """Append rows to a table, flushed and fsynced before returning."""
+        columns = self.tables[name]
+        with open(self.dir / name, "a", newline="") as f:
+            w = csv.DictWriter(f, columns, lineterminator="\r\n")
+            for row in rows:
+                w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+            f.flush()
+            os.fsync(f.fileno())
+
+    def count(self, status: str) -> None:
+        self.meta.counts[status] = self.meta.counts.get(status, 0) + 1
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.meta.status = status
+        self.meta.finished_utc = utc_now()
+        self.save()

@@ -1,0 +1,293 @@
+"""The sweep: every case of a run, measured, and on disk as a row before the next one starts.
+
+    run, rows = run_sweep(scenario.load("quick"))        # python -m harness run quick
+    run, rows = run_sweep(None, resume=run_dir)          # python -m harness run --resume RUN_ID
+
+The throughput cases are one pytest session whose only test is `test_case`
+below, parametrised over them by the `Sweep` plugin; pytest-benchmark times
+each (harness/timing.py) and writes benchmark.json. The [[gradients]] and
+[[task]] cases follow, outside pytest. Before a case is built, `check_fits`
+skips it when its estimated memory would not fit in what is free. A case that
+raises becomes a row all the same: `skipped` (errors.Skip, with its reason),
+`oom` (an allocation failed) or `failed` (the error's first line); the sweep
+goes on.
+
+Ctrl-C stops after the current case and marks the run interrupted; a second
+Ctrl-C stops at once. `--resume` runs only the cases the run has not finished.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tqdm import tqdm
+
+from harness import console, env, flops, gradients, memory, profiler, registry, scenario, tasks, timing
+from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id
+from harness.errors import Skip
+from harness.store import GemmPeak, Run, utc_now
+
+MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
+# the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "not enough memory" in text)
+
+
+def failure(exc: BaseException) -> tuple[str, str]:
+    """(status, reason) of a case that raised: oom or failed, with the error's first line."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
+
+
+def check_fits(case) -> None:
+    """Raise errors.Skip when a case that could run here would not fit in free memory."""
+    if registry.skip_reason(case.impl, case.device, case.dtype) is not None:
+        return                          # the case's own skip (device, dtype) is reported when it is built
+    cell = registry.get(case.impl).cell
+    if isinstance(case, ThroughputCase):
+        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
+                                    train=case.phase == "train")
+    elif isinstance(case, GradientCase):
+        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input)
+    else:
+        T, I = tasks.sequence_length(case.task, case.seq_len), tasks.input_size(case.task)
+        est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I),
+                  memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, train=False))
+    if reason := memory.why_too_large(est, case.device):
+        raise Skip(reason)
+
+
+class Sweep:
+    """A pytest plugin: parametrises test_case over the throughput cases, and turns each
+    finished case into a row on disk before the next one starts."""
+
+    def __init__(self, run: Run, timed: list[ThroughputCase], total: int, quiet: bool = False,
+                 with_stack: bool = False):
+        self.run, self.cases, self.quiet = run, timed, quiet
+        self.with_stack = with_stack  # profile with Python stacks (python -m harness profile --with-stack)
+        self.rows: list[dict] = []
+        self.peaks: dict[tuple, float] = {}
+        self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)   # seconds, by activity
+        self.stop_requested = False
+        self.bar = tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
+                        desc=run.scenario.name)
+
+    # -- pytest hooks ----------------------------------------------------------
+    def pytest_generate_tests(self, metafunc):
+        if "case" in metafunc.fixturenames:
+            metafunc.parametrize("case", self.cases, ids=[c.slug for c in self.cases])
+
+    @pytest.fixture
+    def sweep(self):
+        return self
+
+    # -- the machine's ceiling ------------------------------------------------------
+    def measure_peaks(self) -> None:
+        wanted = sorted({(c.device, c.dtype, c.threads) for c in self.cases if registry.device_missing(c.device)
+                         is None})
+        for device, dtype, threads in wanted:
+            n = env.set_threads(threads or None)
+            t0 = time.perf_counter()
+            peak = flops.gemm_peak(device, registry.DTYPES[dtype])
+            self.spent["peaks"] += time.perf_counter() - t0
+            self.peaks[(device, dtype, threads)] = peak["gemm_peak_gflops_per_s"]
+            self.run.meta.gemm_peaks.append(GemmPeak(device=device, device_name=env.device_name(device),
+                                                     dtype=dtype, threads=n, **peak))
+            self.bar.write(f"GEMM peak {device} {dtype} ({n} threads): {peak['gemm_peak_gflops_per_s']:.1f} GFLOP/s "
+                           f"({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
+        self.run.save()
+
+    # -- one throughput case ---------------------------------------------------------
+    def run_case(self, case: ThroughputCase, benchmark) -> None:
+        row = {"run_id": self.run.run_id, "scenario": self.run.scenario.name, "cell": case.cell,
+               "device_name": env.device_name(case.device), "host": env.short_host(), **case.as_row(),
+               "case_id": case_id(case)}
+        row["threads"] = env.set_threads(case.threads or None)
+        clock = time.perf_counter
+        try:
+            check_fits(case)
+            t0 = clock()
+            step = timing.build_step(case)
+            row["params"] = step.params
+            t1 = clock()
+            # which backend ran: read off the CPU memory pass's profile below, or else from
+            # a short profiled pass here (T=2, the case's batch)
+            if not (case.memory and case.device == "cpu"):
+                row["backend"] = profiler.backend_ran(step.model, case.batch)
+            t2 = clock()
+            self.spent["build"] += t1 - t0
+            self.spent["backend"] += t2 - t1
+            t = timing.time_step(step, benchmark, case.rounds, case.warmup)
+            t.pop("timed_s")
+            self.spent["timing"] += clock() - t2
+            row.update(t)
+            work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase)
+            rate = work / t["time_median_s"] / 1e9
+            peak = self.peaks.get((case.device, case.dtype, case.threads))
+            row.update(flops=work, gflops_per_s=rate, tokens_per_s=case.batch * case.seq_len / t["time_median_s"],
+                       gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
+            if case.memory:
+                t4 = clock()
+                step.setup()
+                row["peak_mem_bytes"], ops = memory.measure(step.run, case.device)
+                if ops is not None:
+                    row["backend"] = profiler.backend_from_ops(ops)
+                self.spent["memory"] += clock() - t4
+            if case.profile:
+                t5 = clock()
+                profiler.profile_case(step, case, self.run.dir / "profiles", with_stack=self.with_stack)
+                self.spent["profile"] += clock() - t5
+            benchmark.extra_info.update({k: row[k] for k in ("impl", "cell", "backend", "device", "dtype", "batch",
+                                                             "seq_len", "hidden", "input", "phase", "threads")})
+            row.update(status="ok", reason="")
+        except Skip as exc:
+            row.update(status="skipped", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
+            row["status"], row["reason"] = failure(exc)
+        row["finished_utc"] = utc_now()
+        self.run.write_rows("timings.csv", [row])
+        self.run.count(row["status"])
+        self.rows.append(row)
+        self.bar.update(1)
+        if not self.quiet:
+            self.bar.write(console.case_line(row))
+        if self.stop_requested:
+            pytest.exit("interrupted by Ctrl-C", returncode=pytest.ExitCode.INTERRUPTED)
+        if row["status"] == "skipped":
+            pytest.skip(row["reason"])
+
+    # -- one [[gradients]] or [[task]] case ---------------------------------------------
+    def run_other(self, case: GradientCase | TaskCase) -> None:
+        """Run it, write its rows (the case's final table last: --resume counts a case done by it), count it."""
+        threads = env.set_threads(case.threads or None)
+        t0 = time.perf_counter()
+        status, reason, line = "ok", "", ""
+        cid = {"case_id": case_id(case)}
+        try:
+            check_fits(case)
+            if isinstance(case, GradientCase):
+                curve_rows, decay_rows = gradients.run_case(case, self.run.run_id)
+                self.run.write_rows("gradients.csv", [{**r, **cid} for r in curve_rows])
+                self.run.write_rows("decay.csv", [{**r, **cid} for r in decay_rows])
+                line = console.decay_line(next(r for r in decay_rows if r["wrt"] == "x"))
+            else:
+                train_rows, curve_rows = tasks.run_case(case, self.run.run_id)
+                self.run.write_rows("gradients.csv", [{**r, **cid} for r in curve_rows])
+                self.run.write_rows("training.csv", [{**r, **cid} for r in train_rows])
+                line = console.training_line(train_rows[-1])
+        except Skip as exc:
+            status, reason = "skipped", str(exc)
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
+            status, reason = failure(exc)
+        if status != "ok":
+            self._write_not_ok(case, status, reason)
+        self.spent[case.section] += time.perf_counter() - t0
+        self.run.count(status)
+        self.bar.update(1)
+        if not self.quiet:
+            self.bar.write(console.other_line(status, case.slug, threads, line or reason))
+
+    def _write_not_ok(self, case: GradientCase | TaskCase, status: str, reason: str) -> None:
+        cell = registry.get(case.impl).cell
+        base = {"run_id": self.run.run_id, "impl": case.impl, "cell": cell, "hidden": case.hidden,
+                "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
+                "forget_bias": case.forget_bias, "status": status, "case_id": case_id(case)}
+        if isinstance(case, GradientCase):
+            base.update(init=case.init, nonlinearity=case.nonlinearity, seed=case.seed, input=case.input)
+            self.run.write_rows("gradients.csv", [base])
+            self.run.write_rows("decay.csv", [{**base, "seeds": case.seeds, "reason": reason}])
+        else:
+            self.run.write_rows("training.csv", [{**base, "task": case.task, "lr": case.lr, "clip": case.clip,
+                                                  "seed": case.seed, "reason": reason,
+                                                  "baseline_loss": tasks.baseline_loss(case.task, case.seq_len)}])
+
+
+def test_case(benchmark, case, sweep):
+    """The one test of a sweep's pytest session: collected from this file by _pytest_session."""
+    sweep.run_case(case, benchmark)
+
+
+def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: bool = False,
+              resume: Path | None = None, with_stack: bool = False) -> tuple[Run, list[dict]]:
+    """Run every case of `sc` into a new run directory under `results`, or the missing cases of
+    the run directory `resume`. Returns the run and the throughput rows this call wrote."""
+    wall0 = time.perf_counter()
+    if resume is None:
+        run = Run.create(results, sc)
+        cases = run.cases()
+    else:
+        run = Run.open(resume)
+        done = run.resume()
+        if run.meta.shard is not None:            # a shard of a sharded run, on whichever machine runs it
+            run.meta.environment = env.environment()
+        cases = [c for c in run.cases() if case_id(c) not in done]
+    timed = [c for c in cases if isinstance(c, ThroughputCase)]
+    others = [c for c in cases if not isinstance(c, ThroughputCase)]
+    sweep = Sweep(run, timed, total=len(cases), quiet=quiet, with_stack=with_stack)
+
+    def on_sigint(signum, frame):
+        sweep.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)     # a second Ctrl-C stops at once
+        sweep.bar.write("Ctrl-C: stopping after this case (Ctrl-C again to stop now)")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    status = "failed"
+    try:
+        sweep.measure_peaks()
+        try:
+            code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
+        except Exception:
+            # A second Ctrl-C inside a timed case leaves pytest-benchmark a benchmark without data,
+            # which it fails on as the session ends; every finished row is already on disk.
+            if not sweep.stop_requested:
+                raise
+            code = pytest.ExitCode.INTERRUPTED
+        if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            for case in others:
+                if sweep.stop_requested:
+                    break
+                sweep.run_other(case)
+        if code == pytest.ExitCode.INTERRUPTED or sweep.stop_requested:
+            status = "interrupted"
+        elif code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            status = "complete"
+        else:
+            print(f"error: pytest stopped the sweep (exit code {int(code)})", file=sys.stderr)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        sweep.bar.close()
+        wall = time.perf_counter() - wall0
+        run.meta.wall_s = (run.meta.wall_s or 0.0) + wall if resume else wall
+        run.meta.time_spent_s = dict(sweep.spent)
+        run.meta.overhead_fraction = (wall - sum(sweep.spent[k] for k in MEASURING)) / wall if wall else None
+        run.finish(status)
+    return run, sweep.rows
+
+
+def _pytest_session(sweep: Sweep, run: Run) -> int:
+    """The throughput cases as one pytest session: test_case, from this file, over every case."""
+    here = Path(__file__)
+    with tempfile.TemporaryDirectory() as tmp:
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        args = [str(here), "-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:terminal",
+                "--capture=no", "-o", f"python_files={here.name}", "--import-mode=importlib",
+                "-W", "ignore::UserWarning", f"--benchmark-json={run.benchmark_json}", "--benchmark-sort=name"]
+        return pytest.main(args, plugins=[sweep])

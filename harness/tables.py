@@ -1,0 +1,70 @@
+"""A run's tidy tables as pandas DataFrames: read through the store, typed, labelled by machine.
+
+    runs = load_runs(store.find_runs(env.RESULTS, "RUN_A,RUN_B"))
+    runs.tables["timings"]          # every run's timings.csv rows, one DataFrame
+
+Rows of several runs are told apart by their environment: `device_label`
+("cpu: AMD EPYC @ host") names the device, its model and the host, so the same
+device type on two machines never mixes in a figure or a claim. Lines the
+store's reader leaves out are named in `runs.warnings`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.store import RunMeta, read_meta, read_rows
+
+TABLES = {"timings": "timings.csv", "gradients": "gradients.csv", "decay": "decay.csv", "training": "training.csv"}
+NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_median_s", "time_iqr_s", "time_min_s",
+           "tokens_per_s", "flops", "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes",
+           "params", "threads", "seed", "step", "distance", "grad_norm", "decay_factor", "decay_ci_low",
+           "decay_ci_high", "vanish_distance", "train_loss", "eval_loss", "baseline_loss", "eval_accuracy", "wall_s",
+           "train_step", "forget_bias", "seeds"]
+
+
+@dataclass
+class Runs:
+    ids: list[str]
+    meta: list[RunMeta]
+    tables: dict[str, pd.DataFrame | None]    # TABLES' keys -> every run's rows, or None where no run has any
+    warnings: list[str]
+
+
+def read_table(path: Path, warnings: list[str]) -> pd.DataFrame | None:
+    """One CSV as a DataFrame, NUMERIC columns as numbers; None when it has no whole row (or no file)."""
+    rows = read_rows(path, warnings)
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    for col in NUMERIC:
+        if col in df:
+            df[col] = pd.to_numeric(df[col].replace("", None), errors="coerce")
+    return df
+
+
+def load_runs(dirs: list[Path]) -> Runs:
+    """Every table of these run directories, concatenated across runs."""
+    warnings: list[str] = []
+    metas, frames = [], {k: [] for k in TABLES}
+    for d in dirs:
+        meta = read_meta(d)
+        metas.append(meta)
+        envd = meta.environment
+        for key, name in TABLES.items():
+            df = read_table(d / name, warnings)
+            if df is None or df.empty:
+                continue
+            df["run_id"] = df["run_id"].replace("", d.name) if "run_id" in df else d.name
+            df["host"] = envd.get("host", "?")
+            if "device_name" not in df:
+                df["device_name"] = [envd.get("gpu") if str(dev).startswith("cuda") else envd.get("cpu_model")
+                                     for dev in df.get("device", ["cpu"] * len(df))]
+            if "device" in df:
+                df["device_label"] = df["device"].astype(str) + ": " + df["device_name"].fillna("?").astype(str) \
+                    + " @ " + df["host"].astype(str)
+            frames[key].append(df)
+    tables = {k: (pd.concat(v, ignore_index=True) if v else None) for k, v in frames.items()}
+    return Runs([m.run_id for m in metas], metas, tables, warnings)
