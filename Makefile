@@ -53,9 +53,10 @@ tensorboard: $(SETUP)  ## open a run's profiles: make tensorboard [RUN=latest PO
 test: $(SETUP)  ## run the test suite
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-lint: $(SETUP)  ## ruff over the code
+lint: $(SETUP)  ## ruff over the code, and the import-layer contract (pyproject.toml [tool.importlinter])
 	$(PYTHON) -m ruff check harness tests
+	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())' 
 
 clean:  ## remove .venv and caches (results/ and reports/ are kept)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .benchmarks build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
