@@ -1,0 +1,97 @@
+"""The run store: run.json's declared format, the one CSV reader, the one run finder."""
+import inspect
+import json
+import shutil
+
+import pytest
+from test_sweep import write_tiny  # one tiny scenario for the tests of both
+
+from harness import cli, env, scenario, store, sweep
+from harness.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    sweep.run_sweep(scenario.load(write_tiny(root)), root / "r", quiet=True)
+    return root / "r"
+
+
+@pytest.fixture
+def tiny_run(tiny_results, tmp_path):
+    """A copy of one finished tiny run, for a test to change."""
+    results = tmp_path / "r"
+    shutil.copytree(tiny_results, results, symlinks=True)
+    return results, store.Run.open(store.find_run(results, "latest"))
+
+
+def test_run_json_declares_its_format_and_version(tiny_run):
+    results, run = tiny_run
+    data = json.loads((run.dir / "run.json").read_text())
+    assert data["format"] == 1 and data["harness_version"] == env.VERSION == "0.1.0"
+    assert list(data) == list(store.RunMeta.model_fields)
+    assert data["status"] == "complete" and data["counts"] == {"ok": 1} and data["shard"] is None
+    assert store.read_meta(run.dir) == run.meta
+
+
+def edit(run_dir, change):
+    data = json.loads((run_dir / "run.json").read_text())
+    change(data)
+    (run_dir / "run.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads format 1 only"),
+    (lambda d: d.update(format=2), "run.json: run format 2, but this harness reads format 1 only"),
+    (lambda d: d.update(colour="red"), "run.json: key 'colour': Extra inputs are not permitted"),
+    (lambda d: d.update(status="done"), "run.json: key 'status': Input should be 'pending', 'running', 'complete'"),
+    (lambda d: d["git"].pop("dirty"), "run.json: key 'git.dirty': Field required"),
+])
+@pytest.mark.parametrize("command", [["run", "--resume"], ["report"], ["status"], ["compare", "latest"]])
+def test_a_run_of_another_format_is_refused_in_one_line(tiny_run, capsys, change, message, command):
+    results, run = tiny_run
+    edit(run.dir, change)
+    before = sorted(p.name for p in run.dir.iterdir())
+    assert cli.main([*command, run.run_id, "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run.dir / 'run.json'}: ") and message in err[0]
+    assert sorted(p.name for p in run.dir.iterdir()) == before          # nothing written
+
+
+def test_unreadable_run_json_is_one_line(tiny_run):
+    _, run = tiny_run
+    (run.dir / "run.json").write_text('{"format": 1, "run_id": ')
+    with pytest.raises(UsageError, match=r"run.json: not a readable run.json \(JSONDecodeError: "):
+        store.read_meta(run.dir)
+
+
+def test_every_run_json_key_has_a_comment():
+    for model in (store.RunMeta, store.Git, store.GemmPeak, store.Shard, store.ExecutorParams, store.Submission,
+                  store.Executor):
+        source = inspect.getsource(model)
+        for name in model.model_fields:
+            line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{name}:"))
+            assert "  # " in line, f"{model.__name__}.{name} has no comment"
+
+
+def test_read_rows_names_what_it_leaves_out(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"a,b,status\r\n1,2,ok\r\n3,4\r\n5,\xff,ok\r\n\r\n6,7,ok\r\n8,9,o")
+    warnings = []
+    assert store.read_rows(p, warnings) == [{"a": "1", "b": "2", "status": "ok"}, {"a": "6", "b": "7", "status": "ok"}]
+    assert warnings == [f"{p}:3: skipped a broken line (2 fields, expected 3)",
+                        f"{p}:4: skipped a broken line (3 fields, expected 3)",
+                        f"{p}:7: skipped a broken line (cut short: no line end)"]
+    assert store.read_rows(tmp_path / "missing.csv") == []
+
+
+def test_find_run(tiny_run):
+    results, run = tiny_run
+    assert store.find_run(results, "latest") == run.dir.resolve() == store.find_run(results, run.run_id)
+    assert store.find_runs(results, f"{run.run_id}, latest") == [run.dir.resolve()] * 2
+    with pytest.raises(UsageError, match=rf"unknown run id 'nope' in {results}; newest runs: {run.run_id}$"):
+        store.find_run(results, "nope")
+    with pytest.raises(UsageError, match=r"no runs in .*empty yet: run one first \(make bench\)"):
+        store.find_run(results.parent / "empty", "latest")
+    with pytest.raises(UsageError, match="give a run id"):
+        store.find_runs(results, " , ")
