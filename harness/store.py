@@ -289,8 +289,8 @@ class Run:
         """results/<run_id>/shards/NNN/: a run of its own, pending, holding every count-th case from index."""
         d = self.dir / "shards" / f"{index:03d}"
         d.mkdir(parents=True)
-        meta = self.meta.model_copy(update={"status": "pending", "shard": Shard(index=index, count=count),
-                                            "counts": {}, "gemm_peaks": [], "executor": None})
+        meta = self.meta.model_copy(deep=True, update={"status": "pending", "shard": Shard(index=index, count=count),
+                                                       "counts": {}, "gemm_peaks": [], "executor": None})
         shard = Run(d, meta, self.scenario, d / "benchmark.json")
         shard.start_tables()
         shard.save()
