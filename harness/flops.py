@@ -36,7 +36,9 @@ def gemm_peak(device: str, dtype: torch.dtype, size: int | None = None, reps: in
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    # synchronise `device` itself: torch.cuda.synchronize() alone waits for the current device,
+    # so the peak of cuda:1 would be timed before its matmul finished
+    sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
     torch.mm(a, b)
     sync()
     times = []
