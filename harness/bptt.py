@@ -64,12 +64,13 @@ class LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
-                transposed: bool | None = None):
+                transposed: bool | None = None, order: Tensor | None = None):
         T, B, I = x.shape
         H = h0.shape[1]
         tr = B >= TRANSPOSED_MIN_BATCH if transposed is None else transposed
         g_dim = 0 if tr else 1
-        order = _order(H, x.device)
+        if order is None:                 # BPTTLSTM passes its own, on its device: no copy per forward
+            order = _order(H, x.device)
         w_ih_o, w_hh_o, b_o = w_ih[order], w_hh[order], bias[order]              # rows o, i, f, g
         if tr:
             gates = torch.matmul(w_ih_o, x.transpose(1, 2))                       # (T, 4H, B): all inputs at once
@@ -158,18 +159,25 @@ class LSTMFunction(torch.autograd.Function):
         db = dg_rows.sum(0)[inverse] if need[5] else None
         dh0 = dh.t() if tr else dh
         dc0 = dc.t() if tr else dc
-        return dx, dh0, dc0, dw_ih, dw_hh, db, None
+        return dx, dh0, dc0, dw_ih, dw_hh, db, None, None
 
 
 class BPTTLSTM(_CanonicalParams):
-    """From scratch with an explicit backward (LSTMFunction); same parameters as the others."""
+    """From scratch with an explicit backward (LSTMFunction); same parameters as the others.
+
+    The gate order (_order) is a buffer, made once: it moves with the model to its device,
+    so no forward copies it from the host inside the timed region."""
 
     cell = "lstm"
     transposed: bool | None = None     # None: by batch size (TRANSPOSED_MIN_BATCH); True/False: force a layout
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self.register_buffer("gate_order", _order(hidden_size, "cpu"), persistent=False)    # (4H,) int64
 
     def run(self, x: Tensor, state) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h0, c0 = state
         bias = self.bias_ih + self.bias_hh                                        # autograd splits db to both
         y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), self.weight_ih,
-                                     self.weight_hh, bias, self.transposed)
+                                     self.weight_hh, bias, self.transposed, self.gate_order)
         return y, (h, c)

@@ -1,4 +1,4 @@
-"""The machine a run happens on: paths, threads, provenance, device names.
+"""The machine a run happens on: paths, threads, TF32, provenance, device names.
 
 Paths are defined here once: the repository, and under it scenarios/ (the
 shipped scenario files), results/ (run directories) and reports/ (rendered
@@ -63,6 +63,28 @@ def set_threads(threads: int | None = None) -> int:
     n = threads or physical_cores()
     torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+TF32 = False
+# Whether CUDA float32 work may use TF32 (cuBLAS matmuls and cuDNN's RNNs): off, so float32 means full
+# float32 on every CUDA path and the GEMM peak is measured in the same arithmetic as the cases held
+# against it. (PyTorch's own defaults differ: cuDNN on, cuBLAS off.) A tf32 axis would make it a setting.
+
+
+def tf32_flags() -> tuple[bool, bool]:
+    """(cuBLAS matmul, cuDNN) TF32 flags as they are now."""
+    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+
+def set_tf32(enabled: bool = TF32) -> bool:
+    """Set both TF32 flags (they are global to the process) and return the value set."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    return enabled
+
+
+def restore_tf32(flags: tuple[bool, bool]) -> None:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def git_commit() -> tuple[str, bool]:

@@ -12,6 +12,7 @@ step are not counted):
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import torch
@@ -80,10 +81,15 @@ def estimate_bytes(cell: str, dtype: str, batch: int, seq_len: int, hidden: int,
 
 
 def available_bytes(device: str) -> int | None:
-    """Memory free for a new case: MemAvailable on CPU, cudaMemGetInfo's free on CUDA."""
+    """Memory free for a new case: MemAvailable on CPU; on CUDA the driver's free memory
+    (cudaMemGetInfo) plus what PyTorch's caching allocator holds but does not use, which it
+    reuses before asking the driver for more."""
     if device.startswith("cuda"):
         try:
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+            dev = torch.device(device)
+            free, _total = torch.cuda.mem_get_info(dev)
+            cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+            return int(free + cached)
         except (RuntimeError, AssertionError):
             return None
     try:
@@ -94,6 +100,15 @@ def available_bytes(device: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def release_cache(device: str) -> None:
+    """Give a CUDA device's cached, unused blocks back to the driver, between cases: what one case
+    cached must not count against the next (nor against other processes on the GPU)."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        gc.collect()                  # the last case's tensors, if a cycle still holds them
+        with torch.cuda.device(torch.device(device)):     # empty_cache acts on the current device
+            torch.cuda.empty_cache()
 
 
 def gib(n: float) -> str:

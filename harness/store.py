@@ -47,6 +47,7 @@ TIMING_COLUMNS = [
     "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
     # beyond the required columns
     "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
+    "tf32",   # CUDA rows: whether float32 work could use TF32 (env.TF32); empty on CPU
 ]
 GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                     "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
@@ -85,6 +86,7 @@ class GemmPeak(_Declared):
     gemm_peak_gflops_per_s: float  # best of `reps`: the ceiling of peak_fraction
     gemm_median_gflops_per_s: float  # the median of the same reps
     reps: int                      # timed matmuls, after one warm-up
+    tf32: bool | None = None       # CUDA: the TF32 flags it ran under (the cases' own); None on CPU
 
 
 class Shard(_Declared):

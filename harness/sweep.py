@@ -6,11 +6,12 @@
 The throughput cases are one pytest session whose only test is `test_case`
 below, parametrised over them by the `Sweep` plugin; pytest-benchmark times
 each (harness/timing.py) and writes benchmark.json. The [[gradients]] and
-[[task]] cases follow, outside pytest. Before a case is built, `check_fits`
-skips it when its estimated memory would not fit in what is free. A case that
-raises becomes a row all the same: `skipped` (errors.Skip, with its reason),
-`oom` (an allocation failed) or `failed` (the error's first line); the sweep
-goes on.
+[[task]] cases follow, outside pytest. Before a case is built, the CUDA
+memory that earlier cases cached is given back (memory.release_cache), and
+`check_fits` skips the case when its estimated memory would not fit in what is
+free. A case that raises becomes a row all the same: `skipped` (errors.Skip,
+with its reason), `oom` (an allocation failed) or `failed` (the error's first
+line); the sweep goes on.
 
 Ctrl-C stops after the current case and marks the run interrupted; a second
 Ctrl-C stops at once. `--resume` runs only the cases the run has not finished.
@@ -99,12 +100,13 @@ class Sweep:
                          is None})
         for device, dtype, threads in wanted:
             n = env.set_threads(threads or None)
+            tf32 = env.set_tf32() if device.startswith("cuda") else None      # as the cases it is held against
             t0 = time.perf_counter()
             peak = flops.gemm_peak(device, registry.DTYPES[dtype])
             self.spent["peaks"] += time.perf_counter() - t0
             self.peaks[(device, dtype, threads)] = peak["gemm_peak_gflops_per_s"]
             self.run.meta.gemm_peaks.append(GemmPeak(device=device, device_name=env.device_name(device),
-                                                     dtype=dtype, threads=n, **peak))
+                                                     dtype=dtype, threads=n, tf32=tf32, **peak))
             self.bar.write(f"GEMM peak {device} {dtype} ({n} threads): {peak['gemm_peak_gflops_per_s']:.1f} GFLOP/s "
                            f"({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
         self.run.save()
@@ -115,8 +117,10 @@ class Sweep:
                "device_name": env.device_name(case.device), "host": env.short_host(), **case.as_row(),
                "case_id": case_id(case)}
         row["threads"] = env.set_threads(case.threads or None)
+        row["tf32"] = env.set_tf32() if case.device.startswith("cuda") else None
         clock = time.perf_counter
         try:
+            memory.release_cache(case.device)
             check_fits(case)
             t0 = clock()
             step = timing.build_step(case)
@@ -172,10 +176,13 @@ class Sweep:
     def run_other(self, case: GradientCase | TaskCase) -> None:
         """Run it, write its rows (the case's final table last: --resume counts a case done by it), count it."""
         threads = env.set_threads(case.threads or None)
+        if case.device.startswith("cuda"):
+            env.set_tf32()
         t0 = time.perf_counter()
         status, reason, line = "ok", "", ""
         cid = {"case_id": case_id(case)}
         try:
+            memory.release_cache(case.device)
             check_fits(case)
             if isinstance(case, GradientCase):
                 curve_rows, decay_rows = gradients.run_case(case, self.run.run_id)
@@ -244,6 +251,7 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    tf32_before = env.tf32_flags()                # the cases set them; the caller gets its own back
     status = "failed"
     try:
         sweep.measure_peaks()
@@ -272,6 +280,7 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        env.restore_tf32(tf32_before)
         sweep.bar.close()
         wall = time.perf_counter() - wall0
         run.meta.wall_s = (run.meta.wall_s or 0.0) + wall if resume else wall

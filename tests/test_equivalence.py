@@ -8,12 +8,23 @@ float64 on the CPU (onednn-lstm, which is float32 only, against the float64 resu
 import pytest
 import torch
 
-from harness import registry
+from harness import env, registry
 from harness.models import CANONICAL, canonical_params
 
 # (T, B, I, H): T=1 and B=1 included, I != H included
 SIZES = [(1, 1, 1, 1), (1, 3, 4, 5), (6, 1, 3, 7), (9, 4, 8, 8), (17, 5, 11, 6), (30, 2, 16, 32)]
+WIDE = (6, 20, 3, 7)          # B >= bptt.TRANSPOSED_MIN_BATCH: bptt-lstm's transposed layout, by itself
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+
+
+@pytest.fixture
+def full_float32():
+    """TF32 off for one test, and the process's own flags back after it (monkeypatch cannot
+    undo them: torch.backends.cuda.matmul's are no plain attributes)."""
+    before = env.tf32_flags()
+    env.set_tf32(False)
+    yield
+    env.restore_tf32(before)
 
 
 def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -109,12 +120,10 @@ def test_scratch_lstm_names_are_views_of_canonical():
 
 @CUDA
 @pytest.mark.cuda
-@pytest.mark.parametrize("size", SIZES[:4], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize("size", SIZES[:4] + [WIDE], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
 @pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "cudnn-lstm"])
-def test_cuda_lstm_matches_cpu_float64(name, size):
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    seed = 300 + SIZES.index(size)
+def test_cuda_lstm_matches_cpu_float64(name, size, full_float32):
+    seed = 300 + (SIZES + [WIDE]).index(size)
     ref = run_case("torch-lstm", "lstm", *size, seed=seed)
     assert_same(run_case(name, "lstm", *size, seed=seed, device="cuda"), ref, 1e-10)
 
@@ -129,8 +138,7 @@ def test_cuda_rnn_matches_cpu_float64(name):
 
 @CUDA
 @pytest.mark.cuda
-def test_cudnn_lstm_float32_matches_float64_reference():
-    torch.backends.cudnn.allow_tf32 = False
+def test_cudnn_lstm_float32_matches_float64_reference(full_float32):
     ref = run_case("torch-lstm", "lstm", 9, 4, 8, 8, seed=500)
     assert_same(run_case("cudnn-lstm", "lstm", 9, 4, 8, 8, seed=500, device="cuda", dtype="float32"), ref, 1e-5)
 
