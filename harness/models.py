@@ -254,7 +254,7 @@ class TorchRecurrent(Recurrent):
         return y, tuple(s.squeeze(0) for s in out)
 
 
-class DummyLSTM(Recurrent):
+class DummyLSTM(_CanonicalParams):
     """Registered exactly like a real implementation, so tests can exercise the
     plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence.
 
@@ -263,15 +263,7 @@ class DummyLSTM(Recurrent):
     error), `error` (raise ValueError) or `sleep:SECONDS` (sleep first).
     """
 
-    cell = "lstm"
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size)
-        H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H))
-        self.bias_hh = nn.Parameter(torch.empty(4 * H))
+    cell = "lstm"          # the canonical LSTM parameters, of which it uses weight_ih's first block
 
     def run(self, x, state):
         fault = os.environ.get("LSTM_BENCH_DUMMY_FAULT", "")
