@@ -25,6 +25,11 @@ def _fb(df: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(df["cell"] == "lstm", " fb=" + df["forget_bias"].astype(str), ""), index=df.index)
 
 
+def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
+    """pointplot's dodge: `width` apart, or none for a single hue level (seaborn divides by levels - 1)."""
+    return width if hue.nunique() > 1 else False
+
+
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
     if df is None or df.empty or "status" not in df:
         return None
@@ -170,7 +175,7 @@ def roofline(timings: pd.DataFrame) -> plt.Figure | None:
                        hue="impl",
                        row="device_label",
                        col="phase",
-                       kind="point", height=3.5, aspect=2.2, linestyle="none", dodge=0.4)
+                       kind="point", height=3.5, aspect=2.2, linestyle="none", dodge=_dodge(t["impl"]))
     grid.set_xticklabels(rotation=60, fontsize=7)
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.set_axis_labels("size", "fraction of GEMM peak")
@@ -211,7 +216,7 @@ def cost_ratio(ratios: pd.DataFrame) -> plt.Figure | None:
     fig, ax = plt.subplots(figsize=(10, 4.5))
     sns.pointplot(data=ratios, x="hidden", y="ratio",
                   hue="pair",
-                  linestyle="none", dodge=0.4, errorbar=("pi", 100), ax=ax)
+                  linestyle="none", dodge=_dodge(ratios["pair"]), errorbar=("pi", 100), ax=ax)
     ax.axhline(4.0, color="grey", linestyle="--", linewidth=1)
     ax.set(title="LSTM / RNN cost: train-step time and parameter count (dashed: 4x)", xlabel="hidden",
            ylabel="LSTM / RNN (range over sizes)")

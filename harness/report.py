@@ -104,8 +104,12 @@ def df_md(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS, quiet: bool = False) -> Path:
-    """The report of the runs in `spec` (a run id, several comma-separated, or latest) under out_root/<name>/."""
+def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS, quiet: bool = False,
+           strict: bool = False) -> Path:
+    """The report of the runs in `spec` (a run id, several comma-separated, or latest) under out_root/<name>/.
+
+    A figure that raises is left out and named in the report's warnings, so one broken figure does
+    not lose the report; with `strict` (the tests' mode) it raises instead."""
     dirs = store.find_runs(results, spec)
     runs = load_runs(dirs)
     name = "+".join(d.name for d in dirs)
@@ -118,6 +122,8 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
         try:
             fig = fn(*(inputs[n] for n in needs))
         except Exception as exc:  # noqa: BLE001 -- one broken figure must not lose the report
+            if strict:
+                raise
             runs.warnings.append(f"figure {stem}: not drawn ({type(exc).__name__}: {exc})")
             fig = None
         if fig is None:

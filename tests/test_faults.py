@@ -269,7 +269,7 @@ def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys):
     lines = path.read_text().splitlines()
     lines.insert(3, "garbage,\x00\x01,not a row")
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])        # and a truncated last line
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep")
+    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", strict=True)
     err = capsys.readouterr().err
     assert f"{path}:4: skipped a broken line" in err and f"{path}:10: skipped a broken line" in err
     page = (out / "index.html").read_text()
@@ -282,5 +282,5 @@ def test_report_reads_an_interrupted_run(tmp_path):
     meta["status"] = "interrupted"
     (run.dir / "run.json").write_text(json.dumps(meta))
     (run.dir / "training.csv").unlink()
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True)
+    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
     assert "interrupted" in (out / "index.html").read_text()

@@ -56,7 +56,7 @@ def test_self_times_nest():
 
 def test_report_has_the_op_table(profiled_run):
     root, run, _ = profiled_run
-    out = report.render(run.run_id, root / "results", root / "reports", quiet=True)
+    out = report.render(run.run_id, root / "results", root / "reports", quiet=True, strict=True)
     page = (out / "index.html").read_text()
     assert '<table id="top-ops">' in page and "aten::mkldnn_rnn_layer" in page
 
@@ -119,4 +119,3 @@ def test_tensorboard_plugin_api_finds_the_case(profiled_run):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
-    assert proc.returncode is not None
