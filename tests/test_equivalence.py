@@ -143,8 +143,10 @@ def test_cudnn_lstm_float32_matches_float64_reference(full_float32):
     assert_same(run_case("cudnn-lstm", "lstm", 9, 4, 8, 8, seed=500, device="cuda", dtype="float32"), ref, 1e-5)
 
 
-def test_canonical_names():
-    assert CANONICAL == ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+@pytest.mark.parametrize("module", [torch.nn.LSTM, torch.nn.RNN, torch.nn.GRU])
+def test_canonical_names_are_nn_layer_zero_names(module):
+    """The canonical layout is nn.LSTM's (and nn.RNN's, nn.GRU's) own: CANONICAL + _l0 names every parameter."""
+    assert {f"{n}_l0" for n in CANONICAL} == {n for n, _ in module(3, 4).named_parameters()}
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])

@@ -64,7 +64,11 @@ def test_memory_scales_with_sequence_length():
     assert 1.8 < peak(80) / peak(40) < 2.2
 
 
-def test_gemm_peak_is_measured():
-    peak = flops.gemm_peak("cpu", torch.float32, size=256, reps=2)
-    assert peak["gemm_size"] == 256 and peak["gemm_peak_gflops_per_s"] > 0
-    assert peak["gemm_peak_gflops_per_s"] >= peak["gemm_median_gflops_per_s"]
+def test_gemm_peak_from_known_times(monkeypatch):
+    """A clock that reads 4, 2 and 3 ms for the three timed matmuls: the best and the median rate, exactly."""
+    ticks = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.003])
+    monkeypatch.setattr(flops.time, "perf_counter", lambda: next(ticks))
+    peak = flops.gemm_peak("cpu", torch.float32, size=64, reps=3)
+    work = 2 * 64 ** 3                                                  # FLOPs of a 64^3 matmul
+    assert peak == {"gemm_size": 64, "reps": 3, "gemm_peak_gflops_per_s": pytest.approx(work / 0.002 / 1e9),
+                    "gemm_median_gflops_per_s": pytest.approx(work / 0.003 / 1e9)}

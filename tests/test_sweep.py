@@ -52,13 +52,18 @@ def test_rows_and_statuses(smoke):
     assert {r["reason"] for r in skipped} == {"cudnn-lstm runs on cuda only, not cpu"}
     assert all(r["time_median_s"] == "" for r in skipped)
     ok = [r for r in rows if r["status"] == "ok"]
+    bench = {b["name"]: b["stats"] for b in json.loads((run_dir / "benchmark.json").read_text())["benchmarks"]}
     for r in ok:
         assert r["rounds"] == "3" and r["threads"] == "1" and r["run_id"] == run_dir.name
-        assert float(r["time_min_s"]) <= float(r["time_median_s"]) and float(r["time_iqr_s"]) >= 0
-        assert float(r["tokens_per_s"]) == pytest.approx(2 * 5 / float(r["time_median_s"]))
-        assert 0 < float(r["peak_fraction"]) < 1
-        assert int(r["peak_mem_bytes"]) >= 0
+        stats = bench[f"test_case[{r['impl']}_cpu_b2_t5_h16_{r['phase']}]"]     # pytest-benchmark's own record
+        assert (float(r["time_median_s"]), float(r["time_min_s"]), float(r["time_iqr_s"])) == \
+            (stats["median"], stats["min"], stats["iqr"])
+        assert float(r["tokens_per_s"]) == pytest.approx(2 * 5 / stats["median"])
+        assert float(r["gflops_per_s"]) == pytest.approx(int(r["flops"]) / stats["median"] / 1e9)
+        assert float(r["peak_fraction"]) == pytest.approx(float(r["gflops_per_s"]) / float(r["gemm_peak_gflops_per_s"]))
     by = {(r["impl"], r["phase"]): r for r in ok}
+    for impl in ("dummy", "fused-lstm", "onednn-lstm", "scratch-rnn"):       # backward keeps activations
+        assert int(by[(impl, "train")]["peak_mem_bytes"]) > int(by[(impl, "forward")]["peak_mem_bytes"]) > 0
     assert by[("onednn-lstm", "train")]["backend"] == "onednn"
     assert by[("fused-lstm", "train")]["backend"] == "native"
     assert by[("fused-lstm", "train")]["params"] == str(4 * 16 * (16 + 16 + 2))
