@@ -329,13 +329,14 @@ def expand(sc: Scenario) -> list:
                     dup = next(x for x in v if v.count(x) > 1)
                     raise UsageError(f"{where}, key {f.name!r}: duplicate value {dup!r}")
                 axes[f.name] = v
-            section_cases = []
+            section_cases, in_section = [], set()
             for combo in itertools.product(*axes.values()):
                 values = dict(zip(axes, combo, strict=True))
                 if values.get("input", 0) is None:
                     values["input"] = values["hidden"]
                 case = _normalise(case_cls(**values))
-                if case not in section_cases:
+                if case not in in_section:           # axes that do not apply collapse to one case
+                    in_section.add(case)
                     section_cases.append(case)
             if not section_cases:
                 raise UsageError(f"{where}: empty grid (an axis is an empty list)")
