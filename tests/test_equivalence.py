@@ -175,3 +175,64 @@ def test_bptt_backward_is_its_own():
     model = registry.create("bptt-lstm", 3, 4)
     y, _ = model(torch.randn(5, 2, 3))
     assert type(y.grad_fn).__name__ == "LSTMFunctionBackward"
+
+
+# -- paths no other test took: GRU, half precisions, the d2l init, bptt's layout switch -------------------
+def gru_reference(x, h, w_ih, w_hh, b_ih, b_hh):
+    """nn.GRU's documented equations, written out in float64: gates r, z, n."""
+    H = h.shape[1]
+    ys = []
+    for xt in x:
+        gi, gh = xt @ w_ih.t() + b_ih, h @ w_hh.t() + b_hh            # (B, 3H) each
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        h = (1 - z) * n + z * h
+        ys.append(h)
+    return torch.stack(ys)
+
+
+@pytest.mark.parametrize("size", SIZES[2:5], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+def test_torch_gru_matches_the_gru_equations(size):
+    T, B, I, H = size
+    gen = torch.Generator().manual_seed(800)
+    w = canonical_params("gru", I, H, seed=801)
+    x = torch.randn(T, B, I, generator=gen, dtype=torch.float64)
+    h0 = torch.randn(B, H, generator=gen, dtype=torch.float64)
+    model = registry.create("torch-gru", I, H, dtype="float64", seed=801)
+    y, (h,) = model(x, (h0,))
+    ref = gru_reference(x, h0, w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"])
+    assert max_rel(y, ref) < 1e-13 and max_rel(h, ref[-1]) < 1e-13
+
+
+ROUNDOFF = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -11}     # unit roundoff: 8 and 11 significand bits
+HALF_TOLERANCE = 10          # units of roundoff, over the 9 steps of the case below (2 to 6 were seen)
+
+
+@pytest.mark.parametrize("dtype", list(ROUNDOFF))
+@pytest.mark.parametrize("name,cell,ref", [
+    ("scratch-lstm", "lstm", "torch-lstm"), ("fused-lstm", "lstm", "torch-lstm"), ("bptt-lstm", "lstm", "torch-lstm"),
+    ("torch-lstm", "lstm", "torch-lstm"), ("onednn-lstm", "lstm", "torch-lstm"), ("scratch-rnn", "rnn", "torch-rnn"),
+    ("torch-rnn", "rnn", "torch-rnn"), ("torch-gru", "gru", "torch-gru")])
+def test_half_precisions_match_float64(name, cell, ref, dtype):
+    if reason := registry.skip_reason(name, "cpu", dtype):
+        pytest.skip(reason)
+    size = (9, 4, 8, 8)
+    assert_same(run_case(name, cell, *size, seed=900, dtype=dtype), run_case(ref, cell, *size, seed=900),
+                HALF_TOLERANCE * ROUNDOFF[dtype])
+
+
+def test_d2l_init_is_the_tutorial_init_scaled_down():
+    """The same draws as `seed` (weights ~ N(0, 0.1^2)) at a tenth of the scale, biases zero."""
+    d2l, seed = (canonical_params("lstm", 3, 4, seed=5, init=i) for i in ("d2l", "seed"))
+    for name in ("weight_ih", "weight_hh"):
+        torch.testing.assert_close(d2l[name], seed[name] / 10, rtol=1e-14, atol=0)
+    assert all(d2l[b].abs().sum() == 0 for b in ("bias_ih", "bias_hh"))
+
+
+@pytest.mark.parametrize("batch,transposed", [(1, False), (15, False), (16, True), (40, True)])
+def test_bptt_chooses_its_layout_by_batch(batch, transposed):
+    from harness.bptt import TRANSPOSED_MIN_BATCH
+    assert TRANSPOSED_MIN_BATCH == 16
+    y, _ = registry.create("bptt-lstm", 3, 4)(torch.randn(2, batch, 3))
+    assert y.grad_fn.transposed is transposed

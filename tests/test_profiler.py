@@ -40,6 +40,17 @@ def test_labels_mark_forward_backward_and_steps(profiled_run):
     assert "aten::mkldnn_rnn_layer" in names and "step 0" not in names    # library kernels have no step labels
 
 
+@pytest.mark.parametrize("flag,stacks", [([], False), (["--with-stack"], True)])
+def test_profile_with_stack_records_python_frames(tmp_path, capsys, flag, stacks):
+    from test_sweep import write_tiny
+
+    assert cli.main(["profile", str(write_tiny(tmp_path)), "--results", str(tmp_path / "r"), "--quiet", *flag]) == 0
+    [trace] = profiler.trace_files((tmp_path / "r" / "latest").resolve())
+    cats = {e.get("cat") for e in json.loads(trace.read_text())["traceEvents"]}
+    assert ("python_function" in cats) is stacks and "cpu_op" in cats
+    assert "complete: 1 profiled cases in" in capsys.readouterr().out
+
+
 def test_self_times_nest():
     trace = {"traceEvents": [
         {"ph": "X", "cat": "cpu_op", "name": "A", "ts": 0, "dur": 10, "pid": 1, "tid": 1},

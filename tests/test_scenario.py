@@ -136,3 +136,22 @@ def test_run_json_copy_gives_back_the_same_cases(name):
     sc = scenario.load(name)
     again = scenario.from_resolved(scenario.resolved(sc))
     assert [case_id(c) for c in scenario.expand(again)] == [case_id(c) for c in scenario.expand(sc)]
+
+
+def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
+    assert cli.main(["validate"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    counts = {"deepbench": 88, "fastrnns": 32, "full": 4640, "goals": 22, "quick": 343, "smoke": 13}
+    assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
+
+
+def test_ls_lists_implementations_and_scenarios(capsys):
+    assert cli.main(["ls"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "implementations (devices available here: cpu)" or "cuda" in out[0]
+    assert [line.split()[0] for line in out[1:11]] == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm",
+                                                       "onednn-lstm", "cudnn-lstm", "scratch-rnn", "torch-rnn",
+                                                       "torch-gru", "dummy"]
+    assert out[11] == "scenarios"
+    assert [line.split()[:3] for line in out[12:]] == [[n, str(c), "cases"] for n, c in (
+        ("deepbench", 88), ("fastrnns", 32), ("full", 4640), ("goals", 22), ("quick", 343), ("smoke", 13))]

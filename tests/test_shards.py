@@ -58,6 +58,24 @@ def test_slurm_without_sbatch_is_one_line(tmp_path, capsys, monkeypatch):
     assert "sbatch is not on this machine's PATH" in capsys.readouterr().err
 
 
+def test_slurm_executor_gets_the_command_lines_parameters(tmp_path, monkeypatch):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("sbatch", "srun"):                                  # present on PATH; never run here
+        (fake / tool).write_text("#!/bin/sh\nexit 1\n")
+        (fake / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    params = store.ExecutorParams(partition="gpu", gpus_per_task=1, timeout_min=240, max_parallel=8)
+    ex = shards.make_executor(tmp_path / "run", "slurm", params)
+    assert ex.folder == (tmp_path / "run" / "submitit").absolute() and ex.max_num_timeout == 3
+    assert {k: ex.parameters[k] for k in ("partition", "gpus_per_task", "time", "array_parallelism",
+                                          "ntasks_per_node")} == {"partition": "gpu", "gpus_per_task": 1, "time": 240,
+                                                                  "array_parallelism": 8, "ntasks_per_node": 1}
+    bare = shards.make_executor(tmp_path / "run", "slurm", store.ExecutorParams())
+    assert bare.parameters["time"] == 60 and bare.parameters["array_parallelism"] == 256
+    assert "partition" not in bare.parameters and "gpus_per_task" not in bare.parameters
+
+
 SLOW = """
 name = "slow-shards"
 [defaults]

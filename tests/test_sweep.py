@@ -144,6 +144,32 @@ def test_compare_flags_slower_cases(tmp_path, capsys):
     assert "unknown run id 'nope'" in capsys.readouterr().err
 
 
+def test_compare_refuses_runs_it_cannot_compare(tmp_path, capsys):
+    r = tmp_path / "r"
+    tiny = write_tiny(tmp_path)
+    a, _ = sweep.run_sweep(scenario.load(tiny), r, quiet=True)
+    other = tmp_path / "other.toml"
+    other.write_text(tiny.read_text().replace('impl = "dummy"', 'impl = "fused-lstm"'))
+    b, _ = sweep.run_sweep(scenario.load(other), r, quiet=True)
+    grads = tmp_path / "grads.toml"
+    grads.write_text('name = "g"\n[[gradients]]\nimpl = "dummy"\nhidden = 4\nseq_len = 3\nseeds = 1\n')
+    c, _ = sweep.run_sweep(scenario.load(grads), r, quiet=True)
+    capsys.readouterr()
+    assert cli.main(["compare", a.run_id, b.run_id, "--results", str(r)]) == 2
+    assert capsys.readouterr().err == f"error: runs {a.run_id} and {b.run_id} have no successful case in common\n"
+    assert cli.main(["compare", a.run_id, c.run_id, "--results", str(r)]) == 2
+    assert capsys.readouterr().err == (f"error: run {c.run_id} has no timings.csv: compare needs [[throughput]] "
+                                       "results\n")
+
+
+def test_bptt_lstm_in_a_sweep_on_both_sides_of_its_layout_switch(tmp_path):
+    text = write_tiny(tmp_path).read_text().replace('impl = "dummy"', 'impl = "bptt-lstm"')
+    (tmp_path / "b.toml").write_text(text.replace("batch = 1", "batch = [15, 16]"))
+    _, rows = sweep.run_sweep(scenario.load(tmp_path / "b.toml"), tmp_path / "r", quiet=True)
+    assert [(r["batch"], r["status"], r["backend"], r["params"]) for r in rows] == \
+        [(15, "ok", "native", 4 * 4 * (4 + 4 + 2)), (16, "ok", "native", 4 * 4 * (4 + 4 + 2))]
+
+
 def test_failure_becomes_a_row(tmp_path, monkeypatch):
     from harness import timing
 
