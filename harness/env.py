@@ -83,6 +83,11 @@ def set_tf32(enabled: bool = TF32) -> bool:
     return enabled
 
 
+def tf32_for(device: str) -> bool | None:
+    """Fix TF32 for work on `device`: TF32 on CUDA, returned to be recorded; None on CPU, which has no TF32."""
+    return set_tf32(TF32) if device.startswith("cuda") else None
+
+
 def restore_tf32(flags: tuple[bool, bool]) -> None:
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 

@@ -100,7 +100,7 @@ class Sweep:
                          is None})
         for device, dtype, threads in wanted:
             n = env.set_threads(threads or None)
-            tf32 = env.set_tf32() if device.startswith("cuda") else None      # as the cases it is held against
+            tf32 = env.tf32_for(device)           # the same arithmetic as the cases it is held against
             t0 = time.perf_counter()
             peak = flops.gemm_peak(device, registry.DTYPES[dtype])
             self.spent["peaks"] += time.perf_counter() - t0
@@ -117,7 +117,7 @@ class Sweep:
                "device_name": env.device_name(case.device), "host": env.short_host(), **case.as_row(),
                "case_id": case_id(case)}
         row["threads"] = env.set_threads(case.threads or None)
-        row["tf32"] = env.set_tf32() if case.device.startswith("cuda") else None
+        row["tf32"] = env.tf32_for(case.device)
         clock = time.perf_counter
         try:
             memory.release_cache(case.device)
@@ -176,8 +176,7 @@ class Sweep:
     def run_other(self, case: GradientCase | TaskCase) -> None:
         """Run it, write its rows (the case's final table last: --resume counts a case done by it), count it."""
         threads = env.set_threads(case.threads or None)
-        if case.device.startswith("cuda"):
-            env.set_tf32()
+        env.tf32_for(case.device)
         t0 = time.perf_counter()
         status, reason, line = "ok", "", ""
         cid = {"case_id": case_id(case)}
