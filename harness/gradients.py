@@ -31,22 +31,11 @@ import math
 import torch
 from torch import Tensor
 
-from harness import registry
+from harness import intervals, registry
 from harness.models import Recurrent
 
 VANISH_RATIO = 1e-3      # "vanished": below this fraction of the norm at distance 0
 SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
-
-# two-sided 95% Student-t quantiles, by degrees of freedom
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
-
-
-def t95(df: int) -> float:
-    if df in _T95:
-        return _T95[df]
-    smaller = [k for k in _T95 if k < df]
-    return _T95[max(smaller)] if df <= 30 else 1.96
 
 
 def flag(value: float) -> str:
@@ -160,7 +149,7 @@ def decay_rows(base: dict, by_seed: dict[int, dict[str, list[float]]]) -> list[d
             mean = sum(factors) / len(factors)
             if len(factors) > 1:
                 sd = math.sqrt(sum((f - mean) ** 2 for f in factors) / (len(factors) - 1))
-                half = t95(len(factors) - 1) * sd / math.sqrt(len(factors))
+                half = intervals.t_quantile(len(factors) - 1) * sd / math.sqrt(len(factors))
                 lo, hi = mean - half, mean + half
             else:
                 lo = hi = ""
@@ -175,7 +164,7 @@ def decay_rows(base: dict, by_seed: dict[int, dict[str, list[float]]]) -> list[d
 def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     """All seeds of one [[gradients]] case: (gradients.csv rows, decay.csv rows). Raises errors.Skip.
 
-    The rows' columns are store.GRADIENT_COLUMNS and store.DECAY_COLUMNS."""
+    The rows' columns are columns.GRADIENT_COLUMNS and columns.DECAY_COLUMNS."""
     cell = registry.get(case.impl).cell
 
     def factory(seed: int) -> Recurrent:

@@ -125,6 +125,6 @@ def test_decay_interval_across_seeds():
     by_seed = {s: {"x": [f ** (19 - t) for t in range(20)]} for s, f in enumerate([0.8, 0.9, 0.85])}
     [row] = gradients.decay_rows({}, by_seed)
     assert row["decay_factor"] == pytest.approx(0.85)
-    half = 4.303 * 0.05 / math.sqrt(3)
+    half = 4.302653 * 0.05 / math.sqrt(3)   # t(0.975, df=2)
     assert row["decay_ci_low"] == pytest.approx(0.85 - half) and row["decay_ci_high"] == pytest.approx(0.85 + half)
     assert row["seeds"] == 3 and row["window_min"] == 1 and row["window_max"] == 19
