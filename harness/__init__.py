@@ -8,12 +8,13 @@ and figure -- and each module imports only the modules listed below it
     report      make report: HTML and Markdown
     claims      the tutorial's claims: rules, evidence, verdicts
     plots       one function per figure
+    compare     the regression gate: a rank test and a ratio interval per case
     tables      a run's CSVs as typed pandas DataFrames
     shards      submitit shards (Slurm, local) of one run
     sweep       runs the cases: the pytest-benchmark plugin, rows on disk, Ctrl-C, resume
     console     the text a person reads in the terminal
-    store       run directories, tables, run.json (declared once), the CSV reader, the run finder
-    timing      one throughput case: built, timed through pytest-benchmark
+    store       run directories, run.json (declared once), the CSV reader, the run finder
+    timing      throughput cases built, and timed as interleaved comparison groups
     tasks       the adding and copy-memory tasks, training
     gradients   gradient norms over distance, the decay fit
     memory      peak memory, and whether a case fits
@@ -25,6 +26,8 @@ and figure -- and each module imports only the modules listed below it
     bptt        bptt-lstm: the explicit backward pass
     tutorial    the tutorial's own example, corrected
     models      the implementations (scratch, fused, nn.*, the dummy) and canonical parameters
-    env         paths, threads, provenance, device names
+    env         paths, threads, provenance, device names, CPU steal
+    intervals   intervals of medians and ratios (bootstrap), the Mann-Whitney test
+    columns     every table's columns, declared once
     errors      UsageError and Skip
 """

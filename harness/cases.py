@@ -5,7 +5,9 @@ field is a column of the case's rows, and `case_id(case)`, a hash of all of
 them, is the `case_id` column by which --resume tells finished cases from
 missing ones.
 
-- ThroughputCase: one [[throughput]] case, timed (harness/timing.py).
+- ThroughputCase: one [[throughput]] case, timed (harness/timing.py) in its
+  comparison group: the cases of one section that differ only in impl
+  (`group_id`), timed round-robin so that they share the machine's drift.
 - GradientCase:   one [[gradients]] configuration, all of its seeds (harness/gradients.py).
 - TaskCase:       one [[task]] training run (harness/tasks.py).
 """
@@ -35,11 +37,14 @@ class ThroughputCase:
     phase: str
     seed: int
     threads: int          # 0: all physical cores (resolved when the case runs)
-    rounds: int
+    rounds: int | str     # timed rounds, or "auto": until every median is known to +-AUTO_PRECISION
     warmup: int
     memory: bool
     profile: bool = False
     layers: int = 1
+    interleave: bool = True   # time the group round-robin (False: each case's rounds as one block)
+    max_time_s: float = 30.0  # rounds = "auto": stop the group's rounds after this many seconds
+    section_index: int = 1    # which [[throughput]] section of the file (1-based): groups stay within one
     section: str = "throughput"
 
     @property
@@ -119,6 +124,29 @@ class TaskCase:
     def slug(self) -> str:
         s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
         return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
+
+
+GROUP_EXCLUDES = ("impl",)    # a comparison group's members differ in these fields only
+
+
+def group_key(case: ThroughputCase) -> tuple:
+    """What a case shares with the other members of its comparison group: every field but impl."""
+    return tuple(getattr(case, f.name) for f in fields(case) if f.name not in GROUP_EXCLUDES)
+
+
+def group_id(case: ThroughputCase) -> str:
+    """A short, stable id of a case's comparison group (the `group_id` column)."""
+    blob = json.dumps(group_key(case))
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def groups(cases: list) -> list[list]:
+    """The throughput cases as comparison groups, in order of each group's first member;
+    every other case is a group of its own."""
+    out: dict[object, list] = {}
+    for n, c in enumerate(cases):
+        out.setdefault(group_key(c) if isinstance(c, ThroughputCase) else ("single", n), []).append(c)
+    return list(out.values())
 
 
 CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCase}

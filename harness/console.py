@@ -5,10 +5,9 @@ the per-case lines under its progress bar, cli prints the rest.
 """
 from __future__ import annotations
 
+from harness import intervals
+from harness.columns import STATUSES
 from harness.gradients import VANISH_RATIO
-from harness.store import STATUSES
-
-REFERENCES = ("torch-lstm", "torch-rnn")   # the fastest-per-size table's "Nx of ..." is against these
 
 
 def num(v) -> str:
@@ -27,8 +26,10 @@ def case_line(row: dict) -> str:
         return f"{row['status']:7s} {what} {row['reason']}"
     mem = f"  mem {row['peak_mem_bytes'] / 2**20:8.2f} MiB" if row.get("peak_mem_bytes") not in (None, "") else ""
     frac = f"  {100 * row['peak_fraction']:5.1f}% of peak" if row.get("peak_fraction") else ""
+    vs = versus_reference(row)
+    noisy = f"  NOISY ({100 * row['steal_fraction']:.0f}% CPU steal)" if row.get("noisy") is True else ""
     return (f"ok      {what} {duration(row['time_median_s'])} (IQR {row['time_iqr_s'] * 1e3:.2f} ms)  "
-            f"{row['tokens_per_s']:11.0f} tok/s{frac}{mem}  [{row['backend']}]")
+            f"{row['tokens_per_s']:11.0f} tok/s{frac}{mem}  [{row['backend']}]" + (f"  {vs}" if vs else "") + noisy)
 
 
 def decay_line(decay_x: dict) -> str:
@@ -49,8 +50,24 @@ def other_line(status: str, slug: str, threads: int, text: str) -> str:
     return f"{status:7s} {slug:50s} ({threads} threads) {text}"
 
 
+def versus_reference(row: dict) -> str:
+    """'1.48x [1.41, 1.55] faster than torch-lstm', or 'no measurable difference from torch-lstm' where the
+    ratio's interval holds 1 (the ratio columns: time / ratio_ref's time)."""
+    ref, lo, hi = row.get("ratio_ref"), row.get("ratio_ci_low"), row.get("ratio_ci_high")
+    if not ref or ref == row["impl"] or lo in (None, "") or hi in (None, ""):
+        return ""
+    word = intervals.difference(float(lo), float(hi))
+    if word == intervals.NO_DIFFERENCE:
+        return f"{word} from {ref}"
+    r = float(row["ratio"])
+    if word == "faster":
+        return f"{1 / r:.2f}x [{1 / float(hi):.2f}, {1 / float(lo):.2f}] faster than {ref}"
+    return f"{r:.2f}x [{float(lo):.2f}, {float(hi):.2f}] slower than {ref}"
+
+
 def fastest_table(rows: list[dict]) -> list[str]:
-    """One line per size: the fastest implementation and its lead over torch-lstm (or torch-rnn)."""
+    """One line per size and cell: the fastest implementation, and how it stands against the group's
+    reference (versus_reference)."""
     ok = [r for r in rows if r["status"] == "ok"]
     groups: dict[tuple, list[dict]] = {}
     for r in ok:
@@ -59,11 +76,9 @@ def fastest_table(rows: list[dict]) -> list[str]:
     lines = []
     for (device, dtype, phase, hidden, batch, seq_len, cell), rs in sorted(groups.items()):
         best = min(rs, key=lambda r: r["time_median_s"])
-        ref = next((r for r in rs if r["impl"] in REFERENCES), None)
-        vs = (f"  {ref['time_median_s'] / best['time_median_s']:.2f}x of {ref['impl']}"
-              if ref and ref is not best else "")
+        vs = versus_reference(best)
         lines.append(f"  {device:6s} {dtype:8s} {phase:7s} {cell:4s} h{hidden:<5d} b{batch:<4d} t{seq_len:<4d} "
-                     f"{best['impl']:13s} {duration(best['time_median_s'])}{vs}")
+                     f"{best['impl']:13s} {duration(best['time_median_s'])}" + (f"  {vs}" if vs else ""))
     return lines
 
 

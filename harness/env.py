@@ -12,6 +12,7 @@ import platform
 import re
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -90,6 +91,45 @@ def tf32_for(device: str) -> bool | None:
 
 def restore_tf32(flags: tuple[bool, bool]) -> None:
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+PROC_STAT = Path("/proc/stat")
+NOISY_STEAL = 0.05                  # a group measured with more CPU steal than this is flagged `noisy`
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """The machine's CPU time counters (/proc/stat's first line, in clock ticks) and its load average."""
+
+    busy: int              # user + nice + system + irq + softirq
+    total: int             # busy + idle + iowait + steal
+    steal: int             # time a hypervisor gave this VM's CPUs to someone else
+    load_1m: float | None  # os.getloadavg()'s one-minute figure
+
+
+def cpu_sample() -> CpuSample | None:
+    """Now's counters; None where /proc/stat does not exist (not Linux)."""
+    try:
+        fields = [int(x) for x in PROC_STAT.read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    busy = user + nice + system + irq + softirq
+    return CpuSample(busy, busy + idle + iowait + steal, steal, load)
+
+
+def steal_between(a: CpuSample | None, b: CpuSample | None) -> tuple[float | None, float | None]:
+    """(steal fraction, mean one-minute load) between two samples; None where unknown."""
+    if a is None or b is None:
+        return None, None
+    ticks = b.total - a.total
+    steal = (b.steal - a.steal) / ticks if ticks > 0 else 0.0
+    load = (a.load_1m + b.load_1m) / 2 if a.load_1m is not None and b.load_1m is not None else None
+    return steal, load
 
 
 def git_commit() -> tuple[str, bool]:

@@ -25,7 +25,7 @@ import itertools
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,8 +50,13 @@ class Settings(_Strict):
     dtype: list[str] | None = None       # float32 | float64 | bfloat16 | float16; default: float32
     threads: list[int] | None = None     # torch intra-op threads; default: all physical cores
     seed: list[int] | None = None        # seeds the canonical parameters and the inputs; default 0
-    rounds: int | None = Field(None, gt=0)   # timed rounds per case (default 10)
+    rounds: Annotated[int, Field(gt=0)] | Literal["auto"] | None = None
+    # timed rounds per case (default 10); "auto": until every member's median is known to +-2% (95%
+    # interval), or max_time_s
     warmup: int | None = Field(None, ge=0)   # untimed warm-up rounds per case (default 2)
+    interleave: bool | None = None       # time a comparison group round-robin, in a seeded random order per
+    # round (default true); false: each case's rounds as one block, one case after another
+    max_time_s: float | None = Field(None, gt=0)   # rounds = "auto": seconds of rounds per group at most (30)
 
     _v_lists = field_validator("device", "dtype", "threads", "seed", mode="before")(_listify)
 
@@ -80,7 +85,8 @@ class Settings(_Strict):
 
 
 # The built-in defaults under [defaults]; threads 0 means all physical cores.
-DEFAULTS = Settings.model_construct(device=["cpu"], dtype=["float32"], threads=[0], seed=[0], rounds=10, warmup=2)
+DEFAULTS = Settings.model_construct(device=["cpu"], dtype=["float32"], threads=[0], seed=[0], rounds=10, warmup=2,
+                                    interleave=True, max_time_s=30.0)
 
 
 class Throughput(Settings):
@@ -316,6 +322,9 @@ def expand(sc: Scenario) -> list:
             where = f"{sc.path}: [[{name}]] #{n}"
             axes = {}
             for f in fields(case_cls):
+                if f.name == "section_index":
+                    axes[f.name] = [n]
+                    continue
                 if f.name not in model.model_fields:
                     continue                      # fixed by the case type (section, layers)
                 if f.name in Settings.model_fields:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from harness import scenario, sweep
-from harness.cases import case_id
+from harness.cases import case_id, groups
 from harness.errors import UsageError
 from harness.store import Executor, ExecutorParams, Run, Submission, read_meta, read_rows
 
@@ -168,12 +168,13 @@ def drive(run: Run, quiet: bool = False) -> str:
 
 
 def merge(run: Run) -> None:
-    """The shards' rows, in the scenario's case order, into the run directory's own tables."""
-    order = {case_id(c): i for i, c in enumerate(run.cases())}
+    """The shards' rows, in the order of the scenario's comparison groups (the order an unsharded
+    run writes them), into the run directory's own tables."""
+    order = {case_id(c): i for i, g in enumerate(groups(run.cases())) for c in g}
     dirs = shard_dirs(run.dir)
     for name in run.tables:
         rows = [r for d in dirs for r in read_rows(d / name) if r.get("case_id")]
-        rows.sort(key=lambda r: order.get(r["case_id"], len(order)))      # stable: a case's rows keep their order
+        rows.sort(key=lambda r: order.get(r["case_id"], len(order)))      # stable: a group's rows keep their order
         run.rewrite_table(name, rows)
     counts: dict[str, int] = {}
     peaks = []

@@ -1,10 +1,11 @@
 """The run store: run directories, their tables, run.json, and finding runs again.
 
     results/<run_id>/run.json          RunMeta below: scenario, environment, commit, times, status
-    results/<run_id>/timings.csv       TIMING_COLUMNS: one row per [[throughput]] case
-    results/<run_id>/gradients.csv     GRADIENT_COLUMNS: ||dL/dx_t|| per step, seed and case
-    results/<run_id>/decay.csv         DECAY_COLUMNS: the fitted decay of each [[gradients]] case
-    results/<run_id>/training.csv      TRAINING_COLUMNS: each [[task]] case's evaluations
+    results/<run_id>/timings.csv       one row per [[throughput]] case       (the tables' columns: columns.py)
+    results/<run_id>/rounds.csv        every timed round of every throughput case
+    results/<run_id>/gradients.csv     ||dL/dx_t|| per step, seed and case
+    results/<run_id>/decay.csv         the fitted decay of each [[gradients]] case
+    results/<run_id>/training.csv      each [[task]] case's evaluations
     results/<run_id>/benchmark.json    pytest-benchmark's JSON (benchmark-resume-N.json after a resume)
     results/latest                     a link to the newest run
 
@@ -12,7 +13,9 @@ The run id is <UTC time>-<short host>-<short commit>; a run directory is
 created exclusively and never reused. Rows are appended, flushed and fsynced
 as each case finishes; run.json and whole tables are replaced atomically
 (written beside, fsynced, renamed). A case is finished when its rows are in one
-of FINAL_TABLES, which the sweep writes last.
+of FINAL_TABLES, which the sweep writes last; a comparison group's members
+are written together, after its rounds, and --resume re-runs a group whole
+unless all of its members are finished.
 
 This module is the only one that writes or reads these files: `read_rows` is
 the one CSV reader (for resume, compare and the report), `find_run` and
@@ -36,36 +39,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness import env, scenario
+from harness.cases import case_id, groups
+from harness.columns import FINAL_TABLES, RUN_STATUSES, STATUSES, TABLES
 from harness.errors import UsageError
 
-FORMAT = 1               # run.json's "format": bumped whenever a file of the run directory changes shape
-
-# -- the tables' shapes, declared once ------------------------------------------------------------
-TIMING_COLUMNS = [
-    "run_id", "scenario", "impl", "cell", "backend", "device", "device_name", "dtype", "batch", "seq_len", "hidden",
-    "input", "layers", "phase", "rounds", "time_median_s", "time_iqr_s", "time_min_s", "tokens_per_s", "flops",
-    "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
-    # beyond the required columns
-    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
-    "tf32",   # CUDA rows: whether float32 work could use TF32 (env.TF32); empty on CPU
-]
-GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
-                    "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
-                    # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step", "case_id"]
-DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
-                 "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
-                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
-TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
-                    "baseline_loss", "eval_accuracy", "wall_s",
-                    # beyond the required columns
-                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
-TABLES = {"timings.csv": TIMING_COLUMNS, "gradients.csv": GRADIENT_COLUMNS, "decay.csv": DECAY_COLUMNS,
-          "training.csv": TRAINING_COLUMNS}
-FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
-STATUSES = ("ok", "skipped", "failed", "oom")                  # a case's status (the `status` column)
-RUN_STATUSES = ("pending", "running", "complete", "interrupted", "failed")
-
+FORMAT = 2               # run.json's "format": bumped whenever a file of the run directory changes shape
+# 1: no rounds.csv, throughput cases timed one block each; 2: comparison groups, rounds.csv, ratio columns
 
 # -- run.json, declared once ----------------------------------------------------------------------
 class _Declared(BaseModel):
@@ -117,7 +96,7 @@ class Executor(_Declared):
 class RunMeta(_Declared):
     """run.json. Every key is declared here; a file with another key, or without `format`, is refused."""
 
-    format: Literal[1] = FORMAT    # the layout of the whole run directory (FORMAT)
+    format: Literal[2] = FORMAT    # the layout of the whole run directory (FORMAT)
     harness_version: str           # lstm-bench's version that wrote the run (env.VERSION)
     run_id: str                    # the directory's name
     status: Literal[RUN_STATUSES]  # pending (a shard not started), running, complete, interrupted, failed
@@ -241,14 +220,18 @@ def find_runs(results: Path, spec: str) -> list[Path]:
 # -- a run directory ------------------------------------------------------------------------------
 def tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
     """file name -> columns, for every table this scenario writes."""
-    wanted = {"timings.csv": sc.throughput, "gradients.csv": sc.gradients or sc.task, "decay.csv": sc.gradients,
+    wanted = {"timings.csv": sc.throughput, "rounds.csv": sc.throughput, "gradients.csv": sc.gradients or sc.task,
+              "decay.csv": sc.gradients,
               "training.csv": sc.task}
     return {name: TABLES[name] for name, sections in wanted.items() if sections}
 
 
 def select(cases: list, shard: Shard | None) -> list:
-    """A shard's share of a scenario's cases: the positions index, index + count, ... (all of them for None)."""
-    return cases if shard is None else [c for i, c in enumerate(cases) if i % shard.count == shard.index]
+    """A shard's share of a scenario's cases: the comparison groups (cases.groups: a throughput group, or
+    one other case) at positions index, index + count, ... (all of them for None). A group is never split."""
+    if shard is None:
+        return cases
+    return [c for i, g in enumerate(groups(cases)) if i % shard.count == shard.index for c in g]
 
 
 class Run:
@@ -314,16 +297,21 @@ class Run:
         return select(scenario.expand(self.scenario), self.meta.shard)
 
     def resume(self) -> set[str]:
-        """Ready the run to go on: drop broken lines and the rows of half-written cases, recount,
-        mark it running. Returns the ids of the cases it has finished."""
+        """Ready the run to go on: drop broken lines and the rows of half-written cases and of groups
+        not wholly finished, recount, mark it running. Returns the ids of the cases it has finished."""
         kept = {name: [r for r in read_rows(self.dir / name) if r.get("case_id")] for name in self.tables}
         done = {r["case_id"] for name in FINAL_TABLES for r in kept.get(name, [])}
+        for g in groups(self.cases()):
+            ids = {case_id(c) for c in g}
+            if not ids <= done:
+                done -= ids                       # a half-finished group is re-run whole
         for name in self.tables:
             self.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done])
         statuses: dict[str, str] = {}
         for name in FINAL_TABLES:
             for r in kept.get(name, []):
-                statuses.setdefault(r["case_id"], r["status"] if r["status"] in STATUSES else "ok")
+                if r["case_id"] in done:
+                    statuses.setdefault(r["case_id"], r["status"] if r["status"] in STATUSES else "ok")
         counts: dict[str, int] = {}
         for st in statuses.values():
             counts[st] = counts.get(st, 0) + 1

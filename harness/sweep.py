@@ -29,11 +29,14 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from harness import console, env, flops, gradients, memory, profiler, registry, scenario, tasks, timing
-from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id
+from harness import console, env, flops, gradients, intervals, memory, profiler, registry, scenario, tasks, timing
+from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups
 from harness.errors import Skip
 from harness.store import GemmPeak, Run, utc_now
 
+REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
+EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase",
+              "threads", "group_id", "ratio_ref", "ratio")      # benchmark.json's extra_info of each case
 MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
 
@@ -50,6 +53,13 @@ def failure(exc: BaseException) -> tuple[str, str]:
     """(status, reason) of a case that raised: oom or failed, with the error's first line."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
+
+
+def reference(case: ThroughputCase, ok: list[ThroughputCase]) -> ThroughputCase:
+    """What a member's ratio is taken against: its cell's library layer (REFERENCES) where the group
+    timed it, else the group's first member of the same cell (which may be the case itself)."""
+    same = [c for c in ok if c.cell == case.cell]
+    return next((c for c in same if c.impl == REFERENCES.get(case.cell)), same[0])
 
 
 def check_fits(case) -> None:
@@ -76,7 +86,11 @@ class Sweep:
 
     def __init__(self, run: Run, timed: list[ThroughputCase], total: int, quiet: bool = False,
                  with_stack: bool = False):
-        self.run, self.cases, self.quiet = run, timed, quiet
+        self.run, self.quiet = run, quiet
+        self.groups = groups(timed)                       # comparison groups, each timed as one
+        self.cases = [c for g in self.groups for c in g]  # pytest's order: a group's members one after another
+        self.group_of = {c: g for g in self.groups for c in g}
+        self.measured: dict[ThroughputCase, tuple[dict, list[float]]] = {}  # rows whose tests have not run
         self.with_stack = with_stack  # profile with Python stacks (python -m harness profile --with-stack)
         self.rows: list[dict] = []
         self.peaks: dict[tuple, float] = {}
@@ -111,13 +125,30 @@ class Sweep:
                            f"({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
         self.run.save()
 
-    # -- one throughput case ---------------------------------------------------------
+    # -- one comparison group of throughput cases -------------------------------------------
     def run_case(self, case: ThroughputCase, benchmark) -> None:
-        row = {"run_id": self.run.run_id, "scenario": self.run.scenario.name, "cell": case.cell,
-               "device_name": env.device_name(case.device), "host": env.short_host(), **case.as_row(),
-               "case_id": case_id(case)}
-        row["threads"] = env.set_threads(case.threads or None)
-        row["tf32"] = env.tf32_for(case.device)
+        """test_case's body: the first member of a group runs the whole group (rows on disk when it
+        ends); every member then hands its own rounds to its benchmark fixture."""
+        if case not in self.measured:
+            self.run_group(self.group_of[case])
+        row, times = self.measured.pop(case)
+        if row["status"] == "ok":
+            timing.record(benchmark, times)
+            benchmark.extra_info.update({k: row[k] for k in EXTRA_INFO})
+        if self.stop_requested and not any(c in self.measured for c in self.group_of[case]):
+            pytest.exit("interrupted by Ctrl-C", returncode=pytest.ExitCode.INTERRUPTED)
+        if row["status"] == "skipped":
+            pytest.skip(row["reason"])
+
+    def _base_row(self, case: ThroughputCase) -> dict:
+        gid = group_id(case)
+        return {"run_id": self.run.run_id, "scenario": self.run.scenario.name, "cell": case.cell,
+                "device_name": env.device_name(case.device), "host": env.short_host(), **case.as_row(),
+                "case_id": case_id(case), "group_id": gid, "rounds_wanted": case.rounds, "rounds": None,
+                "order_seed": timing.order_seed(gid, case.seed) if case.interleave else None}
+
+    def _build(self, case: ThroughputCase, row: dict) -> timing.Step | None:
+        """The case's step, its parameter count and backend in `row`; None (and the row's status) if it cannot."""
         clock = time.perf_counter
         try:
             memory.release_cache(case.device)
@@ -130,17 +161,25 @@ class Sweep:
             # a short profiled pass here (T=2, the case's batch)
             if not (case.memory and case.device == "cpu"):
                 row["backend"] = profiler.backend_ran(step.model, case.batch)
-            t2 = clock()
             self.spent["build"] += t1 - t0
-            self.spent["backend"] += t2 - t1
-            t = timing.time_step(step, benchmark, case.rounds, case.warmup)
-            t.pop("timed_s")
-            self.spent["timing"] += clock() - t2
-            row.update(t)
+            self.spent["backend"] += clock() - t1
+            return step
+        except Skip as exc:
+            row.update(status="skipped", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
+            row["status"], row["reason"] = failure(exc)
+        return None
+
+    def _finish(self, case: ThroughputCase, row: dict, step: timing.Step, times: list[float]) -> None:
+        """A timed member's columns, then its untimed memory and profile passes."""
+        clock = time.perf_counter
+        try:
+            row.update(timing.stats_columns(times))
+            row["median_ci_low_s"], row["median_ci_high_s"] = intervals.median_ci(times)
             work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase)
-            rate = work / t["time_median_s"] / 1e9
+            rate = work / row["time_median_s"] / 1e9
             peak = self.peaks.get((case.device, case.dtype, case.threads))
-            row.update(flops=work, gflops_per_s=rate, tokens_per_s=case.batch * case.seq_len / t["time_median_s"],
+            row.update(flops=work, gflops_per_s=rate, tokens_per_s=case.batch * case.seq_len / row["time_median_s"],
                        gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
             if case.memory:
                 t4 = clock()
@@ -153,24 +192,54 @@ class Sweep:
                 t5 = clock()
                 profiler.profile_case(step, case, self.run.dir / "profiles", with_stack=self.with_stack)
                 self.spent["profile"] += clock() - t5
-            benchmark.extra_info.update({k: row[k] for k in ("impl", "cell", "backend", "device", "dtype", "batch",
-                                                             "seq_len", "hidden", "input", "phase", "threads")})
             row.update(status="ok", reason="")
         except Skip as exc:
             row.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
             row["status"], row["reason"] = failure(exc)
-        row["finished_utc"] = utc_now()
-        self.run.write_rows("timings.csv", [row])
-        self.run.count(row["status"])
-        self.rows.append(row)
-        self.bar.update(1)
-        if not self.quiet:
-            self.bar.write(console.case_line(row))
-        if self.stop_requested:
-            pytest.exit("interrupted by Ctrl-C", returncode=pytest.ExitCode.INTERRUPTED)
-        if row["status"] == "skipped":
-            pytest.skip(row["reason"])
+
+    def run_group(self, group: list[ThroughputCase]) -> None:
+        """Build, time (timing.time_group), measure and write every member of one comparison group."""
+        first = group[0]
+        threads = env.set_threads(first.threads or None)
+        tf32 = env.tf32_for(first.device)
+        rows = {c: {**self._base_row(c), "threads": threads, "tf32": tf32} for c in group}
+        built = [(c, step) for c in group if (step := self._build(c, rows[c])) is not None]
+        t0 = time.perf_counter()
+        gt = timing.time_group([s for _, s in built], first.rounds, first.warmup, interleave=first.interleave,
+                               seed=rows[first]["order_seed"] or 0, max_time_s=first.max_time_s)
+        self.spent["timing"] += time.perf_counter() - t0
+        noisy = gt.steal_fraction is not None and gt.steal_fraction > env.NOISY_STEAL
+        for (c, step), times, err in zip(built, gt.times, gt.errors, strict=True):
+            rows[c].update(steal_fraction=gt.steal_fraction, load_avg=gt.load_avg, noisy=noisy)
+            if err is not None:
+                rows[c]["status"], rows[c]["reason"] = failure(err)
+            else:
+                self._finish(c, rows[c], step, times)
+        times_of = {c: t for (c, _), t in zip(built, gt.times, strict=True)}
+        ok = [c for c in group if rows[c].get("status") == "ok"]
+        for c in ok:
+            ref = reference(c, ok)
+            r, lo, hi = intervals.ratio_ci(times_of[c], times_of[ref], paired=True)
+            rows[c].update(ratio_ref=ref.impl, ratio=r, ratio_ci_low=lo, ratio_ci_high=hi)
+        round_rows = [{"run_id": self.run.run_id, "case_id": rows[built[i][0]]["case_id"], "group_id":
+                       rows[first]["group_id"], "impl": built[i][0].impl, "round": r, "position": pos, "time_s": t}
+                      for i, r, pos, t in gt.rounds]
+        built.clear()                               # the group's models go before the next group is built
+        step = None
+        now = utc_now()
+        for c in group:
+            rows[c]["finished_utc"] = now
+        if round_rows:
+            self.run.write_rows("rounds.csv", round_rows)
+        self.run.write_rows("timings.csv", [rows[c] for c in group])     # the group is finished: one write
+        for c in group:
+            self.run.count(rows[c]["status"])
+            self.rows.append(rows[c])
+            self.measured[c] = (rows[c], times_of.get(c, []))
+            self.bar.update(1)
+            if not self.quiet:
+                self.bar.write(console.case_line(rows[c]))
 
     # -- one [[gradients]] or [[task]] case ---------------------------------------------
     def run_other(self, case: GradientCase | TaskCase) -> None:

@@ -112,7 +112,7 @@ def checkpoints(steps: int) -> list[int]:
 def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     """Train one [[task]] case: (training.csv rows, gradients.csv rows). Raises errors.Skip.
 
-    The rows' columns are store.TRAINING_COLUMNS and store.GRADIENT_COLUMNS."""
+    The rows' columns are columns.TRAINING_COLUMNS and columns.GRADIENT_COLUMNS."""
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,

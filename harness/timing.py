@@ -1,13 +1,26 @@
-"""Timing: how one case is built, timed through pytest-benchmark, and measured.
+"""Timing: how one case is built, and how a comparison group of cases is timed.
 
-A sweep is one pytest session (harness/sweep.py) whose only test,
-`sweep.test_case`, is parametrised over the scenario's throughput cases. Each case is timed by the
-benchmark fixture in pedantic mode:
+A comparison group is the throughput cases of one section that differ only in
+impl (cases.groups). `time_group` times its members together:
 
-- `warmup` untimed rounds, then `rounds` timed rounds of one step each;
-- setup (untimed) zeroes the gradients and synchronises the device;
-- the timed function runs the step and synchronises the device before it
-  returns, so queued GPU work is inside the timed region.
+- interleaved (the default): every member's `warmup` untimed rounds first;
+  then each round times every member once, in a fresh random order drawn
+  from the group's seed (`orders`), so that drift in the machine (another
+  process, a clock change, a neighbour VM) falls on every member alike;
+- blocked (`interleave = false`): each member's warm-up and rounds as one
+  block, one member after another (the older way, kept for comparison);
+- rounds = "auto": rounds go on until every member's median has a 95%
+  interval within +-AUTO_PRECISION (intervals.median_ci), or max_time_s.
+
+In every round, setup (untimed) zeroes the gradients and synchronises the
+device; the timed region runs the step and synchronises the device again, so
+queued GPU work is inside it. A member that raises drops out of the rounds;
+the others go on.
+
+pytest-benchmark stays the statistics and JSON engine: `record` hands each
+member's rounds to its test's benchmark fixture (harness/sweep.py has one test
+per case), so benchmark.json holds one benchmark per case with its stats and
+raw `data`, and `pytest-benchmark compare` reads it.
 
 A step is, per phase:
 - forward: y, state = model(x) under torch.no_grad()   (inference)
@@ -18,12 +31,15 @@ Inputs are drawn from the case's seed, like the parameters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
+from pytest_benchmark.stats import Stats
 
-from harness import registry
+from harness import env, intervals, registry
 from harness.cases import ThroughputCase
 from harness.models import Recurrent, param_count
 
@@ -73,11 +89,116 @@ def build_step(case: ThroughputCase) -> Step:
     return Step(model, run, setup, sync, param_count(model))
 
 
-def time_step(step: Step, benchmark, rounds: int, warmup: int) -> dict:
-    """Time `step` with pytest-benchmark's fixture; returns the timing columns."""
-    benchmark.pedantic(step.timed, setup=step.setup, rounds=rounds, warmup_rounds=warmup, iterations=1)
-    s = benchmark.stats.stats
-    return {"rounds": s.rounds, "time_median_s": s.median, "time_iqr_s": s.iqr, "time_min_s": s.min,
-            "time_max_s": s.max, "time_mean_s": s.mean, "time_stddev_s": s.stddev if s.rounds > 1 else 0.0,
-            "timed_s": s.total}
+AUTO_PRECISION = 0.02       # rounds = "auto": done when every member's median interval is within +-2%
+MAX_AUTO_ROUNDS = 10_000    # rounds = "auto": a cap for microsecond steps (max_time_s bounds the others)
 
+
+@dataclass
+class GroupTimes:
+    """What time_group measured: member i's rounds are times[i]; rounds[j] = (member, round, position, s)."""
+
+    times: list[list[float]]                     # seconds per timed round, per member
+    rounds: list[tuple[int, int, int, float]] = field(default_factory=list)  # the long table, in timed order
+    errors: list[BaseException | None] = field(default_factory=list)        # why a member dropped out
+    seed: int = 0                                # of the round orders (interleaved)
+    interleaved: bool = True
+    steal_fraction: float | None = None          # CPU steal over the group's rounds (env.steal_between)
+    load_avg: float | None = None                # one-minute load average over them
+    wall_s: float = 0.0                          # warm-up and rounds, seconds
+
+
+def orders(n: int, seed: int) -> Iterator[list[int]]:
+    """The members' timing order, round after round: a fresh random permutation of range(n) each round."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        yield order
+
+
+def order_seed(group_id: str, seed: int) -> int:
+    """The seed of a group's round orders: from its id and the scenario's seed, so every group has its own."""
+    return int(group_id[:8], 16) + seed
+
+
+def _precise(times: list[list[float]], alive: list[int]) -> bool:
+    return all(len(times[i]) >= intervals.MIN_ROUNDS_FOR_CI and intervals.half_width(times[i]) <= AUTO_PRECISION
+               for i in alive)
+
+
+def _check_now(n: int) -> bool:
+    """rounds = "auto" checks the intervals at round 6, then about every 10% more rounds (sorting is not free)."""
+    return n >= intervals.MIN_ROUNDS_FOR_CI and (n < 50 or n % max(1, n // 10) == 0)
+
+
+def time_group(steps: list[Step], rounds: int | str, warmup: int, interleave: bool = True, seed: int = 0,
+               max_time_s: float = 30.0, clock: Callable[[], float] = time.perf_counter) -> GroupTimes:
+    """Time every step of a comparison group, interleaved or blocked (module docstring)."""
+    n = len(steps)
+    out = GroupTimes(times=[[] for _ in steps], errors=[None] * n, seed=seed, interleaved=interleave)
+    auto = rounds == "auto"
+    limit = MAX_AUTO_ROUNDS if auto else int(rounds)
+
+    def one(i: int, r: int, pos: int, timed: bool) -> None:
+        if out.errors[i] is not None:
+            return
+        try:
+            steps[i].setup()
+            t0 = clock()
+            steps[i].timed()
+            dt = clock() - t0
+        except Exception as exc:  # noqa: BLE001 -- the member drops out; its row says why
+            out.errors[i] = exc
+            return
+        if timed:
+            out.times[i].append(dt)
+            out.rounds.append((i, r, pos, dt))
+
+    alive = lambda: [i for i in range(n) if out.errors[i] is None]  # noqa: E731
+    before, wall0 = env.cpu_sample(), clock()
+    if interleave:
+        for _ in range(warmup):
+            for i in range(n):
+                one(i, -1, i, timed=False)
+        start = clock()
+        order = orders(n, seed)
+        for r in range(limit):
+            for pos, i in enumerate(next(order)):
+                one(i, r, pos, timed=True)
+            if not alive() or auto and (clock() - start >= max_time_s
+                                        or _check_now(r + 1) and _precise(out.times, alive())):
+                break
+    else:
+        for i in range(n):
+            for _ in range(warmup):
+                one(i, -1, 0, timed=False)
+            start = clock()
+            for r in range(limit):
+                one(i, r, 0, timed=True)
+                if out.errors[i] is not None or auto and (clock() - start >= max_time_s / n
+                                                          or _check_now(r + 1) and _precise(out.times, [i])):
+                    break
+    out.wall_s = clock() - wall0
+    out.steal_fraction, out.load_avg = env.steal_between(before, env.cpu_sample())
+    return out
+
+
+def stats_columns(times: list[float]) -> dict:
+    """The timing columns of one member's rounds, from pytest-benchmark's own statistics (the numbers
+    benchmark.json will hold for it)."""
+    s = Stats()
+    for t in times:
+        s.update(t)
+    return {"rounds": s.rounds, "time_median_s": s.median, "time_iqr_s": s.iqr, "time_min_s": s.min,
+            "time_max_s": s.max, "time_mean_s": s.mean, "time_stddev_s": s.stddev if s.rounds > 1 else 0.0}
+
+
+def record(benchmark, times: list[float]) -> None:
+    """Hand rounds timed by time_group to a test's pytest-benchmark fixture, as if it had timed them, so
+    that benchmark.json holds their stats and raw `data`.
+
+    pytest-benchmark (4.x, 5.x) has no public call for rounds timed elsewhere; its own pedantic mode makes
+    the same two calls: _make_stats(iterations) then stats.update(seconds) per round."""
+    stats = benchmark._make_stats(1)
+    for t in times:
+        stats.update(t)

@@ -28,7 +28,7 @@ def tiny_run(tiny_results, tmp_path):
 def test_run_json_declares_its_format_and_version(tiny_run):
     results, run = tiny_run
     data = json.loads((run.dir / "run.json").read_text())
-    assert data["format"] == 1 and data["harness_version"] == env.VERSION == "0.1.0"
+    assert data["format"] == 2 and data["harness_version"] == env.VERSION == "0.1.0"
     assert list(data) == list(store.RunMeta.model_fields)
     assert data["status"] == "complete" and data["counts"] == {"ok": 1} and data["shard"] is None
     assert store.read_meta(run.dir) == run.meta
@@ -41,8 +41,8 @@ def edit(run_dir, change):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads format 1 only"),
-    (lambda d: d.update(format=2), "run.json: run format 2, but this harness reads format 1 only"),
+    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads format 2 only"),
+    (lambda d: d.update(format=1), "run.json: run format 1, but this harness reads format 2 only"),
     (lambda d: d.update(colour="red"), "run.json: key 'colour': Extra inputs are not permitted"),
     (lambda d: d.update(status="done"), "run.json: key 'status': Input should be 'pending', 'running', 'complete'"),
     (lambda d: d["git"].pop("dirty"), "run.json: key 'git.dirty': Field required"),

@@ -1,0 +1,42 @@
+"""The run directory's tables, declared once: each CSV's columns, in order, and the statuses.
+
+harness/store.py writes and reads them; every row the sweep makes is one of
+these shapes (a key a row lacks is written empty). Configuration is in columns
+(impl, sizes, threads, ...), and `status` says what became of a case instead
+of sentinel values.
+"""
+from __future__ import annotations
+
+TIMING_COLUMNS = [
+    "run_id", "scenario", "impl", "cell", "backend", "device", "device_name", "dtype", "batch", "seq_len", "hidden",
+    "input", "layers", "phase", "rounds", "time_median_s", "time_iqr_s", "time_min_s", "tokens_per_s", "flops",
+    "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes", "params", "status", "reason",
+    # beyond the required columns
+    "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
+    "tf32",   # CUDA rows: whether float32 work could use TF32 (env.TF32); empty on CPU
+    # the comparison group (harness/timing.py): which, how it was timed, and the machine meanwhile
+    "group_id", "section_index", "interleave", "order_seed", "rounds_wanted", "max_time_s",
+    "median_ci_low_s", "median_ci_high_s",        # 95% interval of time_median_s (intervals.median_ci)
+    "ratio_ref", "ratio", "ratio_ci_low", "ratio_ci_high",  # time / ratio_ref's time, 95% paired bootstrap
+    "steal_fraction", "load_avg", "noisy",        # CPU steal and load over the group's rounds; noisy: steal > 5%
+]
+ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "time_s"]
+# round: 0, 1, ... (paired across a group's members); position: the member's place in that round's order
+GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
+                    "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
+                    # beyond the required columns: where the curve was taken
+                    "device", "input", "task", "train_step", "case_id"]
+DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
+                 "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
+                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
+TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
+                    "baseline_loss", "eval_accuracy", "wall_s",
+                    # beyond the required columns
+                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
+TABLES = {"timings.csv": TIMING_COLUMNS, "rounds.csv": ROUND_COLUMNS, "gradients.csv": GRADIENT_COLUMNS,
+          "decay.csv": DECAY_COLUMNS, "training.csv": TRAINING_COLUMNS}
+FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
+STATUSES = ("ok", "skipped", "failed", "oom")                  # a case's status (the `status` column)
+RUN_STATUSES = ("pending", "running", "complete", "interrupted", "failed")
+
+

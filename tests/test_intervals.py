@@ -1,0 +1,194 @@
+"""Comparison groups: the round order, interleaving, adaptive rounds, and the intervals over rounds."""
+import itertools
+
+import numpy as np
+import pytest
+
+from harness import cases, intervals, scenario, store, sweep, timing
+from harness.cases import case_id
+
+
+# -- the statistics ---------------------------------------------------------------------------------
+def test_median_interval_is_the_order_statistics_the_binomial_gives():
+    assert intervals.median_ci(range(1, 11)) == (2.0, 9.0)        # P(B(10, 1/2) <= 1) = 11/1024 < 2.5%
+    assert intervals.median_ci([5, 1, 4, 2, 3]) == (1.0, 5.0)     # under 6 values: the range
+    assert intervals.median_ci(list(range(1, 101)))[0] == 40.0    # n = 100: the 40th and 61st
+    assert intervals.median_ci(list(range(1, 101)))[1] == 61.0
+    assert intervals.half_width([1.0] * 6) == 0.0
+
+
+def test_a_2x_ratio_with_small_noise_holds_2_and_excludes_1():
+    rng = np.random.default_rng(3)
+    base = 1e-3 * (1 + 0.02 * rng.standard_normal(15))
+    slow = 2 * base * (1 + 0.02 * rng.standard_normal(15))
+    for paired in (True, False):
+        ratio, lo, hi = intervals.ratio_ci(slow, base, paired=paired)
+        assert lo < 2 < hi and lo > 1
+        assert ratio == pytest.approx(2, rel=0.03)
+        assert intervals.difference(lo, hi) == "slower"
+
+
+def test_identical_distributions_give_an_interval_that_holds_1():
+    rng = np.random.default_rng(4)
+    a, b = 1e-3 * rng.lognormal(0, 0.05, 20), 1e-3 * rng.lognormal(0, 0.05, 20)
+    ratio, lo, hi = intervals.ratio_ci(a, b, paired=False)
+    assert lo < 1 < hi
+    assert intervals.difference(lo, hi) == "no measurable difference"
+    assert intervals.ratio_ci(a, a, paired=True) == (1.0, 1.0, 1.0)
+
+
+def test_the_bootstrap_is_reproducible_and_refuses_unpaired_counts():
+    rng = np.random.default_rng(5)
+    a, b = rng.lognormal(0, 0.1, 12), rng.lognormal(0, 0.1, 12)
+    assert intervals.ratio_ci(a, b, paired=True) == intervals.ratio_ci(a, b, paired=True)
+    with pytest.raises(ValueError, match="equal counts, not 12 and 11"):
+        intervals.ratio_ci(a, b[:11], paired=True)
+    assert np.isnan(intervals.ratio_ci([1.0], [2.0], paired=True)[1])
+
+
+def test_mann_whitney_and_t_quantiles():
+    assert intervals.mann_whitney_p([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]) == pytest.approx(2 / 924)
+    assert intervals.mann_whitney_p([], [1.0]) == 1.0
+    assert intervals.t_quantile(2) == pytest.approx(4.302653, abs=1e-6)
+
+
+# -- the round order and the interleaving ------------------------------------------------------------
+def test_a_seed_gives_an_exact_order():
+    assert list(itertools.islice(timing.orders(3, 7), 4)) == [[2, 0, 1], [2, 0, 1], [1, 2, 0], [2, 0, 1]]
+    assert list(itertools.islice(timing.orders(3, 7), 4)) == list(itertools.islice(timing.orders(3, 7), 4))
+    assert list(itertools.islice(timing.orders(3, 8), 4)) != list(itertools.islice(timing.orders(3, 7), 4))
+    assert timing.order_seed("5c235f96b4c4", 0) == 0x5c235f96 and timing.order_seed("5c235f96b4c4", 2) == 0x5c235f98
+
+
+class FakeClock:
+    """A clock that moves only when a step runs: step i takes `seconds[i]`."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def fake_steps(clock, seconds, log, fail_at=None):
+    def make(i):
+        def run():
+            log.append(i)
+            if fail_at and fail_at[0] == i and log.count(i) == fail_at[1]:
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+            clock.now += seconds[i]
+        return timing.Step(model=None, run=run, setup=lambda: None, sync=lambda: None, params=0)
+    return [make(i) for i in range(len(seconds))]
+
+
+def test_interleaved_rounds_time_every_member_once_per_round_in_the_seeded_order():
+    clock, log = FakeClock(), []
+    gt = timing.time_group(fake_steps(clock, [1.0, 2.0, 3.0], log), rounds=4, warmup=2, seed=7, clock=clock)
+    assert log[:6] == [0, 1, 2, 0, 1, 2]                          # every member's warm-up first
+    assert log[6:] == [2, 0, 1, 2, 0, 1, 1, 2, 0, 2, 0, 1]        # then timing.orders(3, 7), round by round
+    assert gt.times == [[1.0] * 4, [2.0] * 4, [3.0] * 4]
+    assert [(m, r, p) for m, r, p, _ in gt.rounds][:3] == [(2, 0, 0), (0, 0, 1), (1, 0, 2)]
+    assert gt.interleaved and gt.seed == 7 and gt.errors == [None] * 3
+
+
+def test_blocked_rounds_time_each_member_as_one_block():
+    clock, log = FakeClock(), []
+    gt = timing.time_group(fake_steps(clock, [1.0, 2.0], log), rounds=3, warmup=1, interleave=False, clock=clock)
+    assert log == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert gt.times == [[1.0] * 3, [2.0] * 3] and not gt.interleaved
+
+
+def test_a_member_that_raises_drops_out_and_the_others_go_on():
+    clock, log = FakeClock(), []
+    gt = timing.time_group(fake_steps(clock, [1.0, 2.0], log, fail_at=(1, 3)), rounds=5, warmup=0, seed=1,
+                           clock=clock)
+    assert isinstance(gt.errors[1], RuntimeError) and gt.errors[0] is None
+    assert len(gt.times[0]) == 5 and len(gt.times[1]) == 2
+
+
+def test_auto_rounds_stop_when_every_median_is_precise_or_time_is_up():
+    clock = FakeClock()
+    gt = timing.time_group(fake_steps(clock, [1.0, 2.0], []), rounds="auto", warmup=0, clock=clock)
+    assert [len(t) for t in gt.times] == [intervals.MIN_ROUNDS_FOR_CI] * 2   # constant times: precise at once
+
+    jitter = itertools.cycle([1.0, 1.5])                         # +-20%: never precise to 2%
+
+    def noisy():
+        clock.now += next(jitter)
+    step = timing.Step(model=None, run=noisy, setup=lambda: None, sync=lambda: None, params=0)
+    gt = timing.time_group([step], rounds="auto", warmup=0, max_time_s=20.0, clock=clock)
+    assert len(gt.times[0]) == 16 and sum(gt.times[0]) == 20.0   # 8 x (1.0 + 1.5): the 20 s are up
+
+
+# -- groups in the sweep and the store -----------------------------------------------------------------
+def write_group(tmp_path, extra=""):
+    p = tmp_path / "group.toml"
+    p.write_text(f"""
+name = "group"
+[defaults]
+threads = 1
+rounds = 3
+warmup = 1
+{extra}
+[[throughput]]
+impl = ["dummy", "scratch-lstm", "torch-lstm"]
+hidden = 4
+seq_len = 2
+batch = [1, 2]
+phase = "train"
+memory = false
+""")
+    return p
+
+
+def test_groups_are_the_cases_that_differ_only_in_impl(tmp_path):
+    cs = scenario.expand(scenario.load(write_group(tmp_path)))
+    gs = cases.groups(cs)
+    assert [[(c.impl, c.batch) for c in g] for g in gs] == [
+        [("dummy", 1), ("scratch-lstm", 1), ("torch-lstm", 1)], [("dummy", 2), ("scratch-lstm", 2), ("torch-lstm", 2)]]
+    assert len({cases.group_id(c) for c in gs[0]}) == 1 and cases.group_id(gs[0][0]) != cases.group_id(gs[1][0])
+    assert [len(store.select(cs, store.Shard(index=i, count=2))) for i in (0, 1)] == [3, 3]   # never split
+
+
+def test_a_sweep_writes_rounds_ratios_and_the_order_it_used(tmp_path):
+    run, rows = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
+    timings = store.read_rows(run.dir / "timings.csv")
+    rounds = store.read_rows(run.dir / "rounds.csv")
+    assert [(r["impl"], r["ratio_ref"]) for r in timings] == [("dummy", "torch-lstm"), ("scratch-lstm", "torch-lstm"),
+                                                                ("torch-lstm", "torch-lstm")] * 2
+    assert {r["interleave"] for r in timings} == {"True"} and {r["rounds"] for r in timings} == {"3"}
+    ref = [r for r in timings if r["impl"] == "torch-lstm"]
+    assert {(r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]) for r in ref} == {("1.0", "1.0", "1.0")}
+    assert len(rounds) == 18                                      # 6 cases x 3 rounds
+    for g in {r["group_id"] for r in timings}:
+        seed = next(int(r["order_seed"]) for r in timings if r["group_id"] == g)
+        ids = [r["case_id"] for r in timings if r["group_id"] == g]        # members in group order
+        got = [[ids.index(r["case_id"]) for r in rounds if r["group_id"] == g and r["round"] == str(k)]
+               for k in range(3)]
+        assert got == list(itertools.islice(timing.orders(3, seed), 3))
+    for r in timings:                                              # the row's median is its rounds' median
+        mine = sorted(float(x["time_s"]) for x in rounds if x["case_id"] == r["case_id"])
+        assert float(r["time_median_s"]) == mine[1]
+
+
+def test_interleave_false_brings_back_block_timing(tmp_path):
+    run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path, "interleave = false")), tmp_path / "r", quiet=True)
+    rounds = store.read_rows(run.dir / "rounds.csv")
+    impls = [r["impl"] for r in rounds[:9]]
+    assert impls == ["dummy"] * 3 + ["scratch-lstm"] * 3 + ["torch-lstm"] * 3
+    assert {r["order_seed"] for r in store.read_rows(run.dir / "timings.csv")} == {""}
+
+
+def test_resume_reruns_a_half_finished_group_whole(tmp_path):
+    run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
+    timings = store.read_rows(run.dir / "timings.csv")
+    second = timings[3]["group_id"]
+    # as if killed while the second group's row were being written: one member's row made it
+    run.rewrite_table("timings.csv", timings[:4])
+    run, rows = sweep.run_sweep(None, resume=run.dir, quiet=True)
+    assert [r["impl"] for r in rows] == ["dummy", "scratch-lstm", "torch-lstm"]
+    again = store.read_rows(run.dir / "timings.csv")
+    assert [r["case_id"] for r in again] == [r["case_id"] for r in timings]
+    assert sum(r["group_id"] == second for r in store.read_rows(run.dir / "rounds.csv")) == 9
+    assert run.meta.counts == {"ok": 6}
+    assert {case_id(c) for c in run.cases()} == {r["case_id"] for r in again}
