@@ -8,7 +8,8 @@ PYTHON      ?= $(VENV)/bin/python
 SCENARIO    ?= quick        # a name in scenarios/ or a path: smoke, quick, full, fastrnns, deepbench
 RUN         ?= latest       # a run id in results/, or latest
 BASE        ?=              # run id to compare against (bench-compare)
-THRESHOLD   ?= 10           # percent slower than BASE that fails bench-compare
+THRESHOLD   ?= 10           # percent slower than BASE that fails bench-compare (if the rank test agrees)
+ALPHA       ?= 0.01         # bench-compare's Mann-Whitney U significance level
 PORT        ?= 6006         # TensorBoard's port (make tensorboard)
 PYTEST_ARGS ?=
 
@@ -38,8 +39,8 @@ bench: $(SETUP)  ## run a scenario, then render its report: make bench [SCENARIO
 	@status=0; $(PYTHON) -m harness run $(strip $(SCENARIO)) || status=$$?; \
 	if [ $$status -le 1 ]; then $(PYTHON) -m harness report latest || exit 1; fi; exit $$status
 
-bench-compare: $(SETUP)  ## fail if RUN is slower than BASE: make bench-compare BASE=<run_id> [RUN=latest THRESHOLD=10]
-	$(PYTHON) -m harness compare $(strip $(BASE)) $(strip $(RUN)) --threshold $(strip $(THRESHOLD))
+bench-compare: $(SETUP)  ## fail if RUN is slower than BASE: make bench-compare BASE=<run_id> [RUN=latest THRESHOLD=10 ALPHA=0.01]
+	$(PYTHON) -m harness compare $(strip $(BASE)) $(strip $(RUN)) --threshold $(strip $(THRESHOLD)) --alpha $(strip $(ALPHA))
 
 report: $(SETUP)  ## render plots and an HTML report: make report [RUN=latest]
 	$(PYTHON) -m harness report $(strip $(RUN))

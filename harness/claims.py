@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from harness import intervals
 from harness.gradients import VANISH_RATIO
 
 LEARNED = 0.5     # claim (c): a model "learned" the task when its final held-out loss < LEARNED * baseline
@@ -22,13 +24,32 @@ SCRATCH_OPTIMISED = ("fused-lstm", "bptt-lstm")                 # shown beside t
 
 
 # -- derived tables ----------------------------------------------------------------------------
-def cost_ratios(timings: pd.DataFrame | None) -> pd.DataFrame | None:
-    """LSTM/RNN ratios at equal sizes: train-step time per backend pair, and parameters."""
+def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray]:
+    """(run_id, case_id) -> that case's raw rounds, in round order (rounds.csv)."""
+    if rounds is None or rounds.empty:
+        return {}
+    r = rounds.sort_values(["run_id", "case_id", "round"])
+    return {k: g["time_s"].to_numpy(dtype=float) for k, g in r.groupby(["run_id", "case_id"])}
+
+
+def pair_ratio(times: dict, a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+    """time(a) / time(b) with its 95% bootstrap interval over their rounds: paired where the two
+    were timed in one comparison group (round r of each shares the machine's state), unpaired otherwise."""
+    ta, tb = times.get((a["run_id"], a["case_id"])), times.get((b["run_id"], b["case_id"]))
+    if ta is None or tb is None:
+        return a["time_median_s"] / b["time_median_s"], float("nan"), float("nan")
+    paired = a["run_id"] == b["run_id"] and a.get("group_id") == b.get("group_id") and len(ta) == len(tb)
+    return intervals.ratio_ci(ta, tb, paired=bool(paired))
+
+
+def cost_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """LSTM/RNN ratios at equal sizes: train-step time per backend pair (with its interval), and parameters."""
     if timings is None:
         return None
     t = timings[(timings["status"] == "ok")]
     if t.empty:
         return None
+    times = round_times(rounds)
     keys = ["device_label", "dtype", "phase", "hidden", "input", "batch", "seq_len"]
     out = []
     rnn_pairs = {"scratch-rnn": ["scratch-lstm"], "torch-rnn": ["torch-lstm", "onednn-lstm", "cudnn-lstm"]}
@@ -44,14 +65,16 @@ def cost_ratios(timings: pd.DataFrame | None) -> pd.DataFrame | None:
             for k, row in j.iterrows():
                 d = dict(zip(keys, k, strict=True))
                 if d["phase"] == "train":
-                    out.append({**d, "pair": f"time {lstm}/{rnn}", "kind": "time",
-                                "ratio": row["time_median_s_lstm"] / row["time_median_s_rnn"]})
+                    a = pd.Series({c: row[f"{c}_lstm"] for c in ("run_id", "case_id", "group_id", "time_median_s")})
+                    b = pd.Series({c: row[f"{c}_rnn"] for c in ("run_id", "case_id", "group_id", "time_median_s")})
+                    ratio, lo, hi = pair_ratio(times, a, b)
+                    out.append({**d, "pair": f"time {lstm}/{rnn}", "kind": "time", "ratio": ratio,
+                                "ratio_ci_low": lo, "ratio_ci_high": hi})
                 out.append({**d, "pair": "params LSTM/RNN", "kind": "params",
                             "ratio": row["params_lstm"] / row["params_rnn"]})
     if not out:
         return None
-    return pd.DataFrame(out).drop_duplicates()
-
+    return pd.DataFrame(out).drop_duplicates(subset=keys + ["pair"])
 
 
 def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -73,7 +96,7 @@ def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
 class Claim:
     key: str
     claim: str
-    verdict: str          # supported | contradicted | not measured
+    verdict: str          # supported | contradicted | no measurable difference | not measured
     evidence: str
     rule: str
 
@@ -160,47 +183,73 @@ def claim_d(ratios: pd.DataFrame | None) -> Claim:
     return Claim("d", text, "supported" if exact else "contradicted", ev, rule)
 
 
+def _tally(lo: pd.Series, hi: pd.Series) -> dict[str, int]:
+    """How many intervals lie wholly above 1, wholly below, or hold 1 (intervals.difference)."""
+    words = [intervals.difference(a, b, above="above", below="below") for a, b in zip(lo, hi, strict=True)]
+    return {w: words.count(w) for w in ("above", "below", intervals.NO_DIFFERENCE)}
+
+
 def claim_e(ratios: pd.DataFrame | None) -> Claim:
-    rule = ("supported when the median LSTM/RNN train-step time ratio, at equal sizes and the same backend, "
-            "is above 1; else contradicted")
+    rule = ("each LSTM/RNN train-step time ratio at equal sizes on the same backend has a 95% bootstrap interval "
+            "over rounds; a size is measurably slower where it lies above 1, faster where below. Supported when "
+            "most sizes are measurably slower, contradicted when most are measurably faster, else no measurable "
+            "difference")
     text = "(e) An LSTM trains more slowly than an RNN (and by how much)"
     r = None if ratios is None else ratios[ratios["kind"] == "time"]
     if r is None or r.empty:
         return Claim("e", text, "not measured", "needs train-phase rows of an LSTM and an RNN on one backend", rule)
+    n, tally = len(r), _tally(r["ratio_ci_low"], r["ratio_ci_high"])
     med = r["ratio"].median()
     per = r.groupby("pair")["ratio"].median()
-    ev = f"median {_fmt(med)}x slower over {len(r)} sizes (range {_fmt(r['ratio'].min())}–{_fmt(r['ratio'].max())}); " \
-         + ", ".join(f"{p}: {_fmt(v)}x" for p, v in per.items())
-    return Claim("e", text, "supported" if med > 1 else "contradicted", ev, rule)
+    ev = (f"measurably slower at {tally['above']} of {n} sizes, faster at {tally['below']}, no measurable difference "
+          f"at {tally[intervals.NO_DIFFERENCE]}; median {_fmt(med)}x (range {_fmt(r['ratio'].min())}–"
+          f"{_fmt(r['ratio'].max())}); " + ", ".join(f"{p}: {_fmt(v)}x" for p, v in per.items()))
+    verdict = ("supported" if tally["above"] > n / 2 else "contradicted" if tally["below"] > n / 2
+               else intervals.NO_DIFFERENCE)
+    return Claim("e", text, verdict, ev, rule)
 
 
-def claim_f(timings: pd.DataFrame | None) -> Claim:
-    rule = ("speed-up = time(scratch-lstm) / time(kernel) at equal sizes, per kernel. Supported when every "
-            "library kernel measured has a median speed-up above 1; else contradicted")
+def claim_f(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> Claim:
+    rule = ("speed-up = time(scratch-lstm) / time(kernel) at equal sizes, with a 95% bootstrap interval over rounds; "
+            "a kernel is measurably faster at a size where the interval lies above 1, slower where below. Supported "
+            "when every library kernel measured is measurably faster at most of its sizes, contradicted when one is "
+            "measurably slower at most of its sizes, else no measurable difference")
     text = "(f) nn.LSTM and the vendor kernels are faster than the scratch LSTM (by how much)"
     t = None if timings is None else timings[timings["status"] == "ok"]
     if t is None or "scratch-lstm" not in set(t["impl"]):
         return Claim("f", text, "not measured", "needs scratch-lstm timings", rule)
+    times = round_times(rounds)
     keys = ["device_label", "dtype", "phase", "hidden", "input", "batch", "seq_len"]
-    s = t[t["impl"] == "scratch-lstm"].set_index(keys)["time_median_s"].rename("scratch")
-    parts, meds = [], []
+    cols = ["run_id", "case_id", "group_id", "time_median_s"]
+    scratch = t[t["impl"] == "scratch-lstm"].drop_duplicates(subset=keys, keep="last")[keys + cols]
+    parts, kernels = [], []
     for kernel in LIBRARY_KERNELS + SCRATCH_OPTIMISED:
-        k = t[t["impl"] == kernel].join(s, on=keys).dropna(subset=["scratch"])
+        k = t[t["impl"] == kernel].merge(scratch, on=keys, suffixes=("", "_scratch"))
         if k.empty:
             continue
-        sp = k["scratch"] / k["time_median_s"]
+        sp = pd.DataFrame([pair_ratio(times, pd.Series({c: row[f"{c}_scratch"] for c in cols}), row)
+                           for _, row in k.iterrows()], columns=["ratio", "lo", "hi"], index=k.index)
+        tally = _tally(sp["lo"], sp["hi"])
         if kernel in LIBRARY_KERNELS:                              # from scratch: evidence, not the claim
-            meds.append(sp.median())
-        by_phase = ", ".join(f"{ph} {_fmt(v)}x" for ph, v in sp.groupby(k["phase"]).median().items())
-        parts.append(f"{kernel}: median {_fmt(sp.median())}x ({by_phase}; range {_fmt(sp.min())}–{_fmt(sp.max())})")
-    if not meds:
+            kernels.append((tally, len(sp)))
+        by_phase = ", ".join(f"{ph} {_fmt(v)}x" for ph, v in sp["ratio"].groupby(k["phase"]).median().items())
+        parts.append(f"{kernel}: median {_fmt(sp['ratio'].median())}x ({by_phase}; range {_fmt(sp['ratio'].min())}–"
+                     f"{_fmt(sp['ratio'].max())}), measurably faster at {tally['above']} of {len(sp)} sizes, "
+                     f"slower at {tally['below']}")
+    if not kernels:
         return Claim("f", text, "not measured", "needs a library kernel timed beside scratch-lstm", rule)
-    return Claim("f", text, "supported" if all(m > 1 for m in meds) else "contradicted", "; ".join(parts), rule)
+    if all(tally["above"] > n / 2 for tally, n in kernels):
+        verdict = "supported"
+    elif any(tally["below"] > n / 2 for tally, n in kernels):
+        verdict = "contradicted"
+    else:
+        verdict = intervals.NO_DIFFERENCE
+    return Claim("f", text, verdict, "; ".join(parts), rule)
 
 
 def claims(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None) -> list[Claim]:
     """Every claim, (a) to (f), from the tables (tables.Runs.tables) and cost_ratios."""
     return [claim_a(t["decay"]), claim_b(t["decay"]), claim_c(t["training"]), claim_d(ratios), claim_e(ratios),
-            claim_f(t["timings"])]
+            claim_f(t["timings"], t.get("rounds"))]
 
 

@@ -12,8 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import console, env, registry, report, scenario, shards, store, sweep
-from harness.cases import KEY_COLUMNS
+from harness import compare, console, env, registry, report, scenario, shards, store, sweep
 from harness.errors import UsageError
 from harness.profiler import trace_files
 from harness.store import ExecutorParams, Run
@@ -136,27 +135,9 @@ def cmd_compare(args) -> int:
         raise UsageError("compare: give BASE, a run id in results/ (make bench-compare BASE=<run_id>)")
     results = Path(args.results)
     base, new = store.find_run(results, args.base), store.find_run(results, args.run)
-    for d in (base, new):
-        if not (d / "timings.csv").is_file():
-            raise UsageError(f"run {d.name} has no timings.csv: compare needs [[throughput]] results")
-
-    def index(run_dir: Path) -> dict[tuple, float]:
-        return {tuple(r[k] for k in KEY_COLUMNS): float(r["time_median_s"])
-                for r in store.read_rows(run_dir / "timings.csv") if r["status"] == "ok"}
-
-    b, n = index(base), index(new)
-    common = sorted(set(b) & set(n))
-    if not common:
-        raise UsageError(f"runs {base.name} and {new.name} have no successful case in common")
-    slower = []
-    for k in common:
-        change = 100 * (n[k] / b[k] - 1)
-        mark = "SLOWER" if change > args.threshold else ""
-        if mark:
-            slower.append(k)
-        print(f"{' '.join(str(x) for x in k):60s} {b[k] * 1e3:9.2f} ms -> {n[k] * 1e3:9.2f} ms {change:+6.1f}% {mark}")
-    print(f"{len(slower)} of {len(common)} cases slower than {base.name} by more than {args.threshold}%")
-    return 1 if slower else 0
+    result = compare.compare(base, new, threshold=args.threshold, alpha=args.alpha, strict_env=args.strict_env)
+    print("\n".join(result.lines))
+    return result.exit_code
 
 
 def cmd_report(args) -> int:
@@ -264,11 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
     p.add_argument("--with-stack", action="store_true", help="record Python stacks too (bigger traces)")
 
-    p = _command(sub, "compare", cmd_compare, "fail when a run is slower than a base run",
-                 ["compare 20261201T080102Z-vm-1a2b3c4 latest --threshold 10"])
+    p = _command(sub, "compare", cmd_compare, "fail when a run is slower than a base run (a rank test per case)",
+                 ["compare 20261201T080102Z-vm-1a2b3c4 latest",
+                  "compare BASE_ID latest --threshold 5 --alpha 0.001 --strict-env"])
     p.add_argument("base", nargs="?", help="the base run id")
     p.add_argument("run", nargs="?", default="latest", help="the run to check (default: latest)")
-    p.add_argument("--threshold", type=float, default=10.0, help="percent slower that fails (default 10)")
+    p.add_argument("--threshold", type=float, default=compare.THRESHOLD,
+                   help="percent slower that counts, if the rank test agrees (default %(default)g)")
+    p.add_argument("--alpha", type=float, default=compare.ALPHA,
+                   help="Mann-Whitney U significance level (default %(default)g)")
+    p.add_argument("--strict-env", action="store_true",
+                   help="refuse runs from different machines or thread counts (default: warn)")
     _results(p)
 
     p = _command(sub, "report", cmd_report, "render plots and an HTML report of one or more runs (make report)",

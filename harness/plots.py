@@ -135,32 +135,42 @@ def throughput(timings: pd.DataFrame) -> plt.Figure | None:
 
 
 def speedup(timings: pd.DataFrame) -> plt.Figure | None:
-    """Speed-up over torch-lstm per (hidden, batch): time(torch-lstm) / time(impl), geometric mean over seq_len."""
+    """Speed-up over each group's reference (ratio_ref: torch-lstm, torch-rnn, torch-gru), with 95% intervals."""
     t = _ok(timings)
-    if t is None or "torch-lstm" not in set(t["impl"]):
+    if t is None or "ratio" not in t:
         return None
-    t = t[t["cell"] == "lstm"]
-    keys = ["device_label", "phase", "hidden", "batch", "seq_len", "dtype"]
-    ref = t[t["impl"] == "torch-lstm"].set_index(keys)["time_median_s"].rename("ref")
-    j = t.join(ref, on=keys).dropna(subset=["ref"])
-    j = j.assign(log_speedup=np.log(j["ref"] / j["time_median_s"]))
-    agg = (j.groupby(["device_label", "impl", "hidden", "batch"], as_index=False)["log_speedup"].mean()
-           .assign(speedup=lambda d: np.exp(d["log_speedup"])))
-    agg = agg[agg["impl"] != "torch-lstm"]
-    if agg.empty:
+    t = t[(t["impl"] != t["ratio_ref"]) & t["ratio"].notna()]
+    if t.empty:
         return None
-    panels = agg[["device_label", "impl"]].drop_duplicates().values.tolist()
-    cols = min(4, len(panels))
-    rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
-    for ax, (dev, impl) in zip(axes.flat, panels, strict=False):
-        m = agg[(agg["device_label"] == dev) & (agg["impl"] == impl)].pivot(index="hidden", columns="batch",
-                                                                             values="speedup")
-        sns.heatmap(m, annot=True, fmt=".2f", cmap="RdBu", center=1.0, ax=ax, cbar=False)
-        ax.set(title=f"{impl}\n{dev}", xlabel="batch", ylabel="hidden")
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    fig.suptitle("Speed-up over torch-lstm (>1: faster), geometric mean over seq_len and phase")
+    # speed-up = 1 / time ratio; its interval is the ratio's, inverted (hollow: the interval holds 1)
+    t = t.assign(speedup=1 / t["ratio"], lo=1 / t["ratio_ci_high"], hi=1 / t["ratio_ci_low"],
+                 series=t["impl"] + " / " + t["ratio_ref"],
+                 size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str) + " t" + t["seq_len"].astype(str))
+    t = t.sort_values(["hidden", "batch", "seq_len"])
+    panels = t[["device_label", "phase"]].drop_duplicates().values.tolist()
+    sizes = list(dict.fromkeys(t["size"]))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.55 * len(sizes) + 3), 3.8 * len(panels)),
+                             squeeze=False)
+    series = sorted(t["series"].unique())
+    colours = dict(zip(series, sns.color_palette(n_colors=len(series)), strict=True))
+    width = 0.7 / max(1, len(series))                     # the dodge between series at one size
+    for ax, (dev, phase) in zip(axes.flat, panels, strict=True):
+        p = t[(t["device_label"] == dev) & (t["phase"] == phase)]
+        for n, (name, g) in enumerate(p.groupby("series")):
+            x = np.array([sizes.index(z) for z in g["size"]]) + (n - (len(series) - 1) / 2) * width
+            below = (g["speedup"] - g["lo"]).fillna(0).clip(lower=0)
+            above = (g["hi"] - g["speedup"]).fillna(0).clip(lower=0)
+            holds_one = ~((g["lo"] > 1) | (g["hi"] < 1))
+            ax.errorbar(x, g["speedup"], yerr=[below, above], fmt="none", ecolor=colours[name], capsize=2)
+            ax.scatter(x, g["speedup"], color=colours[name], label=name, zorder=3,
+                       facecolors=[("white" if h else colours[name]) for h in holds_one])
+        ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(sizes)), sizes, rotation=60, fontsize=7)
+        ax.set(title=f"{dev}, {phase}", ylabel="speed-up (>1: faster, log)")
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Speed-up over the group's reference, 95% bootstrap interval over rounds "
+                 "(hollow: no measurable difference)")
     fig.tight_layout()
     return fig
 

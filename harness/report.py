@@ -56,6 +56,17 @@ def not_ok(runs: Runs) -> pd.DataFrame:
                                                                                      "status", "reason"])
 
 
+def noisy_groups(timings: pd.DataFrame | None) -> pd.DataFrame:
+    """The comparison groups measured with more CPU steal than env.NOISY_STEAL (flagged `noisy`)."""
+    if timings is None or "noisy" not in timings:
+        return pd.DataFrame()
+    t = timings[timings["noisy"].astype(str) == "True"]
+    if t.empty:
+        return pd.DataFrame()
+    g = t.groupby(["run_id", "group_id", "device_label", "phase", "hidden", "batch", "seq_len"], as_index=False)
+    return g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"))
+
+
 def environment_table(runs: Runs) -> pd.DataFrame:
     rows = []
     for m in runs.meta:
@@ -75,7 +86,8 @@ CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;mar
 padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.85em}th,td{border:1px solid #ccc;
 padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}
 .supported{color:#0a6b2d;font-weight:bold}.contradicted{color:#a31515;font-weight:bold}
-.not-measured{color:#777;font-style:italic}figure{margin:2em 0}figcaption{color:#555;font-size:.9em}"""
+.not-measured{color:#777;font-style:italic}
+.no-measurable-difference{color:#8a5a00;font-weight:bold}figure{margin:2em 0}figcaption{color:#555;font-size:.9em}"""
 
 
 def df_html(df: pd.DataFrame, table_id: str = "") -> str:
@@ -115,7 +127,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     name = "+".join(d.name for d in dirs)
     out = out_root / name
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    ratios = claims.cost_ratios(runs.tables["timings"])
+    ratios = claims.cost_ratios(runs.tables["timings"], runs.tables["rounds"])
     inputs = {**runs.tables, "ratios": ratios}
     figures = []
     for stem, (fn, needs) in plots.FIGURES.items():
@@ -139,15 +151,19 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     summ = summary(runs.tables["timings"])
     summ.to_csv(out / "summary.csv", index=False)
     envt, bad, ops = environment_table(runs), not_ok(runs), profiler.top_ops_table(dirs)
-    _write_html(out, name, runs, figures, cl, envt, bad, summ, ops)
-    _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops)
+    noisy = noisy_groups(runs.tables["timings"])
+    if not noisy.empty:
+        runs.warnings.append(f"{len(noisy)} comparison groups were measured with more than "
+                             f"{100 * env.NOISY_STEAL:g}% CPU steal (noisy in timings.csv): see 'Noisy groups'")
+    _write_html(out, name, runs, figures, cl, envt, bad, summ, ops, noisy)
+    _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops, noisy)
     if not quiet:
         for w in runs.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return out
 
 
-def _write_html(out, name, runs, figures, cl, envt, bad, summ, ops) -> None:
+def _write_html(out, name, runs, figures, cl, envt, bad, summ, ops, noisy) -> None:
     rows = "\n".join(
         f'<tr><td>{html.escape(c.claim)}</td><td class="{c.verdict.replace(" ", "-")}">{c.verdict}</td>'
         f"<td>{html.escape(c.evidence)}</td><td>{html.escape(c.rule)}</td></tr>" for c in cl)
@@ -173,6 +189,10 @@ the rule beside it.</p>
 {df_html(envt, "environment")}
 <h2>Skipped and failed cases</h2>
 {df_html(bad, "not-ok")}
+<h2>Noisy groups</h2>
+<p>Comparison groups measured while the hypervisor took more than {100 * env.NOISY_STEAL:g}% of the CPU
+(steal time, /proc/stat); their ratios are less trustworthy.</p>
+{df_html(noisy, "noisy")}
 <h2>Top profiler ops</h2>
 {df_html(ops, "top-ops") if ops is not None else "<p><em>No profiles in these runs (make profile).</em></p>"}
 {"<h2>Warnings</h2><ul>" + warn + "</ul>" if warn else ""}
@@ -181,12 +201,13 @@ the rule beside it.</p>
     (out / "index.html").write_text(page)
 
 
-def _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops) -> None:
+def _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops, noisy) -> None:
     parts = [f"# lstm-bench report\n\nRuns: {', '.join(runs.ids)}. Every verdict is computed from the data by the "
              "rule beside it.\n", "## The tutorial's claims\n", df_md(claims_df), "## Figures\n"]
     parts += [f"![{cap}](figures/{s}.png)\n\n_{cap}_\n" for s, cap in figures] or ["_No figure._\n"]
     parts += ["## Summary\n", df_md(summ), "## Environment\n", df_md(envt), "## Skipped and failed cases\n",
-              df_md(bad), "## Top profiler ops\n", df_md(ops) if ops is not None else "_No profiles._\n"]
+              df_md(bad), "## Noisy groups\n", df_md(noisy), "## Top profiler ops\n",
+              df_md(ops) if ops is not None else "_No profiles._\n"]
     if runs.warnings:
         parts += ["## Warnings\n"] + [f"- {w}\n" for w in runs.warnings]
     (out / "report.md").write_text("\n".join(parts))

@@ -35,7 +35,13 @@ def timing_rows():
                     rows.append({"status": "ok", "impl": impl, "cell": cell, "phase": phase, "device_label": LABEL,
                                  "dtype": "float32", "batch": 2, "seq_len": T, "hidden": H,
                                  "time_median_s": seconds * T, "tokens_per_s": 2 * T / (seconds * T),
-                                 "peak_fraction": 0.1, "peak_mem_bytes": 1000.0 * T})
+                                 "peak_fraction": 0.1, "peak_mem_bytes": 1000.0 * T,
+                                 # against torch-lstm: bptt-lstm 2x slower (measurably), fused-lstm 2x faster
+                                 # with an interval that holds 1 at T=5
+                                 "ratio_ref": "torch-lstm", "ratio": seconds / 0.004})
+    for r in rows:
+        r["ratio_ci_low"], r["ratio_ci_high"] = {"torch-lstm": (1.0, 1.0), "bptt-lstm": (1.8, 2.2),
+                                                 "fused-lstm": (0.4, 0.6 if r["seq_len"] == 10 else 1.1)}[r["impl"]]
     return pd.DataFrame(rows)
 
 
@@ -80,14 +86,24 @@ def test_throughput():
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
 
 
-def test_speedup_heatmap_values():
+def test_speedup_points_and_intervals():
     fig = plots.speedup(timing_rows())
-    shown = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    assert [ax.get_title() for ax in shown] == [f"bptt-lstm\n{LABEL}", f"fused-lstm\n{LABEL}"]
-    # time(torch-lstm) / time(impl): 0.004 / 0.008 and 0.004 / 0.002 in both (hidden, batch) cells
-    assert [t.get_text() for t in shown[0].texts] == ["0.50"] * 2 and [t.get_text() for t in shown[1].texts] == \
-        ["2.00"] * 2
-    assert plots.speedup(timing_rows().query("impl != 'torch-lstm'")) is None
+    assert [ax.get_title() for ax in fig.axes] == [f"{LABEL}, forward", f"{LABEL}, train"]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["h8 b2 t5", "h8 b2 t10", "h16 b2 t5", "h16 b2 t10"]
+    points = {c.get_label(): c for c in ax.collections if c.get_label() in ("bptt-lstm / torch-lstm",
+                                                                           "fused-lstm / torch-lstm")}
+    bptt, fused = points["bptt-lstm / torch-lstm"], points["fused-lstm / torch-lstm"]
+    assert list(bptt.get_offsets()[:, 1]) == [0.5] * 4 and list(fused.get_offsets()[:, 1]) == [2.0] * 4
+    # hollow where the interval holds 1: fused-lstm at T=5 (0.4 to 1.1), filled elsewhere
+    white = [tuple(fc) == (1.0, 1.0, 1.0, 1.0) for fc in fused.get_facecolors()]
+    assert white == [True, False, True, False]
+    assert not any(tuple(fc) == (1.0, 1.0, 1.0, 1.0) for fc in bptt.get_facecolors())
+    # the error bars: speed-up 1 / ratio's interval, e.g. bptt-lstm 1/2.2 to 1/1.8
+    segs = [seg for c in ax.collections if c not in points.values() for seg in c.get_segments()]
+    spans = sorted({(round(float(s[0][1]), 4), round(float(s[1][1]), 4)) for s in segs})
+    assert spans == [(round(1 / 2.2, 4), round(1 / 1.8, 4)), (round(1 / 1.1, 4), 2.5), (round(1 / 0.6, 4), 2.5)]
+    assert plots.speedup(timing_rows().query("impl == 'torch-lstm'")) is None
 
 
 def test_roofline():

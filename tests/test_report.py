@@ -167,19 +167,34 @@ def test_claim_c_verdicts():
 
 
 def test_claims_d_e_from_ratios():
-    r = pd.DataFrame([{"kind": "params", "ratio": 4.0, "input": 8, "hidden": 8, "pair": "params LSTM/RNN"},
-                      {"kind": "time", "ratio": 3.0, "input": 8, "hidden": 8, "pair": "time a/b"},
-                      {"kind": "time", "ratio": 2.0, "input": 8, "hidden": 8, "pair": "time a/b"}])
+    def time(ratio, lo, hi, hidden):
+        return {"kind": "time", "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "input": 8, "hidden": hidden,
+                "pair": "time a/b"}
+    params = {"kind": "params", "ratio": 4.0, "input": 8, "hidden": 8, "pair": "params LSTM/RNN"}
+    r = pd.DataFrame([params, time(3.0, 2.5, 3.5, 8), time(2.0, 1.5, 2.5, 16), time(1.1, 0.9, 1.3, 32)])
     assert claims.claim_d(r).verdict == "supported"
     e = claims.claim_e(r)
-    assert e.verdict == "supported" and e.evidence.startswith("median 2.5x slower over 2 sizes")
+    assert e.verdict == "supported"
+    assert e.evidence == ("measurably slower at 2 of 3 sizes, faster at 0, no measurable difference at 1; median 2x "
+                          "(range 1.1–3); time a/b: 2x")
     assert claims.claim_d(r.assign(ratio=3.0)).verdict == "contradicted"
-    assert claims.claim_e(r.assign(ratio=0.9)).verdict == "contradicted"
+    faster = r.assign(ratio=0.5, ratio_ci_low=0.4, ratio_ci_high=0.6)
+    assert claims.claim_e(faster).verdict == "contradicted"
+    unclear = r.assign(ratio_ci_low=0.9, ratio_ci_high=5.0)      # every interval holds 1, whatever the median says
+    assert claims.claim_e(unclear).verdict == "no measurable difference"
 
 
 def timings(rows):
-    base = {"status": "ok", "device_label": "cpu: x @ h", "dtype": "float32", "hidden": 8, "input": 8, "batch": 2}
-    return pd.DataFrame([{**base, **r} for r in rows])
+    base = {"status": "ok", "device_label": "cpu: x @ h", "dtype": "float32", "hidden": 8, "input": 8, "batch": 2,
+            "run_id": "r", "group_id": "g"}
+    return pd.DataFrame([{**base, **r, "case_id": f"{r['impl']}-{r['seq_len']}"} for r in rows])
+
+
+def rounds_of(t: pd.DataFrame, noise=0.01, n=8) -> pd.DataFrame:
+    """n rounds per case, around its median, +-noise (a fixed pattern, shared by the group's members)."""
+    wiggle = [(-1) ** k * noise * (k % 3) for k in range(n)]
+    return pd.DataFrame([{"run_id": r.run_id, "case_id": r.case_id, "round": k, "time_s": r.time_median_s * (1 + w)}
+                         for r in t.itertuples() for k, w in enumerate(wiggle)])
 
 
 def test_claim_f_verdicts():
@@ -188,12 +203,19 @@ def test_claim_f_verdicts():
 
     faster = timings([case("scratch-lstm", 0.03), case("torch-lstm", 0.01), case("onednn-lstm", 0.006),
                       case("fused-lstm", 0.04)])                 # fused-lstm: evidence only, not in the rule
-    f = claims.claim_f(faster)
+    f = claims.claim_f(faster, rounds_of(faster))
     assert f.verdict == "supported"
-    assert f.evidence == ("torch-lstm: median 3x (train 3x; range 3–3); onednn-lstm: median 5x (train 5x; range 5–5); "
-                          "fused-lstm: median 0.75x (train 0.75x; range 0.75–0.75)")
+    assert f.evidence == ("torch-lstm: median 3x (train 3x; range 3–3), measurably faster at 1 of 1 sizes, slower at 0;"
+                          " onednn-lstm: median 5x (train 5x; range 5–5), measurably faster at 1 of 1 sizes, slower at"
+                          " 0; fused-lstm: median 0.75x (train 0.75x; range 0.75–0.75), measurably faster at 0 of 1 "
+                          "sizes, slower at 1")
     one_slower = timings([case("scratch-lstm", 0.03), case("torch-lstm", 0.01), case("onednn-lstm", 0.06)])
-    assert claims.claim_f(one_slower).verdict == "contradicted"
+    assert claims.claim_f(one_slower, rounds_of(one_slower)).verdict == "contradicted"
+    close = timings([case("scratch-lstm", 0.0101), case("torch-lstm", 0.01)])
+    noisy = rounds_of(close, noise=0.2)
+    noisy.loc[noisy["case_id"] == "torch-lstm-10", "time_s"] = noisy["time_s"].iloc[::-1].to_numpy()[:8] / 1.01
+    assert claims.claim_f(close, noisy).verdict == "no measurable difference"
+    assert claims.claim_f(faster).verdict == "no measurable difference"      # no rounds, no interval
     # a kernel at another size is not compared; without a common size it is not measured
     apart = timings([case("scratch-lstm", 0.03, T=10), case("torch-lstm", 0.01, T=20)])
     assert claims.claim_f(apart).verdict == "not measured"

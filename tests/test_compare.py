@@ -1,0 +1,143 @@
+"""The regression gate on synthetic raw rounds: a rank test and a ratio interval per case."""
+import shutil
+
+import numpy as np
+import pytest
+from test_sweep import write_tiny
+
+from harness import cli, scenario, store, sweep
+
+ROUNDS = 20
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two real runs of one tiny scenario (the dummy, one train case), made once."""
+    tmp = tmp_path_factory.mktemp("compare")
+    sc = scenario.load(write_tiny(tmp))
+    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    return tmp / "r", a.run_id, b.run_id
+
+
+def with_rounds(src, dest, seconds) -> str:
+    """A copy of run `src` whose only case has these raw rounds (and their median in timings.csv)."""
+    shutil.copytree(src, dest / src.name, symlinks=True)
+    run = store.Run.open(dest / src.name)
+    [row] = store.read_rows(run.dir / "timings.csv")
+    row["time_median_s"] = repr(float(np.median(seconds)))
+    run.rewrite_table("timings.csv", [row])
+    run.rewrite_table("rounds.csv", [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"],
+                                      "impl": row["impl"], "round": k, "position": 0, "time_s": t}
+                                     for k, t in enumerate(seconds)])
+    return run.run_id
+
+
+@pytest.fixture
+def gate(two_runs, tmp_path, capsys):
+    results, a, b = two_runs
+    rng = np.random.default_rng(0)
+    base_times = 1e-3 * rng.lognormal(0, 0.02, ROUNDS)            # 1 ms, 2% noise
+
+    def run(factor, args=(), same_draw=False):
+        new_times = base_times if same_draw else 1e-3 * factor * rng.lognormal(0, 0.02, ROUNDS)
+        base = with_rounds(results / a, tmp_path, base_times)
+        new = with_rounds(results / b, tmp_path, new_times)
+        capsys.readouterr()
+        code = cli.main(["compare", base, new, "--results", str(tmp_path), *args])
+        out = capsys.readouterr()
+        shutil.rmtree(tmp_path / base), shutil.rmtree(tmp_path / new)
+        return code, out.out, out.err
+    return run
+
+
+def test_identical_rounds_pass(gate):
+    code, out, _ = gate(1.0, same_draw=True)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("dummy cpu float32"))
+    change, lo, hi = (float(x) for x in line.split("ms")[-1].replace("%", "").replace("[", "").replace(",", "")
+                      .replace("]", "").split()[:3])
+    assert change == 0.0 and lo < 0 < hi and line.endswith(" same")          # the interval holds no change
+    assert out.rstrip().endswith("0 faster, 1 the same")
+
+
+def test_rounds_30_percent_slower_fail(gate):
+    code, out, _ = gate(1.3)
+    assert code == 1
+    line = next(x for x in out.splitlines() if x.startswith("dummy cpu float32"))
+    assert line.endswith("SLOWER")
+    change = float(line.split("%")[0].split()[-1])
+    assert 25 < change < 35
+    assert "1 of 1 cases slower than" in out and "(ratio > 1.1 and p < 0.01), 0 faster, 0 the same" in out
+
+
+def test_rounds_3_percent_slower_pass_a_10_percent_threshold(gate):
+    code, out, _ = gate(1.03, ["--threshold", "10"])
+    assert code == 0
+    assert "0 of 1 cases slower" in out and out.splitlines()[-2].endswith("same")
+
+
+def test_a_big_threshold_or_a_strict_alpha_passes_what_would_fail(gate):
+    assert gate(1.3, ["--threshold", "50"])[0] == 0
+    assert gate(1.3, ["--alpha", "1e-12"])[0] == 0                 # 20 vs 20 rounds: p >= 2/C(40, 20)
+
+
+def test_faster_rounds_are_faster_not_failures(gate):
+    code, out, _ = gate(0.7)
+    assert code == 0 and "0 of 1 cases slower" in out and ", 1 faster, 0 the same" in out
+
+
+def test_environments_are_printed_and_strict_env_refuses_another_machine(two_runs, tmp_path, capsys):
+    results, a, b = two_runs
+    base = with_rounds(results / a, tmp_path, [1e-3] * ROUNDS)
+    new = with_rounds(results / b, tmp_path, [1e-3] * ROUNDS)
+    run = store.Run.open(tmp_path / new)
+    run.meta.environment["cpu_model"] = "Another CPU"
+    run.meta.environment["torch"] = "9.9.9"
+    run.save()
+    capsys.readouterr()
+    assert cli.main(["compare", base, new, "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "  cpu_model: " in out and "-> Another CPU" in out and "  torch: " in out and "-> 9.9.9" in out
+    assert "warning: the runs come from different machines or threads" in out
+    assert cli.main(["compare", base, new, "--results", str(tmp_path), "--strict-env"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: compare --strict-env: the runs were measured differently (cpu_model: ")
+    assert err.count("\n") == 1
+
+
+def test_refusals_are_one_line_and_exit_2(two_runs, tmp_path, capsys):
+    results, a, b = two_runs
+    r = str(results)
+    assert cli.main(["compare", "nope", "--results", r]) == 2
+    assert "unknown run id 'nope'" in capsys.readouterr().err
+    assert cli.main(["compare", "--results", r]) == 2
+    assert capsys.readouterr().err == "error: compare: give BASE, a run id in results/ (make bench-compare " \
+                                      "BASE=<run_id>)\n"
+    assert cli.main(["compare", a, b, "--results", r, "--alpha", "2"]) == 2
+    assert capsys.readouterr().err == "error: compare: --alpha must be between 0 and 1, not 2.0\n"
+    bare = with_rounds(results / b, tmp_path, [1e-3] * 3)
+    store.Run.open(tmp_path / bare).rewrite_table("rounds.csv", [])       # as if from a run without raw rounds
+    shutil.copytree(results / a, tmp_path / a, symlinks=True)
+    assert cli.main(["compare", a, bare, "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: run {bare} has no raw rounds (rounds.csv) for 1 of its cases, e.g. dummy cpu float32 1 2 "
+                   "4 4 train 1: rerun it with this version of lstm-bench\n")
+
+
+def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys):
+    r = tmp_path / "r"
+    tiny = write_tiny(tmp_path)
+    a, _ = sweep.run_sweep(scenario.load(tiny), r, quiet=True)
+    other = tmp_path / "other.toml"
+    other.write_text(tiny.read_text().replace('impl = "dummy"', 'impl = "fused-lstm"'))
+    b, _ = sweep.run_sweep(scenario.load(other), r, quiet=True)
+    grads = tmp_path / "grads.toml"
+    grads.write_text('name = "g"\n[[gradients]]\nimpl = "dummy"\nhidden = 4\nseq_len = 3\nseeds = 1\n')
+    c, _ = sweep.run_sweep(scenario.load(grads), r, quiet=True)
+    capsys.readouterr()
+    assert cli.main(["compare", a.run_id, b.run_id, "--results", str(r)]) == 2
+    assert capsys.readouterr().err == f"error: runs {a.run_id} and {b.run_id} have no successful case in common\n"
+    assert cli.main(["compare", a.run_id, c.run_id, "--results", str(r)]) == 2
+    assert capsys.readouterr().err == (f"error: run {c.run_id} has no timings.csv: compare needs [[throughput]] "
+                                       "results\n")
