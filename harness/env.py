@@ -95,6 +95,8 @@ def restore_tf32(flags: tuple[bool, bool]) -> None:
 
 PROC_STAT = Path("/proc/stat")
 NOISY_STEAL = 0.05                  # a group measured with more CPU steal than this is flagged `noisy`
+MIN_STEAL_TICKS = 100               # /proc/stat counts in clock ticks (1/100 s per CPU): over fewer than this, one
+                                    # tick is over 1% and steal cannot be told from rounding (0.5 s on 2 CPUs)
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,12 @@ def cpu_sample() -> CpuSample | None:
 
 
 def steal_between(a: CpuSample | None, b: CpuSample | None) -> tuple[float | None, float | None]:
-    """(steal fraction, mean one-minute load) between two samples; None where unknown."""
+    """(steal fraction, mean one-minute load) between two samples; None where unknown, or where they
+    are under MIN_STEAL_TICKS apart (too short to tell)."""
     if a is None or b is None:
         return None, None
     ticks = b.total - a.total
-    steal = (b.steal - a.steal) / ticks if ticks > 0 else 0.0
+    steal = (b.steal - a.steal) / ticks if ticks >= MIN_STEAL_TICKS else None
     load = (a.load_1m + b.load_1m) / 2 if a.load_1m is not None and b.load_1m is not None else None
     return steal, load
 

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from harness import cases, intervals, scenario, store, sweep, timing
+from harness import cases, env, intervals, report, scenario, store, sweep, timing
 from harness.cases import case_id
 
 
@@ -192,3 +192,26 @@ def test_resume_reruns_a_half_finished_group_whole(tmp_path):
     assert sum(r["group_id"] == second for r in store.read_rows(run.dir / "rounds.csv")) == 9
     assert run.meta.counts == {"ok": 6}
     assert {case_id(c) for c in run.cases()} == {r["case_id"] for r in again}
+
+
+# -- CPU steal ------------------------------------------------------------------------------------------
+def test_steal_between_two_samples():
+    a = env.CpuSample(busy=1000, total=2000, steal=10, load_1m=1.0)
+    b = env.CpuSample(busy=1150, total=2200, steal=30, load_1m=2.0)
+    assert env.steal_between(a, b) == (0.1, 1.5)                   # 20 of 200 ticks
+    short = env.CpuSample(busy=1010, total=2050, steal=20, load_1m=1.0)
+    assert env.steal_between(a, short) == (None, 1.0)              # 50 ticks: too short to tell
+    assert env.steal_between(None, b) == (None, None)
+
+
+def test_a_group_measured_under_steal_is_flagged_noisy_in_rows_and_report(tmp_path, monkeypatch):
+    samples = iter(itertools.cycle([env.CpuSample(0, 0, 0, 0.5), env.CpuSample(900, 1000, 80, 1.5)]))
+    monkeypatch.setattr(env, "cpu_sample", lambda: next(samples))   # 8% steal over every group
+    run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
+    rows = store.read_rows(run.dir / "timings.csv")
+    assert {(r["noisy"], r["steal_fraction"], r["load_avg"]) for r in rows} == {("True", "0.08", "1.0")}
+    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+    page = (out / "index.html").read_text()
+    assert "2 comparison groups were measured with more than 5% CPU steal" in page
+    noisy = page.split('<table id="noisy">')[1].split("</table>")[0]
+    assert noisy.count("<tr>") == 3 and "<td>0.08</td>" in noisy        # the header and both groups
