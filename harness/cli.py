@@ -135,7 +135,8 @@ def cmd_compare(args) -> int:
         raise UsageError("compare: give BASE, a run id in results/ (make bench-compare BASE=<run_id>)")
     results = Path(args.results)
     base, new = store.find_run(results, args.base), store.find_run(results, args.run)
-    result = compare.compare(base, new, threshold=args.threshold, alpha=args.alpha, strict_env=args.strict_env)
+    result = compare.compare(base, new, threshold=args.threshold, alpha=args.alpha, strict_env=args.strict_env,
+                             group_drift=not args.no_group_drift)
     print("\n".join(result.lines))
     return result.exit_code
 
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Mann-Whitney U significance level (default %(default)g)")
     p.add_argument("--strict-env", action="store_true",
                    help="refuse runs from different machines or thread counts (default: warn)")
+    p.add_argument("--no-group-drift", action="store_true",
+                   help="judge each case alone, not against its comparison group's common shift")
     _results(p)
 
     p = _command(sub, "report", cmd_report, "render plots and an HTML report of one or more runs (make report)",

@@ -12,7 +12,16 @@ Per case the two runs both timed successfully (the same cases.KEY_COLUMNS):
   faster: the ratio is below 1 / (1 + threshold/100) AND p < alpha;
   same:   otherwise (a change too small to matter, or one noise could make).
 
-Exit status 1 when any case is slower, else 0. How the two environments
+Interleaving shares the machine's state among a comparison group's members,
+so a group the machine slowed in one run moves as a whole. With 3 or more
+members in both runs, a member is slower only when it is slower by the rule
+above both on its own and against its group's common shift (the median of its
+members' ratios: `group_shifts`); a group that moved as a whole is printed as
+such, and counts on its own only when most groups moved slower (a change
+common to every case, such as a new torch). group_drift=False
+(--no-group-drift) judges each case alone.
+
+Exit status 1 when any case is slower (or most groups are), else 0. How the two environments
 differ is printed first; a different machine (CPU or GPU model, cores, host)
 or different threads is warned about, and with strict_env refused (exit 2).
 Bad input is one line and exit 2 (errors.UsageError): an unknown run, no case
@@ -24,6 +33,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness import intervals
 from harness.cases import KEY_COLUMNS
 from harness.errors import UsageError
@@ -33,6 +44,7 @@ ALPHA = 0.01          # default significance level of the rank test (--alpha)
 THRESHOLD = 10.0      # default: percent slower that counts as a regression (--threshold)
 MACHINE_KEYS = ("cpu_model", "physical_cores", "gpu", "host")        # run.json environment: the machine
 SOFTWARE_KEYS = ("torch", "cuda", "cudnn", "onednn", "python")       # and what ran on it
+MIN_GROUP_FOR_DRIFT = 3   # members a group needs in both runs before its common shift can be told from one member's
 
 
 @dataclass
@@ -65,13 +77,25 @@ def environment_lines(base: RunMeta, new: RunMeta, threads: tuple[set, set]) -> 
     return diff, machine
 
 
+def gemm_lines(base: RunMeta, new: RunMeta) -> list[str]:
+    """The machine's own speed as each run began (its GEMM peaks), where both runs measured one."""
+    out = []
+    for pb in base.gemm_peaks:
+        for pn in new.gemm_peaks:
+            if (pb.device, pb.dtype, pb.threads) == (pn.device, pn.dtype, pn.threads):
+                change = pn.gemm_peak_gflops_per_s / pb.gemm_peak_gflops_per_s - 1
+                out.append(f"GEMM peak {pb.device} {pb.dtype} {pb.threads} threads: {pb.gemm_peak_gflops_per_s:.0f} "
+                           f"-> {pn.gemm_peak_gflops_per_s:.0f} GFLOP/s ({100 * change:+.0f}%)")
+    return out
+
+
 def min_p(n: int, m: int) -> float:
     """The smallest two-sided p the exact Mann-Whitney test can give with n and m rounds (no ties)."""
     return min(1.0, 2 / math.comb(n + m, n))
 
 
 def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: float = ALPHA,
-            strict_env: bool = False) -> Comparison:
+            strict_env: bool = False, group_drift: bool = True) -> Comparison:
     """Every common case's test and verdict (module docstring)."""
     if not 0 < alpha < 1:
         raise UsageError(f"compare: --alpha must be between 0 and 1, not {alpha}")
@@ -91,34 +115,92 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
                              f"{' '.join(bare[0])}: rerun it with this version of lstm-bench")
     out = Comparison()
     threads = ({b[k][0]["threads"] for k in common}, {n[k][0]["threads"] for k in common})
-    diff, machine = environment_lines(read_meta(base_dir), read_meta(run_dir), threads)
+    meta_b, meta_n = read_meta(base_dir), read_meta(run_dir)
+    diff, machine = environment_lines(meta_b, meta_n, threads)
     out.lines.append(f"environments, {base_dir.name} -> {run_dir.name}:" if diff else
                      "environments: the same machine, threads, software and commit")
-    out.lines += diff
+    out.lines += diff + gemm_lines(meta_b, meta_n)
     if machine:
         if strict_env:
             raise UsageError(f"compare --strict-env: the runs were measured differently ({machine[0].strip()}); "
                              "compare runs of one machine and thread count, or drop --strict-env")
         out.lines.append("warning: the runs come from different machines or threads; a change may be the machine's")
     up, down = 1 + threshold / 100, 1 / (1 + threshold / 100)
-    out.lines.append(f"{'case':58s} {'base':>10s} {'run':>10s} {'change [95% interval]':>26s} {'p':>8s}  verdict")
+
+    def verdict(ratio: float, p: float) -> str:
+        return "slower" if ratio > up and p < alpha else "faster" if ratio < down and p < alpha else "same"
+
+    shifts = {} if not group_drift else group_shifts(common, b, n)
+    out.lines.append(f"{'case':58s} {'base':>10s} {'run':>10s} {'change [95% interval]':>26s} {'p':>8s}  "
+                     + ("vs group  " if shifts else "") + "verdict")
     out.verdicts = {"slower": 0, "faster": 0, "same": 0}
     floor = 0.0
+    moved: dict[tuple, list[str]] = {}                    # group -> its members' own (raw) verdicts
+    results = []
     for k in common:
         tb, tn = b[k][1], n[k][1]
         ratio, lo, hi = intervals.ratio_ci(tn, tb, paired=False)
         p = intervals.mann_whitney_p(tn, tb)
         floor = max(floor, min_p(len(tb), len(tn)))
-        verdict = "slower" if ratio > up and p < alpha else "faster" if ratio < down and p < alpha else "same"
-        out.verdicts[verdict] += 1
+        g = _group(k, b, n)
+        own = verdict(ratio, p)
+        moved.setdefault(g, []).append(own)
+        rel = None
+        if g in shifts:                                   # also against the group's common shift
+            s_g = shifts[g]
+            rel = verdict(ratio / s_g, intervals.mann_whitney_p([t / s_g for t in tn], tb))
+            vs = f"{100 * (ratio / s_g - 1):+6.1f}%   "
+        else:
+            vs = "   n/a    " if shifts else ""
+        results.append((k, g, own, rel, ratio, lo, hi, p, vs))
+    whole = {g: ("slower" if s_g > up else "faster") for g, s_g in shifts.items() if not down <= s_g <= up}
+    slower_groups = sum(v == "slower" for v in whole.values())
+    common_change = bool(shifts) and slower_groups > len(shifts) / 2
+    for k, _g, own, rel, ratio, lo, hi, p, vs in results:
+        # slower (faster) both on its own and against its group; on its own alone when most groups were slower
+        final = own if rel is None or common_change or rel == own else "same"
+        out.verdicts[final] += 1
         change = f"{100 * (ratio - 1):+6.1f}% [{100 * (lo - 1):+.1f}, {100 * (hi - 1):+.1f}]"
         mb, mn = float(b[k][0]["time_median_s"]), float(n[k][0]["time_median_s"])
-        out.lines.append(f"{' '.join(k):58s} {mb * 1e3:7.3f} ms {mn * 1e3:7.3f} ms {change:>26s} {p:8.2g}  "
-                         + (verdict.upper() if verdict == "slower" else verdict))
+        out.lines.append(f"{' '.join(k):58s} {mb * 1e3:7.3f} ms {mn * 1e3:7.3f} ms {change:>26s} {p:8.2g}  {vs}"
+                         + (final.upper() if final == "slower" else final))
     if floor >= alpha:
         out.lines.append(f"warning: with this few rounds p cannot go below {floor:.2g} (>= alpha {alpha:g}), so "
                          "some cases cannot be called slower: time more rounds")
-    out.lines.append(f"{out.verdicts['slower']} of {len(common)} cases slower than {base_dir.name} (ratio > {up:.3g} "
-                     f"and p < {alpha:g}), {out.verdicts['faster']} faster, {out.verdicts['same']} the same")
-    out.exit_code = 1 if out.verdicts["slower"] else 0
+    for g, word in whole.items():
+        n_word = sum(v == word for v in moved[g])
+        out.lines.append(f"group {g[2]}: {len(moved[g])} members moved {100 * (shifts[g] - 1):+.1f}% together "
+                         f"(median; {n_word} of them {word} on their own): a shift of the whole group")
+    if whole:
+        out.lines.append(
+            f"{len(whole)} of {len(shifts)} comparison groups moved as a whole ({slower_groups} slower); "
+            + ("most groups were slower: a change common to every case (the software, or the machine for the "
+               "whole run: see the GEMM peaks), so it counts" if common_change else
+               "not most, so more likely the machine during those groups' rounds than the code: a member counts "
+               "only where it also moved against its group's shift (--no-group-drift: each case alone)"))
+    rule = (f"ratio > {up:.3g} and p < {alpha:g}" + (", and so against its group's shift where the group has "
+                                                    f"{MIN_GROUP_FOR_DRIFT}+ members" if shifts else ""))
+    out.lines.append(f"{out.verdicts['slower']} of {len(common)} cases slower than {base_dir.name} ({rule}), "
+                     f"{out.verdicts['faster']} faster, {out.verdicts['same']} the same"
+                     + (f"; {slower_groups} groups slower as a whole, which counts" if common_change else ""))
+    out.exit_code = 1 if out.verdicts["slower"] or common_change else 0
     return out
+
+
+def _group(k: tuple, b: dict, n: dict) -> tuple:
+    """A case's comparison group in both runs, and its name for the printout (its key without impl)."""
+    name = " ".join(x for c, x in zip(KEY_COLUMNS, k, strict=True) if c != "impl")
+    return b[k][0]["group_id"], n[k][0]["group_id"], name
+
+
+def group_shifts(common: list[tuple], b: dict, n: dict) -> dict[tuple, float]:
+    """Each comparison group's common shift, RUN / BASE: the median over its members of their ratios of
+    medians, for the groups with MIN_GROUP_FOR_DRIFT or more members in both runs.
+
+    Interleaving makes a group's members share the machine's state during their rounds, so when the
+    machine was slower for a group's minute in one run, every member moves by about the same factor;
+    one member's own change stands out from that median (up to half the members less one)."""
+    members: dict[tuple, list[float]] = {}
+    for k in common:
+        members.setdefault(_group(k, b, n), []).append(float(np.median(n[k][1])) / float(np.median(b[k][1])))
+    return {g: float(np.median(r)) for g, r in members.items() if len(r) >= MIN_GROUP_FOR_DRIFT}

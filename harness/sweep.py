@@ -1,11 +1,15 @@
-"""The sweep: every case of a run, measured, and on disk as a row before the next one starts.
+"""The sweep: every case of a run, measured, and on disk as a row before the next group starts.
 
     run, rows = run_sweep(scenario.load("quick"))        # python -m harness run quick
     run, rows = run_sweep(None, resume=run_dir)          # python -m harness run --resume RUN_ID
 
 The throughput cases are one pytest session whose only test is `test_case`
-below, parametrised over them by the `Sweep` plugin; pytest-benchmark times
-each (harness/timing.py) and writes benchmark.json. The [[gradients]] and
+below, parametrised over them by the `Sweep` plugin, a comparison group's
+members one after another (cases.groups). The first member's test runs the
+whole group (`run_group`: build, time round-robin with timing.time_group,
+memory and profile passes, ratios against the group's reference), and writes
+its rounds and rows; each member's test then hands its own rounds to its
+pytest-benchmark fixture, which writes benchmark.json. The [[gradients]] and
 [[task]] cases follow, outside pytest. Before a case is built, the CUDA
 memory that earlier cases cached is given back (memory.release_cache), and
 `check_fits` skips the case when its estimated memory would not fit in what is
@@ -13,8 +17,9 @@ free. A case that raises becomes a row all the same: `skipped` (errors.Skip,
 with its reason), `oom` (an allocation failed) or `failed` (the error's first
 line); the sweep goes on.
 
-Ctrl-C stops after the current case and marks the run interrupted; a second
-Ctrl-C stops at once. `--resume` runs only the cases the run has not finished.
+Ctrl-C stops after the current comparison group (or case) and marks the run
+interrupted; a second Ctrl-C stops at once. `--resume` runs only the cases the
+run has not finished, and a half-finished group whole.
 """
 from __future__ import annotations
 
@@ -315,7 +320,7 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
     def on_sigint(signum, frame):
         sweep.stop_requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)     # a second Ctrl-C stops at once
-        sweep.bar.write("Ctrl-C: stopping after this case (Ctrl-C again to stop now)")
+        sweep.bar.write("Ctrl-C: stopping after this comparison group or case (Ctrl-C again to stop now)")
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None

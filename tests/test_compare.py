@@ -11,7 +11,7 @@ ROUNDS = 20
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def two_runs(tmp_path_factory, small_gemm):
     """Two real runs of one tiny scenario (the dummy, one train case), made once."""
     tmp = tmp_path_factory.mktemp("compare")
     sc = scenario.load(write_tiny(tmp))
@@ -125,7 +125,7 @@ def test_refusals_are_one_line_and_exit_2(two_runs, tmp_path, capsys):
                    "4 4 train 1: rerun it with this version of lstm-bench\n")
 
 
-def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys):
+def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys, small_gemm):
     r = tmp_path / "r"
     tiny = write_tiny(tmp_path)
     a, _ = sweep.run_sweep(scenario.load(tiny), r, quiet=True)
@@ -141,3 +141,96 @@ def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys):
     assert cli.main(["compare", a.run_id, c.run_id, "--results", str(r)]) == 2
     assert capsys.readouterr().err == (f"error: run {c.run_id} has no timings.csv: compare needs [[throughput]] "
                                        "results\n")
+
+
+# -- comparison groups: a shift of the whole group is the machine's, one member's change is the code's ---------
+GROUPED = """
+name = "grouped"
+[defaults]
+threads = 1
+rounds = 2
+warmup = 0
+[[throughput]]
+impl = ["dummy", "scratch-lstm", "torch-lstm"]
+hidden = 4
+seq_len = 2
+batch = [1, 2, 3]
+phase = "train"
+memory = false
+"""
+
+
+@pytest.fixture(scope="module")
+def grouped_runs(tmp_path_factory, small_gemm):
+    """Two real runs of three comparison groups (batch 1, 2, 3) of three members each."""
+    tmp = tmp_path_factory.mktemp("grouped")
+    (tmp / "grouped.toml").write_text(GROUPED)
+    sc = scenario.load(tmp / "grouped.toml")
+    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    return tmp / "r", a.run_id, b.run_id
+
+
+def with_factors(src, dest, factors, seed) -> str:
+    """A copy of run `src` whose cases have ROUNDS raw rounds each, around 1 ms x factors[(impl, batch)]."""
+    shutil.copytree(src, dest / src.name, symlinks=True)
+    run = store.Run.open(dest / src.name)
+    rng = np.random.default_rng(seed)
+    rows, rounds = store.read_rows(run.dir / "timings.csv"), []
+    for row in rows:
+        seconds = 1e-3 * factors.get((row["impl"], int(row["batch"])), 1.0) * rng.lognormal(0, 0.02, ROUNDS)
+        row["time_median_s"] = repr(float(np.median(seconds)))
+        rounds += [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"], "impl": row["impl"],
+                    "round": k, "position": 0, "time_s": t} for k, t in enumerate(seconds)]
+    run.rewrite_table("timings.csv", rows)
+    run.rewrite_table("rounds.csv", rounds)
+    return run.run_id
+
+
+@pytest.fixture
+def grouped_gate(grouped_runs, tmp_path, capsys):
+    results, a, b = grouped_runs
+
+    def run(factors, args=()):
+        base = with_factors(results / a, tmp_path, {}, seed=1)
+        new = with_factors(results / b, tmp_path, factors, seed=2)
+        capsys.readouterr()
+        code = cli.main(["compare", base, new, "--results", str(tmp_path), *args])
+        out = capsys.readouterr().out
+        shutil.rmtree(tmp_path / base), shutil.rmtree(tmp_path / new)
+        return code, out
+    return run
+
+
+WHOLE_GROUP = {(impl, 2): 1.4 for impl in ("dummy", "scratch-lstm", "torch-lstm")}   # batch 2's group, all 40%
+
+
+def test_a_whole_group_that_moved_together_is_the_machines(grouped_gate):
+    code, out = grouped_gate(WHOLE_GROUP)
+    assert code == 0
+    assert "group cpu float32 2 2 4 4 train 1: 3 members moved +4" in out
+    assert "(median; 3 of them slower on their own)" in out
+    assert "1 of 3 comparison groups moved as a whole (1 slower); not most" in out
+    assert "0 of 9 cases slower" in out
+
+
+def test_one_member_slower_than_its_group_is_a_regression(grouped_gate):
+    code, out = grouped_gate({("scratch-lstm", 2): 1.4})
+    assert code == 1
+    [line] = [x for x in out.splitlines() if x.endswith("SLOWER")]
+    assert line.startswith("scratch-lstm cpu float32 2 2 4 4 train 1")
+    assert "1 of 9 cases slower" in out
+
+
+def test_most_groups_slower_is_a_change_common_to_every_case(grouped_gate):
+    code, out = grouped_gate({(impl, batch): 1.3 for impl in ("dummy", "scratch-lstm", "torch-lstm")
+                              for batch in (1, 2)})
+    assert code == 1
+    assert "3 of 3 comparison groups" not in out and "2 of 3 comparison groups moved as a whole (2 slower); most " \
+        "groups were slower" in out
+    assert "6 of 9 cases slower" in out
+
+
+def test_no_group_drift_judges_each_case_alone(grouped_gate):
+    code, out = grouped_gate(WHOLE_GROUP, ["--no-group-drift"])
+    assert code == 1 and "3 of 9 cases slower" in out and "vs group" not in out

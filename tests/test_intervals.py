@@ -121,6 +121,11 @@ def test_auto_rounds_stop_when_every_median_is_precise_or_time_is_up():
 
 
 # -- groups in the sweep and the store -----------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _small_gemm(small_gemm):
+    """Every sweep here measures its GEMM peak on a small matmul (conftest.small_gemm)."""
+
+
 def write_group(tmp_path, extra=""):
     p = tmp_path / "group.toml"
     p.write_text(f"""
