@@ -6,6 +6,8 @@ returns a matplotlib Figure, or None when the run has no data for it.
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.lines
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
@@ -166,9 +168,13 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
                        facecolors=[("white" if h else colours[name]) for h in holds_one])
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xticks(range(len(sizes)), sizes, rotation=60, fontsize=7)
         ax.set(title=f"{dev}, {phase}", ylabel="speed-up (>1: faster, log)")
-        ax.legend(fontsize=7, ncol=2)
+        handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="none", color=colours[n]) for n in series]
+        ax.legend(handles, series, fontsize=7, ncol=2)     # filled markers: a point's fill says its interval
     fig.suptitle("Speed-up over the group's reference, 95% bootstrap interval over rounds "
                  "(hollow: no measurable difference)")
     fig.tight_layout()
