@@ -17,9 +17,10 @@ so a group the machine slowed in one run moves as a whole. With 3 or more
 members in both runs, a member is slower only when it is slower by the rule
 above both on its own and against its group's common shift (the median of its
 members' ratios: `group_shifts`); a group that moved as a whole is printed as
-such, and counts on its own only when most groups moved slower (a change
-common to every case, such as a new torch). group_drift=False
-(--no-group-drift) judges each case alone.
+such, and counts on its own only when most groups moved slower and the runs
+differ in commit or software (a change common to every case, such as a new
+torch): between two runs of one clean commit on the same software, that is
+the machine. group_drift=False (--no-group-drift) judges each case alone.
 
 Exit status 1 when any case is slower (or most groups are), else 0. How the two environments
 differ is printed first; a different machine (CPU or GPU model, cores, host)
@@ -75,6 +76,13 @@ def environment_lines(base: RunMeta, new: RunMeta, threads: tuple[set, set]) -> 
     if cb != cn:
         diff.append(f"  commit: {cb} -> {cn}")
     return diff, machine
+
+
+def same_code(base: RunMeta, new: RunMeta) -> bool:
+    """Both runs are one commit, neither dirty, on the same software (SOFTWARE_KEYS): any change common to
+    every case is then the machine's (or something run.json does not record)."""
+    return (base.git.commit == new.git.commit and base.git.commit != "unknown" and not base.git.dirty
+            and not new.git.dirty and all(base.environment.get(k) == new.environment.get(k) for k in SOFTWARE_KEYS))
 
 
 def gemm_lines(base: RunMeta, new: RunMeta) -> list[str]:
@@ -155,7 +163,8 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
         results.append((k, g, own, rel, ratio, lo, hi, p, vs))
     whole = {g: ("slower" if s_g > up else "faster") for g, s_g in shifts.items() if not down <= s_g <= up}
     slower_groups = sum(v == "slower" for v in whole.values())
-    common_change = bool(shifts) and slower_groups > len(shifts) / 2
+    most = bool(shifts) and slower_groups > len(shifts) / 2
+    common_change = most and not same_code(meta_b, meta_n)   # one clean commit and its software: the machine
     for k, _g, own, rel, ratio, lo, hi, p, vs in results:
         # slower (faster) both on its own and against its group; on its own alone when most groups were slower
         final = own if rel is None or common_change or rel == own else "same"
@@ -174,8 +183,12 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
     if whole:
         out.lines.append(
             f"{len(whole)} of {len(shifts)} comparison groups moved as a whole ({slower_groups} slower); "
-            + ("most groups were slower: a change common to every case (the software, or the machine for the "
-               "whole run: see the GEMM peaks), so it counts" if common_change else
+            + ("most groups were slower: a change common to every case (the software or the commit changed, but "
+               "it may still be the machine for the whole run: see the GEMM peaks, and rerun both back to back), so "
+               "it counts" if common_change else
+               "most groups were slower, but both runs are one clean commit on the same software: the machine for "
+               "the whole run (see the GEMM peaks), so a member counts only where it also moved against its group"
+               if most else
                "not most, so more likely the machine during those groups' rounds than the code: a member counts "
                "only where it also moved against its group's shift (--no-group-drift: each case alone)"))
     rule = (f"ratio > {up:.3g} and p < {alpha:g}" + (", and so against its group's shift where the group has "

@@ -191,9 +191,14 @@ def with_factors(src, dest, factors, seed) -> str:
 def grouped_gate(grouped_runs, tmp_path, capsys):
     results, a, b = grouped_runs
 
-    def run(factors, args=()):
+    def run(factors, args=(), commit=None):
         base = with_factors(results / a, tmp_path, {}, seed=1)
         new = with_factors(results / b, tmp_path, factors, seed=2)
+        for run_id, sha in ((base, None), (new, commit)):    # clean, whatever the checkout's state; RUN's commit
+            r = store.Run.open(tmp_path / run_id)
+            r.meta.git.dirty = False
+            r.meta.git.commit = sha or r.meta.git.commit
+            r.save()
         capsys.readouterr()
         code = cli.main(["compare", base, new, "--results", str(tmp_path), *args])
         out = capsys.readouterr().out
@@ -222,13 +227,22 @@ def test_one_member_slower_than_its_group_is_a_regression(grouped_gate):
     assert "1 of 9 cases slower" in out
 
 
-def test_most_groups_slower_is_a_change_common_to_every_case(grouped_gate):
-    code, out = grouped_gate({(impl, batch): 1.3 for impl in ("dummy", "scratch-lstm", "torch-lstm")
-                              for batch in (1, 2)})
+MOST_GROUPS = {(impl, batch): 1.3 for impl in ("dummy", "scratch-lstm", "torch-lstm") for batch in (1, 2)}
+
+
+def test_most_groups_slower_in_another_commit_is_a_change_common_to_every_case(grouped_gate):
+    code, out = grouped_gate(MOST_GROUPS, commit="0123456789abcdef")
     assert code == 1
-    assert "3 of 3 comparison groups" not in out and "2 of 3 comparison groups moved as a whole (2 slower); most " \
-        "groups were slower" in out
-    assert "6 of 9 cases slower" in out
+    assert "  commit: " in out and "-> 0123456789ab" in out
+    assert "2 of 3 comparison groups moved as a whole (2 slower); most groups were slower: a change common" in out
+    assert "6 of 9 cases slower" in out and "; 2 groups slower as a whole, which counts" in out
+
+
+def test_most_groups_slower_in_one_clean_commit_is_the_machine(grouped_gate):
+    code, out = grouped_gate(MOST_GROUPS)
+    assert code == 0
+    assert "most groups were slower, but both runs are one clean commit on the same software" in out
+    assert "0 of 9 cases slower" in out
 
 
 def test_no_group_drift_judges_each_case_alone(grouped_gate):
