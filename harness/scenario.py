@@ -60,6 +60,13 @@ class Settings(_Strict):
 
     _v_lists = field_validator("device", "dtype", "threads", "seed", mode="before")(_listify)
 
+    @field_validator("rounds", mode="before")
+    @classmethod
+    def _rounds(cls, v):
+        if isinstance(v, str) and v != "auto" or isinstance(v, bool | float):
+            raise ValueError(f'must be a positive integer or "auto", not {v!r}')
+        return v
+
     @field_validator("device")
     @classmethod
     def _devices(cls, v):

@@ -74,6 +74,12 @@ def rows(path):
      "[[task]] #1, key 'task': Input should be 'adding' or 'copy', not 'parity'"),
     ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = [1, 1]\n', None,
      "[[throughput]] #1, key 'batch': duplicate value 1"),
+    ('name = "x"\n[defaults]\nrounds = "sometimes"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\n'
+     'batch = 1\n', None, """[defaults], key 'rounds': must be a positive integer or "auto", not 'sometimes'"""),
+    ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = 1\nmax_time_s = 0\n', None,
+     "[[throughput]] #1, key 'max_time_s': Input should be greater than 0"),
+    ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = 1\ninterleave = "no"\n', None,
+     "[[throughput]] #1, key 'interleave': Input should be a valid boolean"),
     (None, ["run", "missing.toml"], "missing.toml: no such scenario file"),
     (None, ["run", "--resume", "nope"], "unknown run id 'nope'"),
     (None, ["run", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
