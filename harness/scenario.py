@@ -27,7 +27,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from harness import registry
 from harness.cases import CASES, ThroughputCase
@@ -54,7 +54,7 @@ class Settings(_Strict):
     # timed rounds per case (default 10); "auto": until every member's median is known to +-2% (95%
     # interval), or max_time_s
     warmup: int | None = Field(None, ge=0)   # untimed warm-up rounds per case (default 2)
-    interleave: bool | None = None       # time a comparison group round-robin, in a seeded random order per
+    interleave: StrictBool | None = None  # time a comparison group round-robin, in a seeded random order per
     # round (default true); false: each case's rounds as one block, one case after another
     max_time_s: float | None = Field(None, gt=0)   # rounds = "auto": seconds of rounds per group at most (30)
 
