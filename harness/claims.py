@@ -10,6 +10,7 @@ the verdict, printed beside it in the report. The derived tables a claim needs
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,10 @@ def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray
     return {k: g["time_s"].to_numpy(dtype=float) for k, g in r.groupby(["run_id", "case_id"])}
 
 
-def pair_ratio(times: dict, a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+PAIR_COLUMNS = ("run_id", "case_id", "group_id", "time_median_s")   # what pair_ratio reads of each side
+
+
+def pair_ratio(times: dict, a: Mapping, b: Mapping) -> tuple[float, float, float]:
     """time(a) / time(b) with its 95% bootstrap interval over their rounds: paired where the two
     were timed in one comparison group (round r of each shares the machine's state), unpaired otherwise."""
     ta, tb = times.get((a["run_id"], a["case_id"])), times.get((b["run_id"], b["case_id"]))
@@ -65,9 +69,8 @@ def cost_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None
             for k, row in j.iterrows():
                 d = dict(zip(keys, k, strict=True))
                 if d["phase"] == "train":
-                    a = pd.Series({c: row[f"{c}_lstm"] for c in ("run_id", "case_id", "group_id", "time_median_s")})
-                    b = pd.Series({c: row[f"{c}_rnn"] for c in ("run_id", "case_id", "group_id", "time_median_s")})
-                    ratio, lo, hi = pair_ratio(times, a, b)
+                    ratio, lo, hi = pair_ratio(times, {c: row[f"{c}_lstm"] for c in PAIR_COLUMNS},
+                                               {c: row[f"{c}_rnn"] for c in PAIR_COLUMNS})
                     out.append({**d, "pair": f"time {lstm}/{rnn}", "kind": "time", "ratio": ratio,
                                 "ratio_ci_low": lo, "ratio_ci_high": hi})
                 out.append({**d, "pair": "params LSTM/RNN", "kind": "params",
@@ -220,14 +223,13 @@ def claim_f(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) ->
         return Claim("f", text, "not measured", "needs scratch-lstm timings", rule)
     times = round_times(rounds)
     keys = ["device_label", "dtype", "phase", "hidden", "input", "batch", "seq_len"]
-    cols = ["run_id", "case_id", "group_id", "time_median_s"]
-    scratch = t[t["impl"] == "scratch-lstm"].drop_duplicates(subset=keys, keep="last")[keys + cols]
+    scratch = t[t["impl"] == "scratch-lstm"].drop_duplicates(subset=keys, keep="last")[keys + list(PAIR_COLUMNS)]
     parts, kernels = [], []
     for kernel in LIBRARY_KERNELS + SCRATCH_OPTIMISED:
         k = t[t["impl"] == kernel].merge(scratch, on=keys, suffixes=("", "_scratch"))
         if k.empty:
             continue
-        sp = pd.DataFrame([pair_ratio(times, pd.Series({c: row[f"{c}_scratch"] for c in cols}), row)
+        sp = pd.DataFrame([pair_ratio(times, {c: row[f"{c}_scratch"] for c in PAIR_COLUMNS}, row)
                            for _, row in k.iterrows()], columns=["ratio", "lo", "hi"], index=k.index)
         tally = _tally(sp["lo"], sp["hi"])
         if kernel in LIBRARY_KERNELS:                              # from scratch: evidence, not the claim

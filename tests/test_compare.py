@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+from test_intervals import write_group
 from test_sweep import write_tiny
 
 from harness import cli, scenario, store, sweep
@@ -144,28 +145,11 @@ def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys, 
 
 
 # -- comparison groups: a shift of the whole group is the machine's, one member's change is the code's ---------
-GROUPED = """
-name = "grouped"
-[defaults]
-threads = 1
-rounds = 2
-warmup = 0
-[[throughput]]
-impl = ["dummy", "scratch-lstm", "torch-lstm"]
-hidden = 4
-seq_len = 2
-batch = [1, 2, 3]
-phase = "train"
-memory = false
-"""
-
-
 @pytest.fixture(scope="module")
 def grouped_runs(tmp_path_factory, small_gemm):
     """Two real runs of three comparison groups (batch 1, 2, 3) of three members each."""
     tmp = tmp_path_factory.mktemp("grouped")
-    (tmp / "grouped.toml").write_text(GROUPED)
-    sc = scenario.load(tmp / "grouped.toml")
+    sc = scenario.load(write_group(tmp, batch="[1, 2, 3]"))
     a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
     b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
     return tmp / "r", a.run_id, b.run_id

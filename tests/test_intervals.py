@@ -126,7 +126,8 @@ def _small_gemm(small_gemm):
     """Every sweep here measures its GEMM peak on a small matmul (conftest.small_gemm)."""
 
 
-def write_group(tmp_path, extra=""):
+def write_group(tmp_path, extra="", batch="[1, 2]"):
+    """Comparison groups of dummy, scratch-lstm and torch-lstm, one per batch size."""
     p = tmp_path / "group.toml"
     p.write_text(f"""
 name = "group"
@@ -139,7 +140,7 @@ warmup = 1
 impl = ["dummy", "scratch-lstm", "torch-lstm"]
 hidden = 4
 seq_len = 2
-batch = [1, 2]
+batch = {batch}
 phase = "train"
 memory = false
 """)
