@@ -6,7 +6,8 @@ and figure -- and each module imports only the modules listed below it
 
     cli         python -m harness: every parser and command handler; catches UsageError
     report      make report: HTML and Markdown
-    claims      the tutorial's claims: rules, evidence, verdicts
+    findings    what a run found: the report's opening sentences, scaling fits, run-to-run ratios
+    claims      the tutorial's claims, in its words: rules, evidence, verdicts
     plots       one function per figure
     compare     the regression gate: a rank test and a ratio interval per case
     tables      a run's CSVs as typed pandas DataFrames
@@ -19,7 +20,7 @@ and figure -- and each module imports only the modules listed below it
     gradients   gradient norms over distance, the decay fit
     memory      peak memory, and whether a case fits
     flops       the FLOP model and the GEMM peak
-    profiler    torch.profiler: which backend ran, profiled passes, trace tables
+    profiler    torch.profiler: which backend ran, profiled passes, trace tables, where the time goes
     scenario    scenario files: schema, validation, grid expansion
     cases       the cases a grid expands to, and their ids
     registry    implementation names, backend contexts, skips
@@ -29,5 +30,6 @@ and figure -- and each module imports only the modules listed below it
     env         paths, threads, provenance, device names, CPU steal
     intervals   intervals of medians and ratios (bootstrap), the Mann-Whitney test
     columns     every table's columns, declared once
+    units       numbers a person reads: ms, MiB, GFLOP/s, %, three significant figures
     errors      UsageError and Skip
 """

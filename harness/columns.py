@@ -33,7 +33,12 @@ TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias"
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
                     "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
-TABLES = {"timings.csv": TIMING_COLUMNS, "rounds.csv": ROUND_COLUMNS, "gradients.csv": GRADIENT_COLUMNS,
+BREAKDOWN_COLUMNS = ["run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input",
+                     "category", "ms", "source"]
+# where one step's time goes (profiler.CATEGORIES), ms per step; source: "pass" (the sweep's breakdown pass) or
+# "trace" (read from a profiled case's trace)
+TABLES = {"timings.csv": TIMING_COLUMNS, "rounds.csv": ROUND_COLUMNS, "breakdown.csv": BREAKDOWN_COLUMNS,
+          "gradients.csv": GRADIENT_COLUMNS,
           "decay.csv": DECAY_COLUMNS, "training.csv": TRAINING_COLUMNS}
 FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
 STATUSES = ("ok", "skipped", "failed", "oom")                  # a case's status (the `status` column)

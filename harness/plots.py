@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness import memory  # noqa: E402
+from harness.profiler import CATEGORIES, one_size  # noqa: E402
 from harness.registry import DTYPES  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -30,6 +31,43 @@ def _fb(df: pd.DataFrame) -> pd.Series:
 def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
     """pointplot's dodge: `width` apart, or none for a single hue level (seaborn divides by levels - 1)."""
     return width if hue.nunique() > 1 else False
+
+
+def _human(x: float, _pos=None) -> str:
+    """A tick label: 3 significant figures with k/M/G (1e-6 below 0.001), never 6x10^1."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    if 0 < abs(x) < 1e-3:
+        mantissa, exp = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exp)}"
+    return f"{x:.3g}"
+
+
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100)   # at least
+# 0.12 decades apart, so 7-pt labels on a 3-inch log axis do not touch
+
+
+def ratio_axis(ax, which: str = "y") -> None:
+    """A log axis of ratios labelled at RATIO_TICKS (0.5, 0.7, 1, 1.5, 2, ...), nothing in between."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(RATIO_TICKS))
+    axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def log_axis(ax, which: str, measured=None) -> None:
+    """A log axis with plain labels (100, 1k, 10k) and no minor labels; ticks at the `measured` values
+    (the sizes a sweep ran) where given, so an axis over 25 and 100 reads 25, 100."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    if measured is not None:
+        values = sorted({float(v) for v in measured if v == v and v > 0})
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_human))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -54,7 +92,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
                  hue="cell",
                  style="config",
                  errorbar=("pi", 100), estimator="median", ax=ax)
-    ax.set_yscale("log")
+    log_axis(ax, "y")
     ax.set(title="Vanishing gradients: ||dL/dx_t|| against distance (band: min-max over seeds and impls)",
            xlabel="distance T - t (steps)", ylabel="||dL/dx_t|| (log scale)")
     ax.legend(fontsize=7, ncol=2)
@@ -81,13 +119,15 @@ def training_effect(gradients: pd.DataFrame) -> plt.Figure | None:
     g = g[(g["wrt"] == "x") & (g["task"].fillna("") != "")]
     if g.empty:
         return None
-    g = g.assign(model=g["impl"] + _fb(g), panel=g["task"] + " T=" + g["seq_len"].astype(str))
+    g = g.assign(model=g["impl"] + _fb(g), panel=g["task"] + " T=" + g["seq_len"].astype(str),
+                 train_step=g["train_step"].astype(int))
     grid = sns.relplot(data=g, x="distance", y="grad_norm",
                        hue="train_step",
                        col="model",
                        row="panel",
                        kind="line", palette="viridis", height=3.2, aspect=1.3, errorbar=None)
-    grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        log_axis(ax, "y")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.set_axis_labels("distance T - t (steps)", "||dL/dx_t|| (log)")
     grid.figure.suptitle("Training's effect on gradients: curves at the start, middle and end of training", y=1.02)
@@ -99,19 +139,26 @@ def learning_curves(training: pd.DataFrame) -> plt.Figure | None:
     t = _ok(training)
     if t is None:
         return None
+    t = t.dropna(subset=["eval_loss"])
+    if t.empty:
+        return None
     t = t.assign(model=t["impl"] + _fb(t), panel=t["task"] + ", T=" + t["seq_len"].astype(str))
+    seeds = int(t.groupby(["model", "panel"])["seed"].nunique().max()) if "seed" in t else 1
+    # several seeds: their mean, and a band from the lowest to the highest seed at each step
     grid = sns.relplot(data=t, x="step", y="eval_loss",
                        hue="model",
                        col="panel",
-                       kind="line", col_wrap=min(4, t["panel"].nunique()), height=3.5, aspect=1.2,
-                       facet_kws={"sharey": False})
+                       kind="line", estimator="mean", errorbar=("pi", 100) if seeds > 1 else None,
+                       col_wrap=min(4, t["panel"].nunique()), height=3.5, aspect=1.2, facet_kws={"sharey": False})
     for panel, ax in grid.axes_dict.items():
         base = t.loc[t["panel"] == panel, "baseline_loss"].iloc[0]
         ax.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
-    grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        log_axis(ax, "y")
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels("training step", "held-out loss (log; dashed: baseline)")
-    grid.figure.suptitle("Long-range tasks: learning curves", y=1.02)
+    grid.figure.suptitle("Long-range tasks: learning curves" + (f" (mean of {seeds} seeds; band: lowest to highest)"
+                                                                if seeds > 1 else " (one seed)"), y=1.02)
     return grid.figure
 
 
@@ -121,6 +168,9 @@ def throughput(timings: pd.DataFrame) -> plt.Figure | None:
     if t is None:
         return None
     t = t[t["phase"] == "train"] if (t["phase"] == "train").any() else t
+    t = t.dropna(subset=["tokens_per_s"])
+    if t.empty:
+        return None
     long = t.melt(id_vars=["impl", "device_label", "tokens_per_s"], value_vars=["seq_len", "hidden", "batch"],
                   var_name="axis", value_name="size")
     grid = sns.relplot(data=long, x="size", y="tokens_per_s",
@@ -129,7 +179,9 @@ def throughput(timings: pd.DataFrame) -> plt.Figure | None:
                        row="device_label",
                        kind="line", estimator="median", errorbar=None, marker="o", height=3.2, aspect=1.2,
                        facet_kws={"sharex": False})
-    grid.set(xscale="log", yscale="log")
+    for ax, axis_name in zip(grid.axes.flat, list(grid.col_names) * max(1, len(grid.row_names)), strict=True):
+        log_axis(ax, "x", long.loc[long["axis"] == axis_name, "size"])
+        log_axis(ax, "y")
     grid.set_titles(row_template="{row_name}", col_template="against {col_name}")
     grid.set_axis_labels("size", "tokens/s (train step, log)")
     grid.figure.suptitle("Throughput (median over the other axes)", y=1.02)
@@ -151,7 +203,7 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
     t = t.sort_values(["hidden", "batch", "seq_len"])
     panels = t[["device_label", "phase"]].drop_duplicates().values.tolist()
     sizes = list(dict.fromkeys(t["size"]))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.55 * len(sizes) + 3), 3.8 * len(panels)),
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(11.0, 0.55 * len(sizes) + 5), 3.8 * len(panels)),
                              squeeze=False)
     series = sorted(t["series"].unique())
     colours = dict(zip(series, sns.color_palette(n_colors=len(series)), strict=True))
@@ -167,15 +219,13 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
             ax.scatter(x, g["speedup"], color=colours[name], label=name, zorder=3,
                        facecolors=[("white" if h else colours[name]) for h in holds_one])
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ratio_axis(ax)
         ax.set_xticks(range(len(sizes)), sizes, rotation=60, fontsize=7)
         ax.set(title=f"{dev}, {phase}", ylabel="speed-up (>1: faster, log)")
         handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="none", color=colours[n]) for n in series]
-        ax.legend(handles, series, fontsize=7, ncol=2)     # filled markers: a point's fill says its interval
-    fig.suptitle("Speed-up over the group's reference, 95% bootstrap interval over rounds "
+        # beside the axes, never over a point; filled markers: a point's fill says its interval
+        ax.legend(handles, series, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.suptitle("Speed-up over the group's reference, 95% bootstrap interval over rounds\n"
                  "(hollow: no measurable difference)")
     fig.tight_layout()
     return fig
@@ -184,8 +234,9 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
 def roofline(timings: pd.DataFrame) -> plt.Figure | None:
     """The fraction of the measured GEMM peak each implementation reaches, per size."""
     t = _ok(timings)
-    if t is None:
+    if t is None or t["peak_fraction"].isna().all():
         return None
+    t = t.dropna(subset=["peak_fraction"]).sort_values(["hidden", "batch", "seq_len"])
     t = t.assign(size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str) + " t" + t["seq_len"].astype(str))
     grid = sns.catplot(data=t, x="size", y="peak_fraction",
                        hue="impl",
@@ -219,6 +270,7 @@ def memory_use(timings: pd.DataFrame) -> plt.Figure | None:
             est = [memory.fused_lstm_estimate(b, s, h, DTYPES[d].itemsize) / 2**20
                    for b, s, h, d in zip(f["batch"], f["seq_len"], f["hidden"], f["dtype"], strict=True)]
             ax.plot(f["seq_len"], est, "k--", linewidth=1, label="fused-lstm estimate")
+    grid.set(xticks=sorted(t["seq_len"].unique()))
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
     grid.set_axis_labels("seq_len", "peak MiB (dashed: fused-lstm analytic)")
     grid.figure.suptitle("Peak memory of one train step", y=1.02)
@@ -236,6 +288,34 @@ def cost_ratio(ratios: pd.DataFrame) -> plt.Figure | None:
     ax.axhline(4.0, color="grey", linestyle="--", linewidth=1)
     ax.set(title="LSTM / RNN cost: train-step time and parameter count (dashed: 4x)", xlabel="hidden",
            ylabel="LSTM / RNN (range over sizes)")
+    ax.legend(title="pair", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
+def time_breakdown(breakdown: pd.DataFrame) -> plt.Figure | None:
+    """Where a step's time goes: GEMM, elementwise, other ops and framework overhead, one bar per implementation."""
+    if breakdown is None or breakdown.empty or "category" not in breakdown:
+        return None
+    b = one_size(breakdown)
+    b = b.assign(panel=b["device"] + ", " + b["phase"] + ", h" + b["hidden"].astype(int).astype(str) + " b"
+                 + b["batch"].astype(int).astype(str) + " t" + b["seq_len"].astype(int).astype(str))
+    panels = list(dict.fromkeys(b.sort_values(["device", "phase"])["panel"]))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.45 * b["impl"].nunique() * len(panels) + 1.6 * len(panels)),
+                             squeeze=False)
+    colours = dict(zip(CATEGORIES, sns.color_palette(n_colors=len(CATEGORIES)), strict=True))
+    for ax, panel in zip(axes.flat, panels, strict=True):
+        p = b[b["panel"] == panel].pivot_table(index="impl", columns="category", values="ms", aggfunc="median")
+        p = p.reindex(columns=list(CATEGORIES), fill_value=0.0).fillna(0.0)
+        p = p.loc[p.sum(axis=1).sort_values().index]        # fastest at the top
+        left = np.zeros(len(p))
+        for cat in CATEGORIES:
+            ax.barh(p.index, p[cat], left=left, color=colours[cat], label=cat)
+            left += p[cat].to_numpy()
+        ax.invert_yaxis()
+        ax.set(title=panel, xlabel="ms per step, under the profiler")
+    axes.flat[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8)
+    fig.suptitle("Where the time goes (overhead: the step's wall time in no op, and the autograd engine)")
     fig.tight_layout()
     return fig
 
@@ -249,4 +329,16 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "roofline": (roofline, ("timings",)),
     "memory": (memory_use, ("timings",)),
     "cost_ratio": (cost_ratio, ("ratios",)),
+    "time_breakdown": (time_breakdown, ("breakdown",)),
+}
+NEEDS = {  # file stem -> what a run needs for it: the report's one line where a figure is not drawn
+    "vanishing_gradients": "a [[gradients]] section",
+    "training_effect": "a [[task]] section",
+    "learning_curves": "a [[task]] section",
+    "throughput": "ok [[throughput]] rows",
+    "speedup": "a comparison group with its reference (torch-lstm, torch-rnn, torch-gru) and another member",
+    "roofline": "ok [[throughput]] rows with a GEMM peak",
+    "memory": "[[throughput]] train rows with memory = true",
+    "cost_ratio": "an LSTM and an RNN timed at equal sizes",
+    "time_breakdown": "profiled throughput cases (every run profiles one size; make profile profiles all)",
 }

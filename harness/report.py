@@ -1,13 +1,18 @@
-"""make report: a run's tables -> figures, the claims' verdicts, HTML and Markdown.
+"""make report: a run's tables -> findings, claims, figures and tables, as HTML and Markdown.
 
     python -m harness report                  # results/latest
-    python -m harness report RUN_A,RUN_B      # one report over several runs (a CPU and a GPU run, say)
+    python -m harness report RUN_A,RUN_B      # one report over several runs (a CPU and a GPU run, or
+                                              # before and after a change: each case's ratio B/A)
 
 writes reports/<name>/: index.html (self-contained: no network, no scripts,
-images beside it), report.md, figures/*.png and *.svg, summary.csv and
-claims.csv. A run with only some sections still gets a report; figures and
-claims without data say so. The verdicts come from harness/claims.py, the
-figures from harness/plots.py; this module lays them out.
+images beside it), report.md, figures/*.png and *.svg, summary.csv,
+claims.csv, scaling.csv and, over several runs, run_ratios.csv. The page
+answers first: what the run found (harness/findings.py), then the tutorial's
+claims in its own words with their verdicts and rules (harness/claims.py),
+the figures (harness/plots.py), the tables in human units (harness/units.py),
+the environment and the cases that did not run, grouped by reason. A run
+with only some sections still gets a report; a figure without data says so
+in one line. This module lays them out.
 """
 from __future__ import annotations
 
@@ -18,26 +23,40 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import claims, env, plots, profiler, store
+from harness import claims, env, findings, plots, profiler, store, units
 from harness.tables import TABLES, Runs, load_runs
 
 
 # -- the report's own tables ------------------------------------------------------------------------
 def summary(timings: pd.DataFrame | None) -> pd.DataFrame:
+    """Per device, dtype, phase and implementation: medians over its cases (SI units; summary.csv)."""
     if timings is None:
         return pd.DataFrame()
-    t = timings
-    ok = t[t["status"] == "ok"]
+    ok = timings[timings["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame()
     g = ok.groupby(["device_label", "dtype", "phase", "impl", "backend"], as_index=False)
-    s = g.agg(cases=("time_median_s", "size"), median_time_s=("time_median_s", "median"),
-              median_tokens_per_s=("tokens_per_s", "median"), median_peak_fraction=("peak_fraction", "median"),
-              max_peak_fraction=("peak_fraction", "max"), median_peak_mem_bytes=("peak_mem_bytes", "median"))
-    return s
+    return g.agg(cases=("time_median_s", "size"), median_time_s=("time_median_s", "median"),
+                 median_tokens_per_s=("tokens_per_s", "median"), median_peak_fraction=("peak_fraction", "median"),
+                 max_peak_fraction=("peak_fraction", "max"), median_peak_mem_bytes=("peak_mem_bytes", "median"))
+
+
+def summary_view(summ: pd.DataFrame) -> pd.DataFrame:
+    """summary() in human units, three significant figures."""
+    if summ.empty:
+        return summ
+    return pd.DataFrame({
+        "device": summ["device_label"], "dtype": summ["dtype"], "phase": summ["phase"], "impl": summ["impl"],
+        "backend": summ["backend"], "cases": summ["cases"],
+        "median time": summ["median_time_s"].map(units.seconds),
+        "median throughput": summ["median_tokens_per_s"].map(lambda x: units.rate(x, "tokens/s")),
+        "GEMM peak, median": summ["median_peak_fraction"].map(units.percent),
+        "GEMM peak, best": summ["max_peak_fraction"].map(units.percent),
+        "peak memory, median": summ["median_peak_mem_bytes"].map(units.mebibytes)})
 
 
 def not_ok(runs: Runs) -> pd.DataFrame:
+    """Cases that did not run, one row per (table, status, reason): how many, and one example."""
     parts = []
     for key, cols in [("timings", ["impl", "device", "dtype", "batch", "seq_len", "hidden", "phase"]),
                       ("decay", ["impl", "device", "dtype", "batch", "seq_len", "hidden", "init"]),
@@ -49,11 +68,15 @@ def not_ok(runs: Runs) -> pd.DataFrame:
         if bad.empty:
             continue
         cols = [c for c in cols if c in bad]
-        b = bad[["run_id"] + cols + ["status", "reason"] if "reason" in bad else ["run_id"] + cols + ["status"]]
-        b = b.assign(table=TABLES[key], case=b[cols].astype(str).agg(" ".join, axis=1))
-        parts.append(b[["table", "run_id", "case", "status"] + (["reason"] if "reason" in b else [])])
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["table", "run_id", "case",
-                                                                                     "status", "reason"])
+        bad = bad.assign(table=TABLES[key], case=bad[cols].astype(str).agg(" ".join, axis=1),
+                         reason=bad["reason"].fillna("") if "reason" in bad else "")
+        parts.append(bad[["table", "run_id", "case", "status", "reason"]])
+    if not parts:
+        return pd.DataFrame(columns=["table", "status", "reason", "cases", "example", "runs"])
+    b = pd.concat(parts, ignore_index=True)
+    g = b.groupby(["table", "status", "reason"], as_index=False, sort=False)
+    out = g.agg(cases=("case", "size"), example=("case", "first"), runs=("run_id", "nunique"))
+    return out.sort_values("cases", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def noisy_groups(timings: pd.DataFrame | None) -> pd.DataFrame:
@@ -64,46 +87,81 @@ def noisy_groups(timings: pd.DataFrame | None) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
     g = t.groupby(["run_id", "group_id", "device_label", "phase", "hidden", "batch", "seq_len"], as_index=False)
-    return g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"))
+    g = g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"))
+    return g.assign(steal_fraction=g["steal_fraction"].map(units.percent)).rename(columns={"steal_fraction": "steal"})
 
 
 def environment_table(runs: Runs) -> pd.DataFrame:
-    rows = []
+    """One row per property, one column per run: narrow enough to read beside the others."""
+    cols = {}
     for m in runs.meta:
         e = m.environment
-        peaks = "; ".join(f"{p.device} {p.dtype}: {p.gemm_peak_gflops_per_s:.0f} GFLOP/s" for p in m.gemm_peaks)
-        rows.append({"run_id": m.run_id, "status": m.status, "scenario": m.scenario.get("name"),
-                     "host": e.get("host"), "cpu": e.get("cpu_model"), "threads": e.get("threads"),
-                     "gpu": e.get("gpu"), "torch": e.get("torch"), "cuda": e.get("cuda"), "cudnn": e.get("cudnn"),
-                     "onednn": e.get("onednn"), "python": e.get("python"),
-                     "commit": m.git.commit[:12] + ("+dirty" if m.git.dirty else ""),
-                     "harness": m.harness_version, "started_utc": m.started_utc, "gemm_peak": peaks})
-    return pd.DataFrame(rows)
+        peaks = "; ".join(f"{p.device} {p.dtype} {p.threads} threads: "
+                          f"{units.rate(p.gemm_peak_gflops_per_s * 1e9, 'FLOP/s')}" for p in m.gemm_peaks)
+        cols[m.run_id] = {"status": m.status, "scenario": m.scenario.get("name"), "host": e.get("host"),
+                          "cpu": e.get("cpu_model"), "threads": e.get("threads"), "gpu": e.get("gpu"),
+                          "torch": e.get("torch"), "cuda": e.get("cuda"), "cudnn": e.get("cudnn"),
+                          "onednn": e.get("onednn"), "python": e.get("python"),
+                          "commit": m.git.commit[:12] + ("+dirty" if m.git.dirty else ""),
+                          "harness": m.harness_version, "started (UTC)": m.started_utc, "GEMM peak": peaks,
+                          "wall time": units.seconds(m.wall_s) if m.wall_s else ""}
+    df = pd.DataFrame(cols)
+    return df.rename_axis("property").reset_index()
+
+
+def scaling_view(fits: pd.DataFrame | None) -> pd.DataFrame:
+    if fits is None or fits.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"device": fits["device_label"], "phase": fits["phase"], "impl": fits["impl"],
+                         **{f"exponent of {a}": fits[f"exp_{a}"].map(lambda x: units.sig(x, 2)) for a in findings.AXES},
+                         "r²": fits["r2"].map(lambda x: units.sig(x, 3)), "points": fits["points"],
+                         "fitted over": fits["range"]})
+
+
+def run_ratio_view(rr: pd.DataFrame | None) -> pd.DataFrame:
+    if rr is None or rr.empty:
+        return pd.DataFrame()
+    interval = [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]
+    return pd.DataFrame({"run / base": rr["run"] + " / " + rr["base_run"], "impl": rr["impl"],
+                         "device": rr["device"], "phase": rr["phase"],
+                         "size": rr.apply(findings.size_label, axis=1),
+                         "base": rr["base_time_s"].map(units.seconds), "run": rr["time_s"].map(units.seconds),
+                         "ratio": rr["ratio"].map(units.times), "95% interval": interval,
+                         "difference": [claims.intervals.difference(lo, hi) if lo == lo else "" for lo, hi in
+                                        zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]})
 
 
 # -- rendering ----------------------------------------------------------------------------------
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
-padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.85em}th,td{border:1px solid #ccc;
-padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}
-.supported{color:#0a6b2d;font-weight:bold}.contradicted{color:#a31515;font-weight:bold}
-.not-measured{color:#777;font-style:italic}
-.no-measurable-difference{color:#8a5a00;font-weight:bold}figure{margin:2em 0}figcaption{color:#555;font-size:.9em}"""
-
-
-def df_html(df: pd.DataFrame, table_id: str = "") -> str:
-    if df is None or df.empty:
-        return "<p><em>none</em></p>"
-    out = [f'<table id="{table_id}">' if table_id else "<table>", "<tr>"]
-    out += [f"<th>{html.escape(str(c))}</th>" for c in df.columns] + ["</tr>"]
-    for _, row in df.iterrows():
-        out.append("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>")
-    return "\n".join(out + ["</table>"])
+padding:0 1em;color:#222;line-height:1.4}table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#f3f3f3}.scroll{overflow-x:auto;max-width:100%}.scroll.tall{max-height:36em;overflow-y:auto}
+img{max-width:100%;height:auto;border:1px solid #eee}table.claims{width:100%;table-layout:fixed}
+table.claims col.claim{width:30%}table.claims col.verdict{width:10%}table.claims col.evidence{width:35%}
+q{quotes:"\\201C" "\\201D"}.zh{font-size:1.05em}.measured{color:#555;font-size:.9em}
+#findings li{margin:.3em 0}.supported{color:#0a6b2d;font-weight:bold}.partly-supported{color:#4d7a00;font-weight:bold}
+.contradicted{color:#a31515;font-weight:bold}.inconclusive{color:#8a5a00;font-weight:bold}
+.not-measured{color:#777;font-style:italic}figure{margin:2em 0}figcaption{color:#555;font-size:.9em}
+.not-drawn{color:#777;font-size:.9em}"""
 
 
 def _cell(v) -> str:
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4g}"
+        return "" if math.isnan(v) else units.sig(v)
     return "" if v is None else str(v)
+
+
+def df_html(df: pd.DataFrame, table_id: str = "", tall: bool = False) -> str:
+    """A table inside its own scrolling box: a wide one never widens the page."""
+    if df is None or df.empty:
+        return "<p><em>none</em></p>"
+    out = [f'<div class="scroll{" tall" if tall else ""}">', f'<table id="{table_id}">' if table_id else "<table>",
+           "<tr>"]
+    out += [f"<th>{html.escape(str(c))}</th>" for c in df.columns] + ["</tr>"]
+    for _, row in df.iterrows():
+        out.append("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>")
+    return "\n".join(out + ["</table>", "</div>"])
 
 
 def df_md(df: pd.DataFrame) -> str:
@@ -114,6 +172,18 @@ def df_md(df: pd.DataFrame) -> str:
     for _, row in df.iterrows():
         lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+class Page:
+    """Everything the report shows, in the order it shows it."""
+
+    def __init__(self, name: str, runs: Runs):
+        self.name, self.runs = name, runs
+        self.found: list[str] = []
+        self.claims: list[claims.Claim] = []
+        self.figures: list[tuple[str, str]] = []      # (file stem, caption)
+        self.not_drawn: list[str] = []                # one line per figure without data
+        self.tables: list[tuple[str, str, str, pd.DataFrame | None, bool]] = []  # (id, title, intro, table, tall)
 
 
 def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS, quiet: bool = False,
@@ -127,9 +197,12 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     name = "+".join(d.name for d in dirs)
     out = out_root / name
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    page = Page(name, runs)
     ratios = claims.cost_ratios(runs.tables["timings"], runs.tables["rounds"])
-    inputs = {**runs.tables, "ratios": ratios}
-    figures = []
+    parts = [df for df in (runs.tables["breakdown"], profiler.time_breakdown(dirs)) if df is not None]
+    breakdown = pd.concat(parts, ignore_index=True) if parts else None    # the sweep's passes, and traces
+    rr = findings.run_ratios(runs.tables["timings"], runs.tables["rounds"], runs.ids)
+    inputs = {**runs.tables, "ratios": ratios, "breakdown": breakdown}
     for stem, (fn, needs) in plots.FIGURES.items():
         try:
             fig = fn(*(inputs[n] for n in needs))
@@ -139,75 +212,119 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
             runs.warnings.append(f"figure {stem}: not drawn ({type(exc).__name__}: {exc})")
             fig = None
         if fig is None:
+            page.not_drawn.append(f"{stem}: no data in this run (it needs {plots.NEEDS.get(stem, 'its tables')})")
             continue
         for ext in ("png", "svg"):
             fig.savefig(out / "figures" / f"{stem}.{ext}", dpi=110, bbox_inches="tight")
         plots.plt.close(fig)
-        figures.append((stem, (fn.__doc__ or stem).strip().splitlines()[0]))
-    cl = claims.claims(runs.tables, ratios)
-    claims_df = pd.DataFrame([{"claim": c.claim, "verdict": c.verdict, "evidence": c.evidence, "rule": c.rule}
-                              for c in cl])
+        page.figures.append((stem, (fn.__doc__ or stem).strip().splitlines()[0]))
+    page.found = findings.findings(runs.tables, ratios, breakdown, rr)
+    page.claims = claims.claims(runs.tables, ratios)
+    claims_df = pd.DataFrame([{"key": c.key, "claim": c.claim, "quote_zh": c.statement.quote_zh,
+                               "quote_en": c.statement.quote_en, "measured": c.statement.measured,
+                               "verdict": c.verdict, "evidence": c.evidence, "rule": c.rule} for c in page.claims])
     claims_df.to_csv(out / "claims.csv", index=False)
     summ = summary(runs.tables["timings"])
     summ.to_csv(out / "summary.csv", index=False)
-    envt, bad, ops = environment_table(runs), not_ok(runs), profiler.top_ops_table(dirs)
+    fits = findings.scaling(runs.tables["timings"])
+    (fits if fits is not None else pd.DataFrame()).to_csv(out / "scaling.csv", index=False)
+    if rr is not None:
+        rr.to_csv(out / "run_ratios.csv", index=False)
     noisy = noisy_groups(runs.tables["timings"])
     if not noisy.empty:
         runs.warnings.append(f"{len(noisy)} comparison groups were measured with more than "
                              f"{100 * env.NOISY_STEAL:g}% CPU steal (noisy in timings.csv): see 'Noisy groups'")
-    _write_html(out, name, runs, figures, cl, envt, bad, summ, ops, noisy)
-    _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops, noisy)
+    ops = profiler.top_ops_table(dirs)
+    page.tables = [
+        ("summary", "Summary", "Medians over each implementation's cases (summary.csv has them unrounded).",
+         summary_view(summ), False),
+        ("scaling", "Scaling", "Exponents of time against each size, by log-log least squares over the sizes "
+         "measured (time ~ hidden^a seq_len^b batch^c); an exponent of 1 is linear (scaling.csv).",
+         scaling_view(fits), False),
+        *([("run-ratios", "Between runs", f"Each case both runs timed: time in the run over time in the base run "
+            f"({runs.ids[0]}), with a 95% bootstrap interval over their rounds (run_ratios.csv).",
+            run_ratio_view(rr), True)] if len(runs.ids) > 1 else []),
+        ("environment", "Environment", "", environment_table(runs), False),
+        ("not-ok", "Skipped and failed cases", "One row per reason, with how many cases and one of them.",
+         not_ok(runs), False),
+        ("noisy", "Noisy groups", f"Comparison groups measured while the hypervisor took more than "
+         f"{100 * env.NOISY_STEAL:g}% of the CPU (steal time, /proc/stat); their ratios are less trustworthy.",
+         noisy, False),
+        ("top-ops", "Top profiler ops", "By self time, per profiled case." if ops is not None else
+         "No profiles in these runs (make profile).", ops, True),
+    ]
+    _write_html(out, page)
+    _write_md(out, page)
     if not quiet:
         for w in runs.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return out
 
 
-def _write_html(out, name, runs, figures, cl, envt, bad, summ, ops, noisy) -> None:
+def _claim_cell(c: claims.Claim) -> str:
+    st = c.statement
+    return (f"<strong>{html.escape(c.claim)}</strong><br><q lang=\"zh\" class=\"zh\">{html.escape(st.quote_zh)}</q>"
+            f"<br><q>{html.escape(st.quote_en)}</q><br><span class=\"measured\">measured: "
+            f"{html.escape(st.measured)}</span>")
+
+
+def _write_html(out: Path, page: Page) -> None:
+    runs = page.runs
+    found = ("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in page.found) + "</ul>" if page.found
+             else "<p><em>These runs have no ok rows to report on.</em></p>")
     rows = "\n".join(
-        f'<tr><td>{html.escape(c.claim)}</td><td class="{c.verdict.replace(" ", "-")}">{c.verdict}</td>'
-        f"<td>{html.escape(c.evidence)}</td><td>{html.escape(c.rule)}</td></tr>" for c in cl)
+        f'<tr><td>{_claim_cell(c)}</td><td class="{c.verdict.replace(" ", "-")}">{c.verdict}</td>'
+        f"<td>{html.escape(c.evidence)}</td><td>{html.escape(c.rule)}</td></tr>" for c in page.claims)
     figs = "\n".join(f'<figure><img src="figures/{s}.png" alt="{html.escape(cap)}">'
-                     f"<figcaption>{html.escape(cap)} (<a href=\"figures/{s}.svg\">svg</a>)</figcaption></figure>"
-                     for s, cap in figures) or "<p><em>No figure: this run has no ok rows.</em></p>"
+                      f"<figcaption>{html.escape(cap)} (<a href=\"figures/{s}.svg\">svg</a>)</figcaption></figure>"
+                      for s, cap in page.figures)
+    figs += "".join(f'<p class="not-drawn">{html.escape(n)}</p>' for n in page.not_drawn)
+    tabs = "\n".join(f'<h2>{html.escape(title)}</h2>\n{f"<p>{html.escape(intro)}</p>" if intro else ""}\n'
+                      + (df_html(df, tid, tall) if df is not None else "")
+                      for tid, title, intro, df, tall in page.tables)
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in runs.warnings)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>lstm-bench report {html.escape(name)}</title>
+    text = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lstm-bench report {html.escape(page.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>lstm-bench report</h1>
-<p>Runs: {", ".join(html.escape(i) for i in runs.ids)}. Every verdict below is computed from these runs' data by
-the rule beside it.</p>
+<p>Runs: {", ".join(html.escape(i) for i in runs.ids)}. Every sentence and verdict below is computed from these
+runs' data; each verdict by the rule beside it.</p>
+<section id="findings"><h2>What this run found</h2>
+{found}
+</section>
 <h2>The tutorial's claims</h2>
-<table id="claims"><tr><th>claim</th><th>verdict</th><th>evidence</th><th>rule</th></tr>
+<p>Each claim as the tutorial (../shared/seed/) states it, in its words and in English; verdicts are supported,
+partly supported, contradicted, inconclusive (the intervals straddle the rule's decision point) or not measured.</p>
+<div class="scroll"><table id="claims" class="claims"><colgroup><col class="claim"><col class="verdict">
+<col class="evidence"><col class="rule"></colgroup>
+<tr><th>claim</th><th>verdict</th><th>evidence</th><th>rule</th></tr>
 {rows}
-</table>
+</table></div>
 <h2>Figures</h2>
 {figs}
-<h2>Summary</h2>
-{df_html(summ, "summary")}
-<h2>Environment</h2>
-{df_html(envt, "environment")}
-<h2>Skipped and failed cases</h2>
-{df_html(bad, "not-ok")}
-<h2>Noisy groups</h2>
-<p>Comparison groups measured while the hypervisor took more than {100 * env.NOISY_STEAL:g}% of the CPU
-(steal time, /proc/stat); their ratios are less trustworthy.</p>
-{df_html(noisy, "noisy")}
-<h2>Top profiler ops</h2>
-{df_html(ops, "top-ops") if ops is not None else "<p><em>No profiles in these runs (make profile).</em></p>"}
+{tabs}
 {"<h2>Warnings</h2><ul>" + warn + "</ul>" if warn else ""}
 </body></html>
 """
-    (out / "index.html").write_text(page)
+    (out / "index.html").write_text(text)
 
 
-def _write_md(out, name, runs, figures, claims_df, envt, bad, summ, ops, noisy) -> None:
-    parts = [f"# lstm-bench report\n\nRuns: {', '.join(runs.ids)}. Every verdict is computed from the data by the "
-             "rule beside it.\n", "## The tutorial's claims\n", df_md(claims_df), "## Figures\n"]
-    parts += [f"![{cap}](figures/{s}.png)\n\n_{cap}_\n" for s, cap in figures] or ["_No figure._\n"]
-    parts += ["## Summary\n", df_md(summ), "## Environment\n", df_md(envt), "## Skipped and failed cases\n",
-              df_md(bad), "## Noisy groups\n", df_md(noisy), "## Top profiler ops\n",
-              df_md(ops) if ops is not None else "_No profiles._\n"]
+def _write_md(out: Path, page: Page) -> None:
+    runs = page.runs
+    parts = [f"# lstm-bench report\n\nRuns: {', '.join(runs.ids)}. Every sentence and verdict is computed from the "
+             "data; each verdict by the rule beside it.\n", "## What this run found\n"]
+    parts += [f"- {f}" for f in page.found] or ["_No ok rows._"]
+    parts += ["", "## The tutorial's claims\n"]
+    for c in page.claims:
+        st = c.statement
+        parts += [f"### {c.claim}: **{c.verdict}**\n", f"> {st.quote_zh}\n>\n> {st.quote_en}\n",
+                  f"- measured: {st.measured}", f"- evidence: {c.evidence}", f"- rule: {c.rule}", ""]
+    parts += ["## Figures\n"]
+    parts += [f"![{cap}](figures/{s}.png)\n\n_{cap}_\n" for s, cap in page.figures]
+    parts += [f"- {n}" for n in page.not_drawn] + [""]
+    for _, title, intro, df, _ in page.tables:
+        parts += [f"## {title}\n"] + ([intro + "\n"] if intro else []) + ([df_md(df)] if df is not None else [])
     if runs.warnings:
         parts += ["## Warnings\n"] + [f"- {w}\n" for w in runs.warnings]
     (out / "report.md").write_text("\n".join(parts))

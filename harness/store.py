@@ -220,7 +220,8 @@ def find_runs(results: Path, spec: str) -> list[Path]:
 # -- a run directory ------------------------------------------------------------------------------
 def tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
     """file name -> columns, for every table this scenario writes."""
-    wanted = {"timings.csv": sc.throughput, "rounds.csv": sc.throughput, "gradients.csv": sc.gradients or sc.task,
+    wanted = {"timings.csv": sc.throughput, "rounds.csv": sc.throughput, "breakdown.csv": sc.throughput,
+              "gradients.csv": sc.gradients or sc.task,
               "decay.csv": sc.gradients,
               "training.csv": sc.task}
     return {name: TABLES[name] for name, sections in wanted.items() if sections}

@@ -95,6 +95,8 @@ class Sweep:
         self.groups = groups(timed)                       # comparison groups, each timed as one
         self.cases = [c for g in self.groups for c in g]  # pytest's order: a group's members one after another
         self.group_of = {c: g for g in self.groups for c in g}
+        self.breakdown = profiler.breakdown_cases(self.groups)    # profiled once, lightly, for "where the time goes"
+        self.breakdown_rows: list[dict] = []              # the current group's, written with its rows
         self.measured: dict[ThroughputCase, tuple[dict, list[float]]] = {}  # rows whose tests have not run
         self.with_stack = with_stack  # profile with Python stacks (python -m harness profile --with-stack)
         self.rows: list[dict] = []
@@ -197,11 +199,26 @@ class Sweep:
                 t5 = clock()
                 profiler.profile_case(step, case, self.run.dir / "profiles", with_stack=self.with_stack)
                 self.spent["profile"] += clock() - t5
+            elif case in self.breakdown:
+                t5 = clock()
+                self._breakdown(case, step, row)
+                self.spent["profile"] += clock() - t5
             row.update(status="ok", reason="")
         except Skip as exc:
             row.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
             row["status"], row["reason"] = failure(exc)
+
+    def _breakdown(self, case: ThroughputCase, step: timing.Step, row: dict) -> None:
+        """The breakdown pass's rows for breakdown.csv; a pass that fails costs its rows, not the case."""
+        try:
+            split = profiler.breakdown_pass(step, case)
+        except Exception as exc:  # noqa: BLE001 -- the case was timed; only its breakdown is lost
+            self.bar.write(f"breakdown pass of {case.slug} failed ({failure(exc)[1]}); its timing stands")
+            return
+        keep = ("run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input")
+        self.breakdown_rows += [{**{k: row[k] for k in keep}, "category": c, "ms": ms, "source": "pass"}
+                                for c, ms in split.items()]
 
     def run_group(self, group: list[ThroughputCase]) -> None:
         """Build, time (timing.time_group), measure and write every member of one comparison group."""
@@ -237,6 +254,9 @@ class Sweep:
             rows[c]["finished_utc"] = now
         if round_rows:
             self.run.write_rows("rounds.csv", round_rows)
+        if self.breakdown_rows:
+            self.run.write_rows("breakdown.csv", self.breakdown_rows)
+            self.breakdown_rows = []
         self.run.write_rows("timings.csv", [rows[c] for c in group])     # the group is finished: one write
         for c in group:
             self.run.count(rows[c]["status"])

@@ -17,7 +17,8 @@ import pandas as pd
 
 from harness.store import RunMeta, read_meta, read_rows
 
-TABLES = {"timings": "timings.csv", "rounds": "rounds.csv", "gradients": "gradients.csv", "decay": "decay.csv",
+TABLES = {"timings": "timings.csv", "rounds": "rounds.csv", "breakdown": "breakdown.csv",
+          "gradients": "gradients.csv", "decay": "decay.csv",
           "training": "training.csv"}
 NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_median_s", "time_iqr_s", "time_min_s",
            "tokens_per_s", "flops", "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes",
@@ -25,7 +26,7 @@ NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_medi
            "decay_ci_high", "vanish_distance", "train_loss", "eval_loss", "baseline_loss", "eval_accuracy", "wall_s",
            "train_step", "forget_bias", "seeds", "section_index", "order_seed", "max_time_s", "median_ci_low_s",
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
-           "round", "position", "time_s"]
+           "round", "position", "time_s", "ms"]
 
 
 @dataclass

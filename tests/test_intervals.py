@@ -220,4 +220,4 @@ def test_a_group_measured_under_steal_is_flagged_noisy_in_rows_and_report(tmp_pa
     page = (out / "index.html").read_text()
     assert "2 comparison groups were measured with more than 5% CPU steal" in page
     noisy = page.split('<table id="noisy">')[1].split("</table>")[0]
-    assert noisy.count("<tr>") == 3 and "<td>0.08</td>" in noisy        # the header and both groups
+    assert noisy.count("<tr>") == 3 and "<td>8.00%</td>" in noisy      # the header and both groups

@@ -1,0 +1,260 @@
+"""What a run found: the report's opening sentences, and the derived tables they quote.
+
+    found = findings(runs.tables, ratios, breakdown)      # 5 to 8 sentences, each with its numbers
+    fits = scaling(runs.tables["timings"])                # time ~ hidden^a seq_len^b batch^c, per impl
+
+Every sentence is made from the tables, and only when the run has the data
+for it: the fastest LSTM and its speed-up over the tutorial's loop, the
+LSTM/RNN ratios of time and of parameters, the decay factors, which model
+learned which task, the best fraction of GEMM peak, peak memory, where the
+time goes. Each names the sizes where it holds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness import claims, intervals, profiler, units
+
+MAX_SENTENCES = 8
+SIZE = ["hidden", "batch", "seq_len"]
+AXES = ("hidden", "seq_len", "batch")     # scaling(): the exponents fitted, when an axis has 2+ values
+
+
+def size_label(row) -> str:
+    return f"h{int(row['hidden'])} b{int(row['batch'])} t{int(row['seq_len'])}"
+
+
+STAND_INS = ("dummy",)   # registered like an implementation, to test the harness: not a finding
+
+
+def _ok(df: pd.DataFrame | None, real: bool = True) -> pd.DataFrame | None:
+    """The ok rows (of real implementations only, with `real`)."""
+    if df is None or "status" not in df:
+        return None
+    d = df[(df["status"] == "ok") & ~(real & df["impl"].isin(STAND_INS))] if "impl" in df else df[df["status"] == "ok"]
+    return None if d.empty else d
+
+
+def _device(label: str) -> str:
+    """'cpu: AMD EPYC 7B13 @ vm' -> 'cpu (AMD EPYC 7B13)'."""
+    dev, _, rest = str(label).partition(": ")
+    return f"{dev} ({rest.rsplit(' @ ', 1)[0]})" if rest else dev
+
+
+# -- derived tables -----------------------------------------------------------------------------------
+def scaling(timings: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Exponents of time against hidden, seq_len and batch, per (device, phase, impl), by least squares on
+    log(time) = c + a log(hidden) + b log(seq_len) + d log(batch) over the sizes measured. An axis with one
+    value is left out (empty). `range` says the sizes each fit holds over; r2 its fit."""
+    t = _ok(timings)
+    if t is None:
+        return None
+    out = []
+    for (dev, phase, impl), g in t.groupby(["device_label", "phase", "impl"]):
+        axes = [a for a in AXES if g[a].nunique() > 1]
+        if not axes or len(g) <= len(axes) + 1:
+            continue
+        X = np.column_stack([np.ones(len(g))] + [np.log(g[a].to_numpy(float)) for a in axes])
+        y = np.log(g["time_median_s"].to_numpy(float))
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        resid = y - X @ coef
+        r2 = 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum()) if len(set(y)) > 1 else float("nan")
+        row = {"device_label": dev, "phase": phase, "impl": impl, "points": len(g), "r2": r2,
+               "range": ", ".join(f"{a} {int(g[a].min())}–{int(g[a].max())}" for a in axes)}
+        row.update({f"exp_{a}": (coef[1 + axes.index(a)] if a in axes else float("nan")) for a in AXES})
+        out.append(row)
+    return pd.DataFrame(out) if out else None
+
+
+RUN_KEY = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]   # one case in any run
+
+
+def run_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None, ids: list[str]) -> pd.DataFrame | None:
+    """Several runs of one scenario: per case both timed ok, time(run) / time(first run) with a 95% bootstrap
+    interval over their rounds (unpaired: two runs' rounds are not matched), for every run after the first."""
+    t = _ok(timings, real=False)
+    if t is None or len(ids) < 2:
+        return None
+    times = claims.round_times(rounds)
+    keys = [k for k in RUN_KEY if k in t]
+    base = t[t["run_id"] == ids[0]].drop_duplicates(keys, keep="last").set_index(keys)
+    out = []
+    for rid in ids[1:]:
+        other = t[t["run_id"] == rid].drop_duplicates(keys, keep="last").set_index(keys)
+        for k in base.index.intersection(other.index):
+            a, b = base.loc[k], other.loc[k]
+            r, lo, hi = claims.pair_ratio(times, {c: b[c] for c in claims.PAIR_COLUMNS},
+                                          {c: a[c] for c in claims.PAIR_COLUMNS})
+            out.append({**dict(zip(keys, k, strict=True)), "base_run": ids[0], "run": rid,
+                        "base_time_s": a["time_median_s"], "time_s": b["time_median_s"], "ratio": r,
+                        "ratio_ci_low": lo, "ratio_ci_high": hi})
+    return pd.DataFrame(out) if out else None
+
+
+# -- the sentences --------------------------------------------------------------------------------
+def fastest(timings: pd.DataFrame | None, rounds: pd.DataFrame | None) -> list[str]:
+    """Per device: the LSTM fastest at most train-step sizes, and its speed-up over scratch-lstm."""
+    t = _ok(timings)
+    if t is None:
+        return []
+    t = t[t["cell"] == "lstm"]
+    phase = "train" if (t["phase"] == "train").any() else "forward"
+    t = t[t["phase"] == phase]
+    times = claims.round_times(rounds)
+    out = []
+    for dev, d in t.groupby("device_label"):
+        keys = SIZE + ["dtype"]
+        best = d.loc[d.groupby(keys)["time_median_s"].idxmin()]
+        if best.empty:
+            continue
+        wins = best["impl"].value_counts()
+        impl, n = wins.index[0], int(wins.iloc[0])
+        s = (f"On {_device(dev)}, {impl} is the fastest LSTM for a {phase} step at {n} of {len(best)} sizes "
+             f"({', '.join(size_label(r) for _, r in best[best['impl'] == impl].head(4).iterrows())}"
+             + (", ..." if n > 4 else "") + ")")
+        scratch = d[d["impl"] == "scratch-lstm"].drop_duplicates(keys, keep="last").set_index(keys)
+        mine = d[d["impl"] == impl].drop_duplicates(keys, keep="last").set_index(keys)
+        common = mine.index.intersection(scratch.index)
+        if impl != "scratch-lstm" and len(common):
+            sp = []
+            for k in common:
+                a, b = scratch.loc[k], mine.loc[k]
+                r, lo, hi = claims.pair_ratio(times, {c: a[c] for c in claims.PAIR_COLUMNS},
+                                              {c: b[c] for c in claims.PAIR_COLUMNS})   # time(scratch) / time(impl)
+                sp.append((r, lo, hi, dict(zip(keys, k, strict=True))))
+            top = max(sp, key=lambda x: x[0])
+            med = float(np.median([x[0] for x in sp]))
+            interval = f" [{units.sig(top[1])}, {units.sig(top[2])}]" if not np.isnan(top[1]) else ""
+            s += (f"; it is {units.times(med)} as fast as the tutorial's scratch-lstm (median over {len(sp)} sizes, "
+                  f"range {units.times(min(x[0] for x in sp))}–{units.times(top[0])}; {units.times(top[0])}{interval} "
+                  f"at {size_label(top[3])})")
+        out.append(s + ".")
+    return out
+
+
+def lstm_rnn_cost(ratios: pd.DataFrame | None) -> list[str]:
+    if ratios is None or ratios.empty:
+        return []
+    p = ratios[ratios["kind"] == "params"]
+    tm = ratios[ratios["kind"] == "time"]
+    parts = []
+    if not tm.empty:
+        for pair, g in tm.groupby("pair"):
+            parts.append(f"{pair.removeprefix('time ')} {units.times(g['ratio'].median())} (range "
+                         f"{units.times(g['ratio'].min())}–{units.times(g['ratio'].max())} over {len(g)} sizes)")
+    s = "LSTM/RNN train-step time on one backend: " + "; ".join(parts) if parts else ""
+    if not p.empty:
+        vals = sorted(set(p["ratio"].round(6)))
+        ptxt = ("exactly 4x" if vals == [4.0] else ", ".join(units.times(v) for v in vals))
+        s = (s + f"; the LSTM has {ptxt} the parameters" if s else
+             f"An LSTM has {ptxt} the parameters of an RNN of the same sizes ({len(p)} sizes)")
+    return [s + "."] if s else []
+
+
+def decay_factors(decay: pd.DataFrame | None) -> list[str]:
+    d = claims._gradient_rows(decay)
+    if d is None or d.empty:
+        return []
+    words = []
+    for cell, g in d.groupby("cell"):
+        where = [f"h{'/'.join(str(int(h)) for h in sorted(g['hidden'].unique()))}",
+                 f"T={'/'.join(str(int(s)) for s in sorted(g['seq_len'].unique()))}"]
+        if cell == "lstm" and g["forget_bias"].nunique() > 1:
+            by = g.groupby("forget_bias")["decay_factor"].median()
+            where.append("median " + ", ".join(f"{units.sig(v)} at forget_bias {fb:g}" for fb, v in by.items()))
+        lo, hi = units.sig(g["decay_factor"].min()), units.sig(g["decay_factor"].max())
+        words.append(f"the {cell.upper()}'s by {lo if lo == hi else f'{lo}–{hi}'} per step ({'; '.join(where)})")
+    return ["Gradients shrink with distance: " + ", ".join(words)
+            + " (1 = no decay; factor^T is what is left after T steps)."]
+
+
+def tasks(training: pd.DataFrame | None) -> list[str]:
+    last = claims.final_losses(training)
+    if last is None:
+        return []
+    out = []
+    for (task, T), g in last.groupby(["task", "seq_len"]):
+        base = g["baseline_loss"].iloc[0]
+        fb = g["forget_bias"].map(lambda v: f" forget_bias {v:g}" if v >= 0 else "")
+        best = g.assign(model=g["impl"] + np.where(g["cell"] == "lstm", fb, ""))
+        best = best.assign(rel=best["eval_loss"] / base).groupby("model").agg(
+            rel=("rel", "min"), learned=("learned", "any"), step=("step", "max"))
+        learned, missed = (", ".join(f"{m} ({units.times(r['rel'])} the baseline loss)" for m, r in best.iterrows()
+                                     if bool(r["learned"]) == flag) for flag in (True, False))
+        s = f"On the {task} task (T={int(T)}, {int(best['step'].max())} steps), "
+        s += " and ".join(p for p in [f"{learned} learned it" if learned else "",
+                                      (f"{missed} did not" if learned else f"{missed} did not learn it")
+                                      if missed else ""] if p)
+        out.append(s + f" (learned: held-out loss below {claims.LEARNED:g}x the baseline).")
+    return out
+
+
+def peak_fraction(timings: pd.DataFrame | None) -> list[str]:
+    t = _ok(timings)
+    if t is None or t["peak_fraction"].isna().all():
+        return []
+    out = []
+    for dev, d in t.dropna(subset=["peak_fraction"]).groupby("device_label"):
+        r = d.loc[d["peak_fraction"].idxmax()]
+        peak = units.rate(r["gemm_peak_gflops_per_s"] * 1e9, "FLOP/s")
+        out.append(f"The best fraction of the GEMM peak is {units.percent(r['peak_fraction'])} of {peak} on "
+                   f"{_device(dev)}, by {r['impl']} ({r['phase']}, {size_label(r)}); the median over {len(d)} "
+                   f"cases is {units.percent(d['peak_fraction'].median())}.")
+    return out
+
+
+def memory(timings: pd.DataFrame | None) -> list[str]:
+    t = _ok(timings)
+    if t is None or "peak_mem_bytes" not in t:
+        return []
+    t = t[t["phase"] == "train"].dropna(subset=["peak_mem_bytes"])
+    if t.empty:
+        return []
+    work = t["hidden"] * t["batch"] * t["seq_len"]
+    big = t[work == work.max()]                        # the largest size measured
+    lo, hi = big.loc[big["peak_mem_bytes"].idxmin()], big.loc[big["peak_mem_bytes"].idxmax()]
+    return [f"At {size_label(lo)} a train step's peak memory ranges from {units.mebibytes(lo['peak_mem_bytes'])} "
+            f"({lo['impl']}) to {units.mebibytes(hi['peak_mem_bytes'])} ({hi['impl']})."]
+
+
+def time_split(breakdown: pd.DataFrame | None) -> list[str]:
+    if breakdown is None or breakdown.empty:
+        return []
+    out = []
+    breakdown = breakdown[~breakdown["impl"].isin(STAND_INS)]
+    if breakdown.empty:
+        return []
+    for dev, d in profiler.one_size(breakdown).groupby("device"):
+        b = d.groupby(["impl", "category"])["ms"].median().unstack(fill_value=0.0)
+        share = b.div(b.sum(axis=1), axis=0)
+        if "overhead" not in share or "GEMM" not in share or len(share) < 2:
+            continue
+        most, gemm = share["overhead"].idxmax(), share["GEMM"].idxmax()
+        out.append(f"Profiled at {size_label(d.iloc[0])} on {dev} ({d['phase'].iloc[0]}), {most} spends "
+                   f"{units.percent(share.loc[most, 'overhead'])} of its step in framework overhead (in no op, or "
+                   f"the autograd engine) and {gemm} the largest share in GEMM, "
+                   f"{units.percent(share.loc[gemm, 'GEMM'])}.")
+    return out
+
+
+def between_runs(rr: pd.DataFrame | None) -> list[str]:
+    if rr is None or rr.empty:
+        return []
+    out = []
+    for rid, g in rr.groupby("run", sort=False):
+        words = [intervals.difference(lo, hi) for lo, hi in zip(g["ratio_ci_low"], g["ratio_ci_high"], strict=True)]
+        out.append(f"Run {rid} took a median {units.times(g['ratio'].median())} the time of {g['base_run'].iloc[0]} "
+                   f"over their {len(g)} common cases (range {units.times(g['ratio'].min())}–"
+                   f"{units.times(g['ratio'].max())}): measurably slower at {words.count('slower')}, faster at "
+                   f"{words.count('faster')}.")
+    return out
+
+
+def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
+             breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None) -> list[str]:
+    """At most MAX_SENTENCES sentences about these runs, each from their data; empty without data."""
+    out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + lstm_rnn_cost(ratios)
+           + decay_factors(t["decay"]) + tasks(t["training"]) + peak_fraction(t["timings"]) + time_split(breakdown)
+           + memory(t["timings"]))
+    return out[:MAX_SENTENCES]
