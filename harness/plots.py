@@ -25,7 +25,8 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 def _fb(df: pd.DataFrame) -> pd.Series:
     """' fb=<forget bias>' for LSTM rows, '' for the others: appended to a series' label."""
-    return pd.Series(np.where(df["cell"] == "lstm", " fb=" + df["forget_bias"].astype(str), ""), index=df.index)
+    fb = df["forget_bias"].map(lambda v: f" fb={float(v):.1f}" if v == v and v is not None and v != "" else "")
+    return pd.Series(np.where(df["cell"] == "lstm", fb, ""), index=df.index)
 
 
 def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
@@ -232,46 +233,57 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
 
 
 def roofline(timings: pd.DataFrame) -> plt.Figure | None:
-    """The fraction of the measured GEMM peak each implementation reaches, per size."""
+    """The fraction of the measured GEMM peak each implementation reaches, against the work of a step."""
     t = _ok(timings)
     if t is None or t["peak_fraction"].isna().all():
         return None
-    t = t.dropna(subset=["peak_fraction"]).sort_values(["hidden", "batch", "seq_len"])
-    t = t.assign(size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str) + " t" + t["seq_len"].astype(str))
-    grid = sns.catplot(data=t, x="size", y="peak_fraction",
+    t = t.dropna(subset=["peak_fraction"])
+    t = t.assign(gflop=t["flops"] / 1e9) if "flops" in t else t.assign(gflop=2e-9 * 4 * t["hidden"] ** 2 * t["batch"]
+                                                                        * t["seq_len"])
+    grid = sns.relplot(data=t, x="gflop", y="peak_fraction",
                        hue="impl",
                        row="device_label",
                        col="phase",
-                       kind="point", height=3.5, aspect=2.2, linestyle="none", dodge=_dodge(t["impl"]))
-    grid.set_xticklabels(rotation=60, fontsize=7)
+                       kind="scatter", height=3.5, aspect=1.6, s=30)
+    for ax in grid.axes.flat:
+        log_axis(ax, "x")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
-    grid.set_axis_labels("size", "fraction of GEMM peak")
-    grid.figure.suptitle("Roofline view: achieved GEMM FLOP/s over the measured GEMM peak", y=1.02)
+    grid.set_axis_labels("GFLOP per step (log; the FLOP model, harness/flops.py)", "fraction of GEMM peak")
+    grid.figure.suptitle("Roofline view: achieved GEMM FLOP/s over the measured GEMM peak, by the work of a step",
+                         y=1.02)
     return grid.figure
 
 
 def memory_use(timings: pd.DataFrame) -> plt.Figure | None:
-    """Peak memory of one train step against seq_len, with fused-lstm's analytic estimate."""
+    """Peak memory of a train step against seq_len, each hidden at its largest batch; dashed: fused-lstm's estimate."""
     t = _ok(timings)
     if t is None or "peak_mem_bytes" not in t or t["peak_mem_bytes"].isna().all():
         return None
     t = t[(t["phase"] == "train")].dropna(subset=["peak_mem_bytes"])
     if t.empty:
         return None
-    t = t.assign(MiB=t["peak_mem_bytes"] / 2**20, size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str))
+    # memory grows linearly in batch: per device and hidden, the largest batch measured
+    t = t[t["batch"] == t.groupby(["device_label", "hidden"])["batch"].transform("max")]
+    t = t.sort_values(["device_label", "hidden", "batch"])
+    t = t.assign(MiB=t["peak_mem_bytes"] / 2**20,
+                 panel=t["device_label"].str.split(":").str[0] + ", h" + t["hidden"].astype(str) + " b"
+                 + t["batch"].astype(str))
+    # one panel per device and hidden, four to a row
     grid = sns.relplot(data=t, x="seq_len", y="MiB",
                        hue="impl",
-                       col="size",
-                       row="device_label",
-                       kind="line", marker="o", height=3, aspect=1.1)
-    for (dev, size), ax in grid.axes_dict.items():
-        f = t[(t["device_label"] == dev) & (t["size"] == size) & (t["impl"] == "fused-lstm")].sort_values("seq_len")
+                       col="panel",
+                       kind="line", marker="o", estimator="median", errorbar=None, height=3, aspect=1.1,
+                       col_wrap=min(4, t["panel"].nunique()),
+                       facet_kws={"sharey": False})
+    for panel, ax in grid.axes_dict.items():
+        f = t[(t["panel"] == panel) & (t["impl"] == "fused-lstm")].sort_values("seq_len")
         if not f.empty:
             est = [memory.fused_lstm_estimate(b, s, h, DTYPES[d].itemsize) / 2**20
                    for b, s, h, d in zip(f["batch"], f["seq_len"], f["hidden"], f["dtype"], strict=True)]
             ax.plot(f["seq_len"], est, "k--", linewidth=1, label="fused-lstm estimate")
     grid.set(xticks=sorted(t["seq_len"].unique()))
-    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels("seq_len", "peak MiB (dashed: fused-lstm analytic)")
     grid.figure.suptitle("Peak memory of one train step", y=1.02)
     return grid.figure

@@ -122,7 +122,7 @@ def test_one_implementation_alone_is_drawn():
 
 def test_memory_with_the_analytic_estimate():
     fig = plots.memory_use(timing_rows())
-    assert len(fig.axes) == 2                                         # a panel per (hidden, batch)
+    assert len(fig.axes) == 2                                         # a panel per hidden (at its largest batch)
     est = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
     [line] = est
     assert list(line.get_ydata()) == pytest.approx([memory.fused_lstm_estimate(2, T, 8, 4) / 2**20 for T in (5, 10)])
@@ -159,3 +159,122 @@ def test_a_broken_figure_is_named_or_raises(tmp_path, monkeypatch):
     assert "figure boom: not drawn (ZeroDivisionError: float division by zero)" in (out / "index.html").read_text()
     with pytest.raises(ZeroDivisionError):
         report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+
+
+# -- ticks, legends, and every shipped scenario ---------------------------------------------------------
+def tick_texts(axis) -> list[str]:
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+def overlapping(fig) -> list[tuple[str, str]]:
+    """Pairs of tick labels of one axis whose boxes overlap, once drawn."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t for t in axis.get_ticklabels(which="both") if t.get_text() and t.get_visible()]
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    if boxes[i].overlaps(boxes[j]):
+                        out.append((labels[i].get_text(), labels[j].get_text()))
+    return out
+
+
+def test_throughput_ticks_sit_at_the_sizes_measured():
+    fig = plots.throughput(timing_rows())
+    seq, hidden, batch = fig.axes
+    assert tick_texts(seq.xaxis) == ["5", "10"] and tick_texts(hidden.xaxis) == ["8", "16"]
+    assert tick_texts(batch.xaxis) == ["2"]
+    for ax in fig.axes:
+        assert ax.xaxis.get_minorticklabels() == [] or not any(t.get_text() for t in ax.xaxis.get_minorticklabels())
+        assert all("$" not in t and "×" not in t for t in tick_texts(ax.yaxis))     # no 6x10^1 over 10^2
+    assert overlapping(fig) == []
+
+
+def test_tick_labels_never_overlap():
+    t = timing_rows()
+    for fig in (plots.speedup(t), plots.roofline(t), plots.memory_use(t), plots.throughput(t)):
+        assert overlapping(fig) == []
+        plots.plt.close(fig)
+    fig = plots.speedup(t)
+    lo, hi = fig.axes[0].get_ylim()
+    shown = [lab.get_text() for lab in fig.axes[0].yaxis.get_ticklabels() if lo <= lab.get_position()[1] <= hi]
+    assert shown == ["0.5", "0.7", "1", "1.5", "2"]                              # plots.RATIO_TICKS in range
+    legend = fig.axes[0].get_legend().get_window_extent()
+    assert legend.x0 >= fig.axes[0].get_window_extent().x1                      # beside the axes, not on a point
+
+
+def breakdown_rows():
+    rows = []
+    for size, impls in (((8, 25, 64), ("scratch-lstm", "onednn-lstm", "torch-lstm")),
+                        ((32, 100, 256), ("torch-lstm",))):
+        for impl in impls:
+            split = {"scratch-lstm": (2, 3, 1, 6), "onednn-lstm": (4, 0.5, 0.5, 1), "torch-lstm": (3, 2, 1, 2)}[impl]
+            rows += [{"device": "cpu", "phase": "train", "batch": size[0], "seq_len": size[1], "hidden": size[2],
+                      "impl": impl, "category": c, "ms": ms}
+                     for c, ms in zip(("GEMM", "elementwise", "other ops", "overhead"), split, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def test_time_breakdown_stacks_one_bar_per_implementation():
+    fig = plots.time_breakdown(breakdown_rows())
+    [ax] = fig.axes
+    assert ax.get_title() == "cpu, train, h64 b8 t25"          # the size most implementations were profiled at
+    assert tick_texts(ax.yaxis) == ["onednn-lstm", "torch-lstm", "scratch-lstm"]    # fastest first
+    bars = {(p.get_label(), round(p.get_y() + p.get_height() / 2)): (p.get_x(), p.get_width())
+            for c in ax.containers for p in c.patches for _ in [p.set_label(c.get_label())]}
+    # scratch-lstm (the third bar): GEMM 0-2, elementwise 2-5, other ops 5-6, overhead 6-12
+    assert [bars[(c, 2)] for c in ("GEMM", "elementwise", "other ops", "overhead")] == \
+        [(0, 2), (2, 3), (5, 1), (6, 6)]
+    assert plots.time_breakdown(None) is None
+
+
+def synthetic_tables(sc) -> dict:
+    """Rows of every shape a scenario's cases make, with made-up numbers: for drawing, not for results."""
+    from harness import cases as C
+    from harness import registry, scenario
+
+    timings, gradients, decay, training, breakdown = [], [], [], [], []
+    for k, case in enumerate(scenario.expand(sc)):
+        cell = registry.get(case.impl).cell
+        label = f"{case.device.split(':')[0]}: Test @ host"
+        if isinstance(case, C.ThroughputCase):
+            t = 1e-6 * case.hidden * case.seq_len * (1 + k % 7)
+            timings.append({**case.as_row(), "status": "ok", "cell": cell, "device_label": label, "backend": "native",
+                            "time_median_s": t, "tokens_per_s": case.batch * case.seq_len / t, "peak_fraction": 0.1,
+                            "peak_mem_bytes": 1e4 * case.seq_len if case.memory else np.nan, "params": 4.0,
+                            "ratio_ref": "torch-lstm", "ratio": 1 + k % 3, "ratio_ci_low": 0.9, "ratio_ci_high": 3.5,
+                            "run_id": "r", "case_id": str(k), "group_id": "g", "gemm_peak_gflops_per_s": 100.0,
+                            "flops": 8.0 * case.hidden ** 2 * case.batch * case.seq_len})
+            breakdown += [{"device": case.device, "phase": case.phase, "batch": case.batch, "seq_len": case.seq_len,
+                           "hidden": case.hidden, "impl": case.impl, "category": c, "ms": 1.0}
+                          for c in ("GEMM", "elementwise", "other ops", "overhead")]
+        elif isinstance(case, C.GradientCase):
+            base = {"status": "ok", "wrt": "x", "task": "", "impl": case.impl, "cell": cell, "init": case.init,
+                    "forget_bias": case.forget_bias, "seq_len": case.seq_len, "hidden": case.hidden,
+                    "device": case.device}
+            gradients += [{**base, "distance": d, "grad_norm": 0.7 ** d, "train_step": np.nan, "seed": 0}
+                          for d in range(0, case.seq_len, max(1, case.seq_len // 20))]
+            decay.append({**base, "decay_factor": 0.7, "decay_ci_low": 0.6, "decay_ci_high": 0.8})
+        else:
+            for step in (0, case.steps):
+                training.append({"status": "ok", "task": case.task, "impl": case.impl, "cell": cell,
+                                 "forget_bias": case.forget_bias, "seq_len": case.seq_len, "step": step,
+                                 "seed": case.seed, "eval_loss": 1 / (1 + step), "baseline_loss": 0.5})
+    frame = lambda rows: pd.DataFrame(rows) if rows else None  # noqa: E731
+    return {"timings": frame(timings), "gradients": frame(gradients), "decay": frame(decay),
+            "training": frame(training), "breakdown": frame(breakdown)}
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals"])
+def test_no_figure_fails_on_a_shipped_scenario(name):
+    from harness import claims, scenario
+
+    t = synthetic_tables(scenario.load(name))
+    inputs = {**t, "ratios": claims.cost_ratios(t["timings"])}
+    for fn, needs in plots.FIGURES.values():
+        fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
+        if fig is not None:
+            plots.plt.close(fig)
