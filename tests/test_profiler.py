@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import cli, profiler, report, scenario, sweep
 
@@ -130,3 +131,46 @@ def test_tensorboard_plugin_api_finds_the_case(profiled_run):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+# -- where the time goes ------------------------------------------------------------------------------
+def test_ops_fall_into_categories():
+    assert [profiler.op_category(n) for n in ("aten::addmm", "aten::mkldnn_rnn_layer", "aten::sigmoid",
+                                              "aten::tanh_backward", "aten::cat", "aten::as_strided",
+                                              "autograd::engine::evaluate_function: MulBackward0", "MulBackward0",
+                                              "torch::autograd::AccumulateGrad")] == \
+        ["GEMM", "GEMM", "elementwise", "elementwise", "other ops", "other ops", "overhead", "overhead", "overhead"]
+    assert [profiler.kernel_category(n) for n in ("ampere_sgemm_128x64_nn", "void at::native::vectorized_elementwise"
+                                                  "_kernel<4>", "void at::native::reduce_kernel")] == \
+        ["GEMM", "elementwise", "other ops"]
+
+
+def test_step_breakdown_of_a_literal_trace():
+    def op(name, ts, dur):
+        return {"ph": "X", "cat": "cpu_op", "name": name, "ts": ts, "dur": dur, "pid": 1, "tid": 1}
+    trace = {"traceEvents": [
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#2", "ts": 0, "dur": 1000, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#3", "ts": 1000, "dur": 1000, "pid": 1, "tid": 1},
+        op("aten::linear", 0, 300), op("aten::addmm", 10, 280),        # linear's self: 20 us, addmm's 280
+        op("aten::sigmoid", 400, 100),
+        op("aten::cat", 600, 50),
+        op("autograd::engine::evaluate_function: MulBackward0", 1000, 400), op("aten::mul", 1100, 200),
+    ]}
+    split = profiler.step_breakdown(trace)
+    # per step (2 steps): GEMM (300 + 0) / 2, elementwise (100 + 200) / 2, other 50 / 2; overhead: 2000 us of
+    # wall minus the 650 us in GEMM, elementwise and other ops, over 2 steps (the engine's 200 us self inside it)
+    assert split == pytest.approx({"GEMM": 0.150, "elementwise": 0.150, "other ops": 0.025, "overhead": 0.675})
+    assert profiler.step_breakdown({"traceEvents": [op("aten::mm", 0, 5)]}) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="counts the groups of a machine without CUDA")
+def test_breakdown_cases_pick_one_train_group():
+    from harness.cases import groups
+
+    sc = scenario.load("quick")
+    gs = groups([c for c in scenario.expand(sc) if c.section == "throughput"])
+    picked = profiler.breakdown_cases(gs)
+    sizes = {(c.hidden, c.batch, c.seq_len, c.phase, c.device) for c in picked}
+    # quick on a CPU machine: 8 train groups of 9 members on cpu (cuda is missing); the middle one by work
+    assert sizes == {(64, 32, 100, "train", "cpu")} and len(picked) == 9
+    assert profiler.breakdown_cases([[c.__class__(**{**c.as_row(), "profile": True}) for c in g] for g in gs]) == set()
