@@ -278,3 +278,15 @@ def test_no_figure_fails_on_a_shipped_scenario(name):
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
         if fig is not None:
             plots.plt.close(fig)
+
+
+def test_learning_curves_of_several_seeds_show_the_mean_and_a_band():
+    rows = [{"status": "ok", "task": "adding", "impl": "torch-lstm", "cell": "lstm", "forget_bias": 1.0, "seq_len": 20,
+             "step": step, "seed": seed, "eval_loss": (0.1 + 0.1 * seed) / (1 + step), "baseline_loss": 1 / 6}
+            for seed in (0, 1) for step in (0, 10, 20)]
+    fig = plots.learning_curves(pd.DataFrame(rows))
+    [ax] = fig.axes
+    [mean] = [ln for ln in drawn(ax) if ln.get_linestyle() != "--"]
+    assert list(mean.get_ydata()) == pytest.approx([0.15 / (1 + s) for s in (0, 10, 20)])
+    assert len(ax.collections) == 1                        # the band: lowest to highest seed
+    assert fig._suptitle.get_text().endswith("(mean of 2 seeds; band: lowest to highest)")
