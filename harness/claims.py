@@ -121,7 +121,7 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _gradient_rows(decay: pd.DataFrame | None, cell: str | None = None) -> pd.DataFrame | None:
+def gradient_rows(decay: pd.DataFrame | None, cell: str | None = None) -> pd.DataFrame | None:
     """The ok decay fits of the [[gradients]] sections (not task runs), wrt x; of one cell when given."""
     if decay is None:
         return None
@@ -135,12 +135,12 @@ CONFIG = ["cell", "hidden", "seq_len", "init", "forget_bias", "nonlinearity", "d
 def configurations(d: pd.DataFrame) -> pd.DataFrame:
     """Decay fits by configuration: the implementations of one cell compute one function
     (tests/test_equivalence.py), so their rows are one configuration, its interval their envelope
-    (lo, hi), its factor and vanish_distance their medians, `impls` how many there were."""
+    (lo, hi), its factor and vanish_distance their medians."""
     keys = [k for k in CONFIG if k in d]
     d = d.assign(lo=d["decay_ci_low"].fillna(d["decay_factor"]), hi=d["decay_ci_high"].fillna(d["decay_factor"]))
     return d.groupby(keys, as_index=False, dropna=False).agg(
         lo=("lo", "min"), hi=("hi", "max"), decay_factor=("decay_factor", "median"),
-        vanish_distance=("vanish_distance", "median"), impls=("impl", "nunique"))
+        vanish_distance=("vanish_distance", "median"))
 
 
 def claim_a(decay: pd.DataFrame | None) -> Claim:
@@ -150,7 +150,7 @@ def claim_a(decay: pd.DataFrame | None) -> Claim:
             f"(which is named); contradicted when every interval lies within {VANISH_RATIO:g}^(±1/T) of 1 (neither "
             f"below {VANISH_RATIO:g} nor above {1 / VANISH_RATIO:g} over the sequence); else inconclusive")
     text = STATEMENTS["a"].claim
-    d = _gradient_rows(decay, "rnn")
+    d = gradient_rows(decay, "rnn")
     if d is None or d.empty:
         return Claim("a", text, NOT_MEASURED, "no RNN gradient configurations in this run", rule)
     d = configurations(d)
@@ -219,7 +219,7 @@ def claim_b(decay: pd.DataFrame | None, gradients: pd.DataFrame | None = None) -
             "does worse where wholly below. Supported when most LSTM configurations ease it and none does worse; "
             "contradicted when most do worse; partly supported when some ease it; else inconclusive")
     text = STATEMENTS["b"].claim
-    d = _gradient_rows(decay)
+    d = gradient_rows(decay)
     if d is None or d[d["cell"] == "lstm"].empty or d[d["cell"] == "rnn"].empty:
         return Claim("b", text, NOT_MEASURED, "needs LSTM and RNN gradient configurations of the same sizes", rule)
     keys = [k for k in ("hidden", "seq_len", "init", "device", "dtype") if k in d]

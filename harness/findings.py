@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from harness import claims, intervals, profiler, units
+from harness.cases import KEY_COLUMNS
 
 MAX_SENTENCES = 8
 SIZE = ["hidden", "batch", "seq_len"]
@@ -67,9 +68,6 @@ def scaling(timings: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(out) if out else None
 
 
-RUN_KEY = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]   # one case in any run
-
-
 def run_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None, ids: list[str]) -> pd.DataFrame | None:
     """Several runs of one scenario: per case both timed ok, time(run) / time(first run) with a 95% bootstrap
     interval over their rounds (unpaired: two runs' rounds are not matched), for every run after the first."""
@@ -77,7 +75,7 @@ def run_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None, ids: l
     if t is None or len(ids) < 2:
         return None
     times = claims.round_times(rounds)
-    keys = [k for k in RUN_KEY if k in t]
+    keys = [k for k in KEY_COLUMNS if k in t]            # what one case is, in any run
     base = t[t["run_id"] == ids[0]].drop_duplicates(keys, keep="last").set_index(keys)
     out = []
     for rid in ids[1:]:
@@ -153,7 +151,7 @@ def lstm_rnn_cost(ratios: pd.DataFrame | None) -> list[str]:
 
 
 def decay_factors(decay: pd.DataFrame | None) -> list[str]:
-    d = claims._gradient_rows(decay)
+    d = claims.gradient_rows(decay)
     if d is None or d.empty:
         return []
     words = []

@@ -108,6 +108,15 @@ def backend_ran(model: Recurrent, batch: int, seq_len: int = BACKEND_PROBE_STEPS
 
 
 # -- a case's profiled pass ---------------------------------------------------------------------------
+def run_schedule(step, prof) -> None:
+    """Every step of PROFILE_SCHEDULE: a fresh setup, the step, the device synchronised, prof.step()."""
+    for _ in range(sum(PROFILE_SCHEDULE.values())):
+        step.setup()
+        step.run()
+        step.sync()
+        prof.step()
+
+
 def profile_case(step, case, out_dir: Path, with_stack: bool = False) -> Path:
     """Profile `step` (a timing.Step) for one case into out_dir/<slug>/; returns that directory."""
     target = out_dir / case.slug
@@ -115,18 +124,13 @@ def profile_case(step, case, out_dir: Path, with_stack: bool = False) -> Path:
     activities = [ProfilerActivity.CPU]
     if case.device.startswith("cuda"):
         activities.append(ProfilerActivity.CUDA)
-    n = sum(PROFILE_SCHEDULE.values())
     step.model.label_steps = True
     try:
         with fd2_to_devnull():      # kineto prints to fd 2 as it starts and stops
             with torch.profiler.profile(activities=activities, schedule=schedule(**PROFILE_SCHEDULE, repeat=1),
                                         on_trace_ready=tensorboard_trace_handler(str(target), worker_name="case"),
                                         record_shapes=True, profile_memory=True, with_stack=with_stack) as prof:
-                for _ in range(n):
-                    step.setup()
-                    step.run()
-                    step.sync()
-                    prof.step()
+                run_schedule(step, prof)
     finally:
         step.model.label_steps = False
     return target
@@ -233,15 +237,14 @@ def step_breakdown(trace: dict) -> dict[str, float] | None:
     if kernels:                                          # a CUDA case: the GPU's kernels
         for e in kernels:
             out[kernel_category(e["name"])] += e.get("dur", 0) / 1e3
-        busy = sum(out.values())
     else:
         st = self_times(trace)
         for name, ms in zip(st["op"], st["self_ms"], strict=True):
             if not str(name).startswith("ProfilerStep#"):
                 out[op_category(name)] += ms
-        busy = sum(v for k, v in out.items() if k != "overhead")
-    # overhead: the time in no op (or, on CUDA, no kernel); on CPU it already holds the autograd nodes' self time
-    out["overhead"] = max(out["overhead"], wall - busy) if not kernels else max(0.0, wall - busy)
+    busy = sum(v for k, v in out.items() if k != "overhead")
+    # overhead: the time in no op (on CUDA, no kernel); on CPU it holds at least the autograd nodes' self time
+    out["overhead"] = max(out["overhead"], wall - busy)
     return {k: v / len(steps) for k, v in out.items()}
 
 
@@ -269,11 +272,7 @@ def breakdown_pass(step, case) -> dict[str, float]:
         with fd2_to_devnull():
             with torch.profiler.profile(activities=activities, schedule=schedule(**PROFILE_SCHEDULE, repeat=1),
                                         on_trace_ready=lambda p: p.export_chrome_trace(str(path))) as prof:
-                for _ in range(sum(PROFILE_SCHEDULE.values())):
-                    step.setup()
-                    step.run()
-                    step.sync()
-                    prof.step()
+                run_schedule(step, prof)
         split = step_breakdown(json.loads(path.read_text()))
     if split is None:
         raise RuntimeError("the breakdown pass's trace has no ProfilerStep events")

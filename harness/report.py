@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import claims, env, findings, plots, profiler, store, units
+from harness import claims, env, findings, intervals, plots, profiler, store, units
 from harness.tables import TABLES, Runs, load_runs
 
 
@@ -128,7 +128,7 @@ def run_ratio_view(rr: pd.DataFrame | None) -> pd.DataFrame:
                          "size": rr.apply(findings.size_label, axis=1),
                          "base": rr["base_time_s"].map(units.seconds), "run": rr["time_s"].map(units.seconds),
                          "ratio": rr["ratio"].map(units.times), "95% interval": interval,
-                         "difference": [claims.intervals.difference(lo, hi) if lo == lo else "" for lo, hi in
+                         "difference": [intervals.difference(lo, hi) if lo == lo else "" for lo, hi in
                                         zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]})
 
 

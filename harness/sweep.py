@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from harness import console, env, flops, gradients, intervals, memory, profiler, registry, scenario, tasks, timing
 from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups
+from harness.columns import BREAKDOWN_COLUMNS
 from harness.errors import Skip
 from harness.store import GemmPeak, Run, utc_now
 
@@ -216,8 +217,8 @@ class Sweep:
         except Exception as exc:  # noqa: BLE001 -- the case was timed; only its breakdown is lost
             self.bar.write(f"breakdown pass of {case.slug} failed ({failure(exc)[1]}); its timing stands")
             return
-        keep = ("run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input")
-        self.breakdown_rows += [{**{k: row[k] for k in keep}, "category": c, "ms": ms, "source": "pass"}
+        case_columns = {k: row[k] for k in BREAKDOWN_COLUMNS if k in row}        # the case's own columns
+        self.breakdown_rows += [{**case_columns, "category": c, "ms": ms, "source": "pass"}
                                 for c, ms in split.items()]
 
     def run_group(self, group: list[ThroughputCase]) -> None:
