@@ -27,11 +27,14 @@ dx = da W_ih.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from harness.models import _CanonicalParams
+from harness import lengths as varlen
+from harness.models import ONE_LAYER, LayerParams, Shape, _CanonicalParams
 
 
 def _order(H: int, device) -> Tensor:
@@ -64,13 +67,17 @@ class LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
-                transposed: bool | None = None, order: Tensor | None = None):
+                w_hr: Tensor | None = None, transposed: bool | None = None, order: Tensor | None = None,
+                vl: varlen.Batch | None = None):
         T, B, I = x.shape
-        H = h0.shape[1]
-        tr = B >= TRANSPOSED_MIN_BATCH if transposed is None else transposed
-        g_dim = 0 if tr else 1
+        H = c0.shape[1]
         if order is None:                 # BPTTLSTM passes its own, on its device: no copy per forward
             order = _order(H, x.device)
+        ctx.general = w_hr is not None or vl is not None
+        if ctx.general:
+            return _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl)
+        tr = B >= TRANSPOSED_MIN_BATCH if transposed is None else transposed
+        g_dim = 0 if tr else 1
         w_ih_o, w_hh_o, b_o = w_ih[order], w_hh[order], bias[order]              # rows o, i, f, g
         if tr:
             gates = torch.matmul(w_ih_o, x.transpose(1, 2))                       # (T, 4H, B): all inputs at once
@@ -107,6 +114,8 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy: Tensor, dh_last: Tensor, dc_last: Tensor):
+        if ctx.general:
+            return _backward_general(ctx, dy, dh_last, dc_last)
         x, h0, c0, w_ih_o, w_hh_o, order, gates, cs, tcs, y = ctx.saved_tensors
         tr = ctx.transposed
         g_dim = 0 if tr else 1
@@ -159,7 +168,108 @@ class LSTMFunction(torch.autograd.Function):
         db = dg_rows.sum(0)[inverse] if need[5] else None
         dh0 = dh.t() if tr else dh
         dc0 = dc.t() if tr else dc
-        return dx, dh0, dc0, dw_ih, dw_hh, db, None, None
+        return dx, dh0, dc0, dw_ih, dw_hh, db, None, None, None, None
+
+
+def _factors(gates: Tensor, cs: Tensor, tcs: Tensor, c0: Tensor, H: int) -> tuple[Tensor, ...]:
+    """The backward's step-independent factors, usual layout (T, B, .): ifg = [g i(1-i),
+    c_{t-1} f(1-f), i(1-g^2)] gate-stacked, o(1 - tanh(c)^2), tanh(c) o(1-o), and f."""
+    o, i, f, g = (gates.narrow(2, k * H, H) for k in range(4))               # (T, B, H) each
+    ifg = torch.empty(cs.shape[:2] + (3 * H,), dtype=cs.dtype, device=cs.device)
+    di, df, dg = (ifg.narrow(2, k * H, H) for k in range(3))
+    torch.addcmul(i, i, i, value=-1, out=di).mul_(g)
+    torch.addcmul(f, f, f, value=-1, out=df)
+    df[1:].mul_(cs[:-1])
+    df[0].mul_(c0)
+    torch.mul(g, g, out=dg).mul_(i)
+    torch.sub(i, dg, out=dg)
+    o_dtc = torch.sub(o, torch.mul(tcs, tcs).mul_(o))
+    tc_do = torch.addcmul(o, o, o, value=-1).mul_(tcs)
+    return ifg, o_dtc, tc_do, f.contiguous()
+
+
+def _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl):
+    """The usual layout, with a projection (h_t = m_t W_hr^T, m_t = o * tanh(c_t)) and variable
+    lengths: packed runs the first batch_sizes[t] rows of the length-sorted batch at step t;
+    masked runs every row every step and takes each sequence's final state at its own last step
+    (time runs forwards, so the steps after it cannot change it) and zeroes its outputs there."""
+    T, B, I = x.shape
+    H, Q = c0.shape[1], h0.shape[1]
+    w_ih_o, w_hh_o, b_o = w_ih[order], w_hh[order], bias[order]
+    gates = torch.addmm(b_o, x.reshape(T * B, I), w_ih_o.t()).view(T, B, 4 * H)      # (T, B, 4H)
+    packed = vl is not None and vl.batch_sizes is not None
+    new = functools.partial(torch.zeros if packed else torch.empty, dtype=x.dtype, device=x.device)
+    cs, tcs, hs = new(T, B, H), new(T, B, H), new(T, B, Q)
+    ms = new(T, B, H) if w_hr is not None else None                                  # o * tanh(c)
+    h, c = h0, c0
+    for t in range(T):
+        n = B if vl is None else vl.active(t, B)
+        a = gates[t, :n]                                                              # (n, 4H), in place
+        a.addmm_(h[:n], w_hh_o.t())
+        a[:, :3 * H].sigmoid_()
+        a[:, 3 * H:].tanh_()
+        o, i, f, g = (a[:, k * H:(k + 1) * H] for k in range(4))
+        ct = cs[t, :n]
+        torch.mul(f, c[:n], out=ct)
+        ct.addcmul_(i, g)
+        torch.tanh(ct, out=tcs[t, :n])
+        if w_hr is not None:
+            torch.mul(o, tcs[t, :n], out=ms[t, :n])
+            torch.mm(ms[t, :n], w_hr.t(), out=hs[t, :n])
+        else:
+            torch.mul(o, tcs[t, :n], out=hs[t, :n])
+        h, c = hs[t], cs[t]
+    ctx.vl = vl
+    ctx.save_for_backward(x, h0, c0, w_ih_o, w_hh_o, w_hr, order, gates, cs, tcs, hs, ms)
+    if vl is None:
+        return hs, hs[-1].clone(), cs[-1].clone()
+    last, rows = (vl.lengths - 1).to(x.device), torch.arange(B, device=x.device)
+    y = hs if packed else hs.masked_fill(~vl.step_mask, 0.0)
+    return y, hs[last, rows], cs[last, rows]
+
+
+def _backward_general(ctx, dy, dh_last, dc_last):
+    x, h0, c0, w_ih_o, w_hh_o, w_hr, order, gates, cs, tcs, hs, ms = ctx.saved_tensors
+    vl = ctx.vl
+    T, B, I = x.shape
+    H, Q = c0.shape[1], h0.shape[1]
+    ifg, o_dtc, tc_do, f = _factors(gates, cs, tcs, c0, H)
+    z = dict(dtype=x.dtype, device=x.device)
+    packed = vl is not None and vl.batch_sizes is not None
+    da = (torch.zeros if packed else torch.empty)(T, B, 4 * H, **z)                 # rows not run stay zero
+    dhs = torch.zeros(T, B, Q, **z) if w_hr is not None else None                   # dL/dh_t, for dW_hr
+    if vl is None:
+        dh, dc, ends = dh_last.clone(), dc_last.clone(), None
+    else:
+        dy = dy.masked_fill(~vl.step_mask, 0.0)                                     # padding is no output
+        dh, dc = torch.zeros(B, Q, **z), torch.zeros(B, H, **z)
+        ends = (vl.lengths - 1 == torch.arange(T).unsqueeze(1)).unsqueeze(2).to(**z)  # (T, B, 1): t is b's last
+    for t in range(T - 1, -1, -1):
+        n = B if vl is None else vl.active(t, B)
+        if ends is not None:                  # a sequence's final state is its state at its own last step
+            dh.addcmul_(ends[t], dh_last)
+            dc.addcmul_(ends[t], dc_last)
+        dh_t, dc_t, da_t = dh[:n], dc[:n], da[t, :n]
+        dh_t.add_(dy[t, :n])
+        if w_hr is not None:
+            dhs[t, :n] = dh_t
+            dm = torch.mm(dh_t, w_hr)                                                # (n, H): dL/dm_t
+        else:
+            dm = dh_t
+        dc_t.addcmul_(dm, o_dtc[t, :n])
+        torch.mul(dm, tc_do[t, :n], out=da_t[:, :H])
+        torch.mul(dc_t.unsqueeze(1), ifg[t, :n].view(n, 3, H), out=da_t[:, H:].view(n, 3, H))
+        dc_t.mul_(f[t, :n])
+        torch.mm(da_t, w_hh_o, out=dh_t)                                             # the one GEMM back
+    need = ctx.needs_input_grad
+    rows = da.view(T * B, 4 * H)
+    inverse = torch.argsort(order)
+    dx = torch.mm(rows, w_ih_o).view(T, B, I) if need[0] else None
+    dw_ih = torch.mm(rows.t(), x.reshape(T * B, I))[inverse] if need[3] else None
+    dw_hh = torch.mm(rows.t(), torch.cat([h0.unsqueeze(0), hs[:-1]]).view(T * B, Q))[inverse] if need[4] else None
+    db = rows.sum(0)[inverse] if need[5] else None
+    dw_hr = torch.mm(dhs.view(T * B, Q).t(), ms.view(T * B, H)) if w_hr is not None and need[6] else None
+    return dx, dh, dc, dw_ih, dw_hh, db, dw_hr, None, None, None
 
 
 class BPTTLSTM(_CanonicalParams):
@@ -171,13 +281,13 @@ class BPTTLSTM(_CanonicalParams):
     cell = "lstm"
     transposed: bool | None = None     # None: by batch size (TRANSPOSED_MIN_BATCH); True/False: force a layout
 
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size)
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER):
+        super().__init__(input_size, hidden_size, shape)
         self.register_buffer("gate_order", _order(hidden_size, "cpu"), persistent=False)    # (4H,) int64
 
-    def run(self, x: Tensor, state) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def layer(self, x: Tensor, state, p: LayerParams, vl) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h0, c0 = state
-        bias = self.bias_ih + self.bias_hh                                        # autograd splits db to both
-        y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), self.weight_ih,
-                                     self.weight_hh, bias, self.transposed, self.gate_order)
+        bias = p.b_ih + p.b_hh                                                    # autograd splits db to both
+        y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), p.w_ih, p.w_hh, bias,
+                                     p.w_hr, self.transposed, self.gate_order, vl)
         return y, (h, c)

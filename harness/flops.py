@@ -1,11 +1,16 @@
 """The FLOP model and the machine's own ceiling (the GEMM peak).
 
-FLOP model: GEMM FLOPs only (elementwise gate work is not counted). One layer,
-G gate blocks (4 LSTM, 3 GRU, 1 RNN):
+FLOP model: GEMM FLOPs only (elementwise gate work is not counted), G gate blocks
+(4 LSTM, 3 GRU, 1 RNN), over the real tokens N (B * T for fixed lengths; padding is
+not counted, whether or not an implementation computes it):
 
-    forward = 2 * B * T * G * H * (I + H)      # x W_ih^T and h W_hh^T, every step
+    forward = 2 * N * sum over layers l of D * (G * H * (I_l + Q) + P * H)
+                       # x W_ih^T and h W_hh^T every step, and the projection m W_hr^T
     train   = 3 * forward                       # backward: one GEMM for the data
                                                 #   gradient, one for the weight gradient
+
+with D directions (2 bidirectional), Q = P (proj_size) or H, I_0 = I and I_l = D * Q above.
+One layer, one direction: forward = 2 * B * T * G * H * (I + H).
 
 `train` is exact when the input and the initial state require gradients; with a
 plain input (as timed) the backward skips dx and the first step's dh0, so the
@@ -18,13 +23,20 @@ import time
 
 import torch
 
-from harness.models import GATES
+from harness.models import GATES, ONE_LAYER, Shape
 
 TRAIN_FACTOR = 3
 
 
-def flops(cell: str, batch: int, seq_len: int, hidden: int, input_size: int, phase: str) -> int:
-    forward = 2 * batch * seq_len * GATES[cell] * hidden * (input_size + hidden)
+def flops(cell: str, batch: int, seq_len: int, hidden: int, input_size: int, phase: str, shape: Shape = ONE_LAYER,
+          tokens: int | None = None) -> int:
+    """The model's GEMM FLOPs for one step; `tokens`: the real tokens (default batch * seq_len)."""
+    shape = Shape(*shape)
+    G, H, P, D = GATES[cell], hidden, shape.proj_size, shape.directions
+    Q = P or H
+    per_token = sum(D * (G * H * ((input_size if layer == 0 else D * Q) + Q) + P * H)
+                    for layer in range(shape.layers))
+    forward = 2 * (batch * seq_len if tokens is None else tokens) * per_token
     return forward * (TRAIN_FACTOR if phase == "train" else 1)
 
 

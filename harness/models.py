@@ -1,31 +1,33 @@
 """The recurrent implementations under test.
 
-Every model here is a `Recurrent`: built from (input_size, hidden_size,
-device, dtype, seed), called as
+Every model here is a `Recurrent`: built from (input_size, hidden_size) and the stack's shape
+(layers L, bidirectional: D = 2 directions, else 1; proj_size P, LSTM only; dropout between
+layers), called as
 
-    y, state = model(x, state=None)
+    y, state = model(x, state=None, lengths=None)
 
-with **time-major** tensors (the tutorial's `for x in X` and nn.LSTM's
-default):
+with **time-major** tensors (the tutorial's `for x in X` and nn.LSTM's default), nn.LSTM's shapes:
 
-    x      (T, B, I)
-    y      (T, B, H)   hidden state of every step
-    state  LSTM: (h, c), each (B, H);  RNN and GRU: (h,), shape (B, H)
+    x        (T, B, I)
+    lengths  (B,) int64, each sequence's own length, or None: all T (see harness/lengths.py)
+    y        (T, B, D*Q)      the top layer's output at every step, Q = P if proj_size else H
+    state    LSTM: (h, c), h (L*D, B, Q), c (L*D, B, H);  RNN and GRU: (h,), (L*D, B, H)
 
-One layer, unidirectional. `state=None` means zeros.
+`state=None` means zeros. Row k = l*D + d of a state is layer l's direction d (d=1: reverse).
 
-All models of one cell type hold the same *canonical* parameters, in
-nn.LSTM's layout and gate order (i, f, g, o for LSTM; r, z, n for GRU):
+All models of one cell type hold the same *canonical* parameters, with nn.LSTM's names, layout
+and gate order (i, f, g, o for LSTM; r, z, n for GRU), for every layer l and direction
+(suffix "" or "_reverse"):
 
-    weight_ih  (G*H, I)     weight_hh  (G*H, H)
-    bias_ih    (G*H,)       bias_hh    (G*H,)
+    weight_ih_l{l}  (G*H, I_l)    weight_hh_l{l}  (G*H, Q)    weight_hr_l{l}  (P, H)  (proj_size only)
+    bias_ih_l{l}    (G*H,)        bias_hh_l{l}    (G*H,)
 
-with G = 4 (LSTM), 3 (GRU), 1 (RNN). `canonical_params()` draws them from a
-seed on the CPU in float64, so one seed gives the same function on every
+with G = 4 (LSTM), 3 (GRU), 1 (RNN), I_0 = I and I_l = D*Q above. `canonical_params()` draws
+them from a seed on the CPU in float64, so one seed gives the same function on every
 implementation, device and dtype.
 
-Backends (oneDNN, cuDNN, native ATen) are not chosen here: they are contexts
-entered around `forward` (see harness/registry.py).
+Backends (oneDNN, cuDNN, native ATen) are not chosen here: they are contexts entered around
+`forward` (see harness/registry.py). Neither is the variable-length mode: `lengths_mode`.
 """
 from __future__ import annotations
 
@@ -35,47 +37,98 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from harness import lengths as varlen
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # G: gate blocks per cell type
-CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # one layer's, without the _l{l} suffix
+PROJECTION = "weight_hr"                                       # LSTM with proj_size only
+DIRECTIONS = ("", "_reverse")                                  # nn.LSTM's suffix of direction d
 INITS = ("pytorch", "seed", "d2l", "orthogonal")
 NONLINEARITIES = ("tanh", "relu")  # RNN cells only
 # pytorch:    nn's default, every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
 # seed:       the tutorial's: weights ~ N(0, 0.1^2), biases zero
 # d2l:        weights ~ N(0, 0.01^2), biases zero
-# orthogonal: pytorch's input weights and biases, each recurrent (H, H)
-#             gate block an orthogonal matrix
+# orthogonal: pytorch's input weights and biases, each recurrent (H, Q) gate block a matrix with
+#             orthonormal columns (orthogonal when Q = H)
 
 State = tuple[Tensor, ...]
 
 
-def canonical_params(cell: str, input_size: int, hidden_size: int, seed: int = 0,
-                     init: str = "pytorch") -> dict[str, Tensor]:
-    """Draw the canonical parameters on the CPU in float64, from `seed` alone."""
+class Shape(NamedTuple):
+    """The stack's shape: what nn.LSTM's constructor takes besides the sizes."""
+    layers: int = 1
+    bidirectional: bool = False
+    proj_size: int = 0
+    dropout: float = 0.0
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+
+ONE_LAYER = Shape()    # one layer, one direction, no projection, no dropout: the default stack
+
+
+def param_shapes(cell: str, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER) -> dict[str, tuple]:
+    """Every canonical parameter's shape, in nn.LSTM's own order (layer, direction, then
+    weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)."""
+    G, H, P = GATES[cell], hidden_size, shape.proj_size
+    Q = P or H
+    out = {}
+    for layer in range(shape.layers):
+        width = input_size if layer == 0 else shape.directions * Q
+        for suffix in DIRECTIONS[:shape.directions]:
+            s = f"_l{layer}{suffix}"
+            out |= {f"weight_ih{s}": (G * H, width), f"weight_hh{s}": (G * H, Q), f"bias_ih{s}": (G * H,),
+                    f"bias_hh{s}": (G * H,)}
+            if P:
+                out[f"{PROJECTION}{s}"] = (P, H)
+    return out
+
+
+def canonical_params(cell: str, input_size: int, hidden_size: int, seed: int = 0, init: str = "pytorch",
+                     shape: Shape = ONE_LAYER) -> dict[str, Tensor]:
+    """Draw the canonical parameters on the CPU in float64, from `seed` alone. Layer 0's forward
+    direction is drawn first and the same way whatever the stack, so a one-layer model's
+    parameters are a deeper one's first layer."""
     if cell not in GATES:
         raise ValueError(f"unknown cell {cell!r}; allowed: {', '.join(GATES)}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; allowed: {', '.join(INITS)}")
-    G, H, I = GATES[cell], hidden_size, input_size
+    G, H = GATES[cell], hidden_size
     gen = torch.Generator().manual_seed(seed)
     f64 = dict(dtype=torch.float64, generator=gen)
-    shapes = {"weight_ih": (G * H, I), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+    shapes = param_shapes(cell, input_size, hidden_size, shape)
     if init in ("pytorch", "orthogonal"):
         k = 1.0 / math.sqrt(H)
         p = {n: torch.rand(s, **f64) * (2 * k) - k for n, s in shapes.items()}
         if init == "orthogonal":
-            blocks = []
-            for _ in range(G):
-                q, r = torch.linalg.qr(torch.randn(H, H, **f64))
-                blocks.append(q * torch.sign(torch.diagonal(r)))  # Haar-distributed
-            p["weight_hh"] = torch.cat(blocks, 0)
+            for name in (n for n in shapes if n.startswith("weight_hh")):
+                blocks = []
+                for _ in range(G):
+                    q, r = torch.linalg.qr(torch.randn(H, shapes[name][1], **f64))
+                    blocks.append(q * torch.sign(torch.diagonal(r)))    # Haar-distributed
+                p[name] = torch.cat(blocks, 0)
         return p
     std = 0.1 if init == "seed" else 0.01
     return {n: (torch.randn(s, **f64) * std if n.startswith("weight") else torch.zeros(s, dtype=torch.float64))
             for n, s in shapes.items()}
+
+
+class LayerParams(NamedTuple):
+    """One layer and direction's parameters, as a layer kernel takes them."""
+    w_ih: Tensor        # (G*H, I_l)
+    w_hh: Tensor        # (G*H, Q)
+    b_ih: Tensor        # (G*H,)
+    b_hh: Tensor        # (G*H,)
+    w_hr: Tensor | None  # (P, H), or None without a projection
 
 
 class Recurrent(nn.Module):
@@ -83,15 +136,21 @@ class Recurrent(nn.Module):
 
     cell: str = "lstm"
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER):
         super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size, self.shape = input_size, hidden_size, Shape(*shape)
         self.backend: Callable[[], ContextManager] = contextlib.nullcontext  # set by the registry
+        self.lengths_mode = "packed"      # how forward(x, lengths=...) runs (lengths.MODES); set by the registry
         # When a list, the scratch models append every step's state to it, with
-        # retain_grad(), so dL/dh_t and dL/dc_t can be read after backward.
+        # retain_grad(), so dL/dh_t and dL/dc_t can be read after backward (one layer only).
         self.trace: list[State] | None = None
         # When True (while profiling), the scratch models label every time step for the profiler.
         self.label_steps = False
+
+    @property
+    def output_size(self) -> int:
+        """Q: the width of each direction's output and of h (proj_size where there is one)."""
+        return self.shape.proj_size or self.hidden_size
 
     def _label(self, t: int):
         return torch.profiler.record_function(f"step {t}") if self.label_steps else contextlib.nullcontext()
@@ -106,107 +165,185 @@ class Recurrent(nn.Module):
     # -- parameters in the canonical layout ---------------------------------
     def canonical(self) -> dict[str, Tensor]:
         """The live parameters, by canonical name (gradients land on these)."""
-        return {n: getattr(self, n) for n in CANONICAL}
+        return dict(self.named_parameters())
 
     @torch.no_grad()
     def load_canonical(self, params: dict[str, Tensor]) -> Recurrent:
-        for name, p in self.canonical().items():
+        mine = self.canonical()
+        if set(mine) != set(params):
+            raise ValueError(f"canonical parameters differ: model {sorted(mine)}, given {sorted(params)}")
+        for name, p in mine.items():
             p.copy_(params[name])
         return self
 
     def zero_state(self, batch: int) -> State:
         p = next(self.parameters())
-        z = torch.zeros(batch, self.hidden_size, device=p.device, dtype=p.dtype)
-        return (z, z.clone()) if self.cell == "lstm" else (z,)
+        rows = self.shape.layers * self.shape.directions
+        z = dict(device=p.device, dtype=p.dtype)
+        h = torch.zeros(rows, batch, self.output_size, **z)                     # (L*D, B, Q)
+        return (h, torch.zeros(rows, batch, self.hidden_size, **z)) if self.cell == "lstm" else (h,)
 
     # -- running ---------------------------------------------------------------
-    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+    def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
+                ) -> tuple[Tensor, State]:
         if state is None:
             state = self.zero_state(x.shape[1])
+        if self.lengths_mode == "padded":
+            lengths = None                # run every step over the padding; only the loss is masked
         with self.backend():
-            return self.run(x, tuple(state))
+            return self.run(x, tuple(state), lengths)
 
-    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover
+    def run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:  # pragma: no cover
         raise NotImplementedError
 
 
 class _CanonicalParams(Recurrent):
-    """A from-scratch model that stores the canonical parameters itself."""
+    """A from-scratch model: it stores the canonical parameters itself, and runs the stack --
+    layers, directions, dropout between layers, variable lengths -- around its own one-layer,
+    one-direction kernel, `layer`."""
 
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size)
-        G, H, I = GATES[self.cell], hidden_size, input_size
-        self.weight_ih = nn.Parameter(torch.empty(G * H, I))
-        self.weight_hh = nn.Parameter(torch.empty(G * H, H))
-        self.bias_ih = nn.Parameter(torch.empty(G * H))
-        self.bias_hh = nn.Parameter(torch.empty(G * H))
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER):
+        super().__init__(input_size, hidden_size, shape)
+        for name, s in param_shapes(self.cell, input_size, hidden_size, self.shape).items():
+            self.register_parameter(name, nn.Parameter(torch.empty(s)))
+
+    def params_of(self, layer: int, direction: int) -> LayerParams:
+        s = f"_l{layer}{DIRECTIONS[direction]}"
+        return LayerParams(*(getattr(self, f"{n}{s}") for n in CANONICAL),
+                           getattr(self, f"{PROJECTION}{s}", None))
+
+    def run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        T, B, _ = x.shape
+        vl = None if lengths is None else varlen.Batch.make(lengths, T, self.lengths_mode, x.device)
+        if vl is not None and vl.order is not None:                          # packed: longest first
+            x, state = x.index_select(1, vl.order), tuple(s.index_select(1, vl.order) for s in state)
+        D = self.shape.directions
+        finals: list[list[Tensor]] = [[] for _ in state]
+        for layer in range(self.shape.layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                xin = x if d == 0 else varlen.reverse(x, vl)               # run back from each sequence's end
+                y, final = self.layer(xin, tuple(s[k] for s in state), self.params_of(layer, d), vl)
+                outs.append(y if d == 0 else varlen.reverse(y, vl))       # (T, B, Q)
+                for f, s in zip(finals, final, strict=True):
+                    f.append(s)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)                    # (T, B, D*Q)
+            if self.shape.dropout and self.training and layer < self.shape.layers - 1:
+                x = F.dropout(x, self.shape.dropout, training=True)        # nn.LSTM's: between layers
+        out = tuple(torch.stack(f) for f in finals)                          # (L*D, B, Q) and (L*D, B, H)
+        if vl is not None and vl.order is not None:
+            x, out = x.index_select(1, vl.inverse), tuple(s.index_select(1, vl.inverse) for s in out)
+        return x, out
+
+    def layer(self, x: Tensor, state: State, p: LayerParams, vl: varlen.Batch | None
+              ) -> tuple[Tensor, State]:  # pragma: no cover
+        """One layer, one direction, forwards in time: y (T, B, Q) and the final state, each (B, .)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def advance(vl: varlen.Batch | None, t: int, new: State, old: State) -> tuple[State, Tensor]:
+        """The state after step t and that step's output, from the rows the step ran (`new`,
+        the first n rows when packed) and the state before it (`old`, every row):
+        packed: finished rows keep their state, outputs there are zero; masked: a mask freezes
+        the state of a finished sequence and zeroes its output."""
+        h = new[0]
+        if vl is None:
+            return new, h
+        if vl.mode == "masked":
+            m = vl.step_mask[t]                                              # (B, 1)
+            return tuple(torch.where(m, n, o) for n, o in zip(new, old, strict=True)), h.masked_fill(~m, 0.0)
+        n, B = h.shape[0], old[0].shape[0]
+        if n == B:
+            return new, h
+        return (tuple(torch.cat([a, o[n:]]) for a, o in zip(new, old, strict=True)),
+                F.pad(h, (0, 0, 0, B - n)))
 
 
 class ScratchLSTM(_CanonicalParams):
     """The tutorial's LSTM: twelve named parameters, eight torch.mm per step,
-    a Python loop over time.
+    a Python loop over time (per layer and direction).
 
     The tutorial's names are views of the canonical parameters (see
     `tutorial_params`), so autograd puts their gradients on the canonical
     tensors. nn.LSTM has two biases per gate where the tutorial has one:
     `b_i` is the input bias (bias_ih's i block) and `b_hi` the recurrent one
     (bias_hh's i block); the tutorial's initialisation makes the second zero.
+    With proj_size, h_t = (o * tanh(c_t)) W_hr^T, nn.LSTM's LSTMP.
     """
 
     cell = "lstm"
 
-    def tutorial_params(self) -> dict[str, Tensor]:
-        """W_x* (I, H), W_h* (H, H), b_* and b_h* (H,), as views: gates i, f, c (g), o."""
+    def tutorial_params(self, layer: int = 0, direction: int = 0) -> dict[str, Tensor]:
+        """W_x* (I, H), W_h* (Q, H), b_* and b_h* (H,), as views: gates i, f, c (g), o."""
+        return self.named_views(self.params_of(layer, direction))
+
+    def layer(self, x, state, p, vl):
+        w = self.named_views(p)
+        H, C = state
+        B = x.shape[1]
+        outputs = []
+        for t, xt in enumerate(x):  # xt: (B, I)
+            with self._label(t):
+                Hp, Cp = H, C
+                if vl is not None and (n := vl.active(t, B)) < B:          # packed: the running rows only
+                    xt, Hp, Cp = xt[:n], H[:n], C[:n]
+                I = torch.sigmoid(torch.mm(xt, w["W_xi"]) + w["b_i"] + torch.mm(Hp, w["W_hi"]) + w["b_hi"])
+                F_ = torch.sigmoid(torch.mm(xt, w["W_xf"]) + w["b_f"] + torch.mm(Hp, w["W_hf"]) + w["b_hf"])
+                O = torch.sigmoid(torch.mm(xt, w["W_xo"]) + w["b_o"] + torch.mm(Hp, w["W_ho"]) + w["b_ho"])
+                C_tilde = torch.tanh(torch.mm(xt, w["W_xc"]) + w["b_c"] + torch.mm(Hp, w["W_hc"]) + w["b_hc"])
+                Cn = F_ * Cp + I * C_tilde
+                Hn = O * torch.tanh(Cn)
+                if p.w_hr is not None:
+                    Hn = torch.mm(Hn, p.w_hr.t())                                # (n, P)
+                (H, C), out = self.advance(vl, t, (Hn, Cn), (H, C))
+            self._record(H, C)
+            outputs.append(out)
+        return torch.stack(outputs), (H, C)  # (T, B, Q)
+
+    def named_views(self, p: LayerParams) -> dict[str, Tensor]:
         H = self.hidden_size
         out = {}
         for k, gate in enumerate("ifco"):  # canonical order i, f, g (= the tutorial's c), o
             rows = slice(k * H, (k + 1) * H)
-            out[f"W_x{gate}"] = self.weight_ih[rows].t()
-            out[f"W_h{gate}"] = self.weight_hh[rows].t()
-            out[f"b_{gate}"] = self.bias_ih[rows]
-            out[f"b_h{gate}"] = self.bias_hh[rows]
+            out |= {f"W_x{gate}": p.w_ih[rows].t(), f"W_h{gate}": p.w_hh[rows].t(), f"b_{gate}": p.b_ih[rows],
+                    f"b_h{gate}": p.b_hh[rows]}
         return out
-
-    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        p = self.tutorial_params()
-        H, C = state
-        outputs = []
-        for t, xt in enumerate(x):  # xt: (B, I)
-            with self._label(t):
-                I = torch.sigmoid(torch.mm(xt, p["W_xi"]) + p["b_i"] + torch.mm(H, p["W_hi"]) + p["b_hi"])
-                F = torch.sigmoid(torch.mm(xt, p["W_xf"]) + p["b_f"] + torch.mm(H, p["W_hf"]) + p["b_hf"])
-                O = torch.sigmoid(torch.mm(xt, p["W_xo"]) + p["b_o"] + torch.mm(H, p["W_ho"]) + p["b_ho"])
-                C_tilde = torch.tanh(torch.mm(xt, p["W_xc"]) + p["b_c"] + torch.mm(H, p["W_hc"]) + p["b_hc"])
-                C = F * C + I * C_tilde
-                H = O * torch.tanh(C)
-            self._record(H, C)
-            outputs.append(H)
-        return torch.stack(outputs), (H, C)  # (T, B, H)
 
 
 class FusedLSTM(_CanonicalParams):
     """From scratch, optimised: the input projection of all T steps is one GEMM
-    before the loop, split per step with unbind (indexing xw[t] would make the
-    backward O(T^2)); one (B, H) x (H, 4H) GEMM per step; gates by chunk."""
+    before the loop (over the real steps only, when packed), split per step with unbind
+    (indexing xw[t] would make the backward O(T^2)); one (B, Q) x (Q, 4H) GEMM per step;
+    gates by chunk."""
 
     cell = "lstm"
 
-    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+    def layer(self, x, state, p, vl):
         T, B, I = x.shape
         h, c = state
-        bias = self.bias_ih + self.bias_hh                                   # (4H,)
-        xw = torch.addmm(bias, x.reshape(T * B, I), self.weight_ih.t())      # (T*B, 4H)
-        w_hh = self.weight_hh.t()                                            # (H, 4H)
+        bias = p.b_ih + p.b_hh                                               # (4H,)
+        if vl is not None and vl.batch_sizes is not None:                    # packed: real steps only
+            rows = pack_padded_sequence(x, vl.lengths, enforce_sorted=True).data         # (sum n_t, I)
+            xws = torch.addmm(bias, rows, p.w_ih.t()).split(vl.batch_sizes)              # (n_t, 4H) each
+        else:
+            xws = torch.addmm(bias, x.reshape(T * B, I), p.w_ih.t()).view(T, B, -1).unbind(0)   # (B, 4H) each
+        w_hh = p.w_hh.t()                                                    # (Q, 4H)
         outputs = []
-        for t, xw_t in enumerate(xw.view(T, B, -1).unbind(0)):               # (B, 4H) each
+        for t, xw_t in enumerate(xws):
             with self._label(t):
-                gates = torch.addmm(xw_t, h, w_hh)                           # (B, 4H)
+                n = xw_t.shape[0]
+                hp, cp = (h, c) if n == B else (h[:n], c[:n])                # packed: the running rows only
+                gates = torch.addmm(xw_t, hp, w_hh)                          # (n, 4H)
                 i, f, g, o = gates.chunk(4, 1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+                cn = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
+                hn = torch.sigmoid(o) * torch.tanh(cn)
+                if p.w_hr is not None:
+                    hn = torch.mm(hn, p.w_hr.t())                            # (n, P)
+                (h, c), out = self.advance(vl, t, (hn, cn), (h, c))
             self._record(h, c)
-            outputs.append(h)
-        return torch.stack(outputs), (h, c)                                  # (T, B, H)
+            outputs.append(out)
+        return torch.stack(outputs), (h, c)                                  # (T, B, Q)
 
 
 class ScratchRNN(_CanonicalParams):
@@ -215,48 +352,64 @@ class ScratchRNN(_CanonicalParams):
 
     cell = "rnn"
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
-        super().__init__(input_size, hidden_size)
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, nonlinearity: str = "tanh"):
+        super().__init__(input_size, hidden_size, shape)
         self.nonlinearity = nonlinearity
         self.act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
 
-    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+    def layer(self, x, state, p, vl):
         (H,) = state
-        W_xh, W_hh = self.weight_ih.t(), self.weight_hh.t()                  # (I, H), (H, H)
+        B = x.shape[1]
+        W_xh, W_hh = p.w_ih.t(), p.w_hh.t()                                  # (I, H), (H, H)
         outputs = []
         for t, xt in enumerate(x):
             with self._label(t):
-                H = self.act(torch.mm(xt, W_xh) + self.bias_ih + torch.mm(H, W_hh) + self.bias_hh)
+                Hp = H
+                if vl is not None and (n := vl.active(t, B)) < B:          # packed: the running rows only
+                    xt, Hp = xt[:n], H[:n]
+                Hn = self.act(torch.mm(xt, W_xh) + p.b_ih + torch.mm(Hp, W_hh) + p.b_hh)
+                (H,), out = self.advance(vl, t, (Hn,), (H,))
             self._record(H)
-            outputs.append(H)
+            outputs.append(out)
         return torch.stack(outputs), (H,)
 
 
 class TorchRecurrent(Recurrent):
-    """nn.LSTM, nn.RNN (tanh) or nn.GRU behind the common interface. Which
-    kernels run (native ATen, oneDNN, cuDNN) is the backend context's choice."""
+    """nn.LSTM, nn.RNN (tanh) or nn.GRU behind the common interface, with the stack's shape as
+    nn.*'s own arguments and variable lengths as a PackedSequence. Which kernels run (native
+    ATen, oneDNN, cuDNN) is the backend context's choice."""
 
     _modules_by_cell = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}
 
-    def __init__(self, input_size: int, hidden_size: int, cell: str = "lstm", nonlinearity: str = "tanh"):
-        super().__init__(input_size, hidden_size)
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, cell: str = "lstm",
+                 nonlinearity: str = "tanh"):
+        super().__init__(input_size, hidden_size, shape)
         self.cell = cell
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = self._modules_by_cell[cell](input_size, hidden_size, **extra)
+        if self.shape.proj_size:
+            extra["proj_size"] = self.shape.proj_size
+        self.rnn = self._modules_by_cell[cell](input_size, hidden_size, num_layers=self.shape.layers,
+                                               bidirectional=self.shape.bidirectional, dropout=self.shape.dropout,
+                                               **extra)
 
     def canonical(self) -> dict[str, Tensor]:
-        return {n: getattr(self.rnn, f"{n}_l0") for n in CANONICAL}
+        return dict(self.rnn.named_parameters())
 
-    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        hx = tuple(s.unsqueeze(0) for s in state)                            # (1, B, H) each
-        y, out = self.rnn(x, hx if self.cell == "lstm" else hx[0])
-        out = out if isinstance(out, tuple) else (out,)
-        return y, tuple(s.squeeze(0) for s in out)
+    def run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        hx = state if self.cell == "lstm" else state[0]
+        if lengths is None:
+            y, out = self.rnn(x, hx)
+        else:                                                                # packed: the only mode nn.* has
+            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            y, out = self.rnn(packed, hx)
+            y, _ = pad_packed_sequence(y, total_length=x.shape[0])           # (T, B, D*Q), zeros at padding
+        return y, out if isinstance(out, tuple) else (out,)
 
 
 class DummyLSTM(_CanonicalParams):
     """Registered exactly like a real implementation, so tests can exercise the
     plumbing in milliseconds. Not an LSTM: y_t = tanh(x_t W_i^T), no recurrence.
+    One layer, one direction (the registry skips the rest).
 
     Fault injection, for the harness's own tests: LSTM_BENCH_DUMMY_FAULT makes
     every forward of the dummy `oom` (raise the CPU allocator's out-of-memory
@@ -265,7 +418,7 @@ class DummyLSTM(_CanonicalParams):
 
     cell = "lstm"          # the canonical LSTM parameters, of which it uses weight_ih's first block
 
-    def run(self, x, state):
+    def run(self, x, state, lengths=None):
         fault = os.environ.get("LSTM_BENCH_DUMMY_FAULT", "")
         if fault == "oom":
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes")
@@ -273,8 +426,8 @@ class DummyLSTM(_CanonicalParams):
             raise ValueError("injected fault")
         if fault.startswith("sleep:"):
             time.sleep(float(fault.split(":", 1)[1]))
-        y = torch.tanh(x @ self.weight_ih[: self.hidden_size].t())           # (T, B, H)
-        return y, (y[-1], y[-1])
+        y = torch.tanh(x @ self.weight_ih_l0[: self.hidden_size].t())        # (T, B, H)
+        return y, (y[-1:], y[-1:])
 
 
 def param_count(model: nn.Module) -> int:

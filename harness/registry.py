@@ -24,15 +24,18 @@ from dataclasses import dataclass
 
 import torch
 
+from harness import lengths as varlen
 from harness.bptt import BPTTLSTM
 from harness.errors import Skip
 from harness.models import (
     NONLINEARITIES,
+    ONE_LAYER,
     DummyLSTM,
     FusedLSTM,
     Recurrent,
     ScratchLSTM,
     ScratchRNN,
+    Shape,
     TorchRecurrent,
     canonical_params,
 )
@@ -74,15 +77,24 @@ def default_kernels(device_type: str) -> ContextManager:
 
 
 # -- the registry -------------------------------------------------------------------------------
+STACK = Shape._fields                    # layers, bidirectional, proj_size, dropout: what a stack can have
+NN_MODES = ("packed", "padded")          # nn.* take a PackedSequence; a mask is no input they have
+ONEDNN_LACKS = ("oneDNN's LSTM takes no PackedSequence and no projection: for those PyTorch runs its native "
+                "kernels (torch-lstm) instead")
+
+
 @dataclass(frozen=True)
 class Impl:
     name: str
     cell: str                                  # lstm | rnn | gru
     devices: tuple[str, ...]                   # device types it runs on
     dtypes: tuple[str, ...]                    # dtypes it runs in
-    builder: Callable[[int, int], Recurrent]   # (input_size, hidden_size) -> model
+    builder: Callable[..., Recurrent]          # (input_size, hidden_size, shape) -> model
     context: Callable[[str], ContextManager]   # device_type -> backend context
     description: str
+    stack: tuple[str, ...] = STACK             # which of the stack's features (STACK) it takes
+    lengths_modes: tuple[str, ...] = varlen.MODES    # how it runs a variable-length batch (lengths.MODES)
+    lacks: str = "one layer, one direction"    # what a skip for a missing feature says of it
 
 
 ALL_DTYPES = tuple(DTYPES)
@@ -96,19 +108,21 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("bptt-lstm", "lstm", DEVICES, ALL_DTYPES, BPTTLSTM, default_kernels,
          "scratch, with its own backward: one GEMM per step back, weight grads in one GEMM"),
     Impl("torch-lstm", "lstm", DEVICES, ALL_DTYPES, _lstm, native_kernels,
-         "nn.LSTM on native ATen kernels (oneDNN / cuDNN off)"),
+         "nn.LSTM on native ATen kernels (oneDNN / cuDNN off)", lengths_modes=NN_MODES),
     Impl("onednn-lstm", "lstm", ("cpu",), ("float32", "bfloat16"), _lstm, vendor_kernels,
-         "nn.LSTM through oneDNN, PyTorch's default CPU path"),
+         "nn.LSTM through oneDNN, PyTorch's default CPU path", stack=("layers", "bidirectional", "dropout"),
+         lengths_modes=("padded",), lacks=ONEDNN_LACKS),
     Impl("cudnn-lstm", "lstm", ("cuda",), ALL_DTYPES, _lstm, vendor_kernels,
-         "nn.LSTM through cuDNN"),
+         "nn.LSTM through cuDNN", lengths_modes=NN_MODES),
     Impl("scratch-rnn", "rnn", DEVICES, ALL_DTYPES, ScratchRNN, default_kernels,
          "tanh RNN from scratch, a Python loop"),
     Impl("torch-rnn", "rnn", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="rnn"), default_kernels,
-         "nn.RNN (tanh) on the device's default backend"),
+         "nn.RNN (tanh) on the device's default backend", lengths_modes=NN_MODES),
     Impl("torch-gru", "gru", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="gru"), default_kernels,
-         "nn.GRU on the device's default backend (extra)"),
+         "nn.GRU on the device's default backend (extra)", lengths_modes=NN_MODES),
     Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
-         "not an LSTM: a one-GEMM stand-in for testing the harness"),
+         "not an LSTM: a one-GEMM stand-in for testing the harness", stack=(), lengths_modes=("padded",),
+         lacks="a one-layer, one-direction stand-in"),
 ]}
 
 
@@ -140,8 +154,10 @@ def available_devices() -> list[str]:
     return [d for d in DEVICES if device_missing(d) is None]
 
 
-def skip_reason(name: str, device: str = "cpu", dtype: str = "float32") -> str | None:
-    """Why `name` cannot run on `device` in `dtype` here, or None if it can."""
+def skip_reason(name: str, device: str = "cpu", dtype: str = "float32", shape: Shape = ONE_LAYER,
+                lengths_mode: str | None = None) -> str | None:
+    """Why `name` cannot run on `device` in `dtype`, with this stack and variable-length mode
+    (None: fixed lengths), here; or None if it can."""
     impl = get(name)
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
@@ -150,22 +166,49 @@ def skip_reason(name: str, device: str = "cpu", dtype: str = "float32") -> str |
         return f"{name} runs on {', '.join(impl.devices)} only, not {kind}"
     if dtype not in impl.dtypes:
         return f"{name} supports {', '.join(impl.dtypes)} only, not {dtype}"
+    wanted = [k for k, v in zip(STACK, Shape(*shape), strict=True) if v != getattr(ONE_LAYER, k)]
+    if lacking := [k for k in wanted if k not in impl.stack]:
+        return f"{name} has no {', '.join(lacking)} ({impl.lacks})"
+    if lengths_mode is not None and lengths_mode not in impl.lengths_modes:
+        why = f" ({impl.lacks})" if impl.lacks != Impl.lacks else ""
+        return (f"{name} has no {lengths_mode} mode for variable lengths; it runs "
+                f"{', '.join(impl.lengths_modes)}{why}")
     return device_missing(device)
 
 
+def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
+    """ValueError, naming the allowed values, for a stack nn.LSTM would refuse."""
+    if shape.layers < 1:
+        raise ValueError(f"layers must be an integer >= 1, not {shape.layers}")
+    if shape.proj_size and cell != "lstm":
+        raise ValueError(f"proj_size applies to LSTM cells only, not {cell.upper()}")
+    if not 0 <= shape.proj_size < hidden_size:
+        raise ValueError(f"proj_size must be in [0, hidden) = [0, {hidden_size}) (0: none), not {shape.proj_size}")
+    if not 0 <= shape.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), not {shape.dropout}")
+
+
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
-           seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh") -> Recurrent:
+           seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh",
+           shape: Shape = ONE_LAYER, lengths_mode: str | None = None) -> Recurrent:
     """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
 
-    forget_bias (LSTM only) is added to the forget gate's total bias. nn.LSTM has
-    two biases, bias_ih and bias_hh, whose sum is the gate's bias: the value is
-    added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
-    nonlinearity (RNN only): tanh or relu.
+    forget_bias (LSTM only) is added to the forget gate's total bias of every layer and
+    direction. nn.LSTM has two biases, bias_ih and bias_hh, whose sum is the gate's bias:
+    the value is added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
+    nonlinearity (RNN only): tanh or relu. shape: layers, bidirectional, proj_size (LSTM
+    only, < hidden), dropout between layers in [0, 1) (models.Shape). lengths_mode: how
+    forward(x, lengths=...) runs a variable-length batch (lengths.MODES); None: packed where
+    the implementation has it.
     """
-    reason = skip_reason(name, device, dtype)
+    shape = Shape(*shape)
+    impl = get(name)
+    check_shape(impl.cell, hidden_size, shape)
+    if lengths_mode is not None and lengths_mode not in varlen.MODES:
+        raise ValueError(f"unknown lengths_mode {lengths_mode!r}; allowed: {', '.join(varlen.MODES)}")
+    reason = skip_reason(name, device, dtype, shape, lengths_mode)
     if reason:
         raise Skip(reason)
-    impl = get(name)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}; allowed: {', '.join(NONLINEARITIES)}")
     if nonlinearity != "tanh" and impl.cell != "rnn":
@@ -173,10 +216,13 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     if forget_bias and impl.cell != "lstm":
         raise ValueError(f"forget_bias applies to LSTM cells only, not {name}")
     extra = {"nonlinearity": nonlinearity} if impl.cell == "rnn" else {}
-    model = impl.builder(input_size, hidden_size, **extra).to(device=device, dtype=DTYPES[dtype])
-    params = canonical_params(impl.cell, input_size, hidden_size, seed, init)
+    model = impl.builder(input_size, hidden_size, shape, **extra).to(device=device, dtype=DTYPES[dtype])
+    params = canonical_params(impl.cell, input_size, hidden_size, seed, init, shape)
     if forget_bias:
-        params["bias_ih"][hidden_size:2 * hidden_size] += forget_bias
+        for name_, p in params.items():
+            if name_.startswith("bias_ih"):
+                p[hidden_size:2 * hidden_size] += forget_bias
     model.load_canonical(params)
     model.backend = functools.partial(impl.context, device_type(device))
+    model.lengths_mode = lengths_mode or impl.lengths_modes[0]
     return model

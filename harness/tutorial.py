@@ -37,7 +37,7 @@ class TutorialScratchLSTM(nn.Module):
     """`params` + `lstm` from the tutorial: ScratchLSTM's twelve named
     parameters (as views) and the output head W_hq (H, Q), b_q (Q,).
 
-    x: (T, B, I) time-major  ->  Y: (T, B, Q), (H, C) each (B, H)."""
+    x: (T, B, I) time-major  ->  Y: (T, B, Q), (H, C) each (1, B, H), nn.LSTM's shape."""
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int, seed: int = 0):
         super().__init__()
@@ -74,7 +74,7 @@ class TutorialNNLSTM(nn.Module):
     def load_from(self, scratch: TutorialScratchLSTM) -> TutorialNNLSTM:
         """Copy a TutorialScratchLSTM's weights, so both compute the same function."""
         for name, p in scratch.lstm.canonical().items():
-            getattr(self.lstm, f"{name}_l0").copy_(p)
+            getattr(self.lstm, name).copy_(p)
         self.fc.weight.copy_(scratch.W_hq.t())
         self.fc.bias.copy_(scratch.b_q)
         return self

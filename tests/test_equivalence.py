@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from harness import env, registry
-from harness.models import CANONICAL, canonical_params
+from harness.errors import Skip
+from harness.models import CANONICAL, ONE_LAYER, Shape, canonical_params
 
 # (T, B, I, H): T=1 and B=1 included, I != H included
 SIZES = [(1, 1, 1, 1), (1, 3, 4, 5), (6, 1, 3, 7), (9, 4, 8, 8), (17, 5, 11, 6), (30, 2, 16, 32)]
@@ -33,25 +34,27 @@ def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
 
 
-def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64"):
-    """Outputs and gradients of `name` on fresh random data drawn from `seed`."""
+def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64", shape=ONE_LAYER, lengths=None,
+             mode=None, rng_seed=None):
+    """Outputs and gradients of `name` on fresh random data drawn from `seed`: a stack of `shape`,
+    and a variable-length batch run in `mode` where `lengths` (B,) is given."""
     gen = torch.Generator().manual_seed(seed)
-    weights = canonical_params(cell, I, H, seed=seed + 1000)
+    weights = canonical_params(cell, I, H, seed=seed + 1000, shape=shape)
     # random, not pytorch-default, scale: exercises saturation and sign changes
     weights = {n: w * (1.5 + torch.rand((), generator=gen, dtype=torch.float64)) for n, w in weights.items()}
     x = torch.randn(T, B, I, generator=gen, dtype=torch.float64)
-    n_state = 2 if cell == "lstm" else 1
-    state = [torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(n_state)]
-    # a random loss over every output, so every gradient is exercised
-    gy = torch.randn(T, B, H, generator=gen, dtype=torch.float64)
-    gs = [torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(n_state)]
-
-    model = registry.create(name, I, H, device=device, dtype=dtype)
+    model = registry.create(name, I, H, device=device, dtype=dtype, shape=shape, lengths_mode=mode)
     model.load_canonical(weights)
     tdtype = registry.DTYPES[dtype]
+    state = [torch.randn(s.shape, generator=gen, dtype=torch.float64) for s in model.zero_state(B)]
+    # a random loss over every output, so every gradient is exercised
+    gy = torch.randn(T, B, shape.directions * (shape.proj_size or H), generator=gen, dtype=torch.float64)
+    gs = [torch.randn(s.shape, generator=gen, dtype=torch.float64) for s in state]
     x = x.to(device, tdtype).requires_grad_(True)
     state = [s.to(device, tdtype).requires_grad_(True) for s in state]
-    y, final = model(x, tuple(state))
+    if rng_seed is not None:                      # dropout: the same masks, drawn from the global generator
+        torch.manual_seed(rng_seed)
+    y, final = model(x, tuple(state), lengths)
     loss = (y * gy.to(device, tdtype)).sum()
     loss = loss + sum((f * g.to(device, tdtype)).sum() for f, g in zip(final, gs, strict=True))
     loss.backward()
@@ -113,9 +116,9 @@ def test_scratch_lstm_names_are_views_of_canonical():
     assert sorted(named) == sorted(f"{p}{g}" for g in "ifoc" for p in ("W_x", "W_h", "b_", "b_h"))
     assert named["W_xf"].shape == (3, 4) and named["W_hf"].shape == (4, 4) and named["b_f"].shape == (4,)
     with torch.no_grad():
-        model.weight_ih[4:8].zero_()          # the forget gate's rows, canonical order i, f, g, o
+        model.weight_ih_l0[4:8].zero_()       # the forget gate's rows, canonical order i, f, g, o
     assert named["W_xf"].abs().sum() == 0 and named["W_xi"].abs().sum() > 0
-    assert named["W_xc"].data_ptr() == model.weight_ih[8:12].data_ptr()
+    assert named["W_xc"].data_ptr() == model.weight_ih_l0[8:12].data_ptr()
 
 
 @CUDA
@@ -147,6 +150,9 @@ def test_cudnn_lstm_float32_matches_float64_reference(full_float32):
 def test_canonical_names_are_nn_layer_zero_names(module):
     """The canonical layout is nn.LSTM's (and nn.RNN's, nn.GRU's) own: CANONICAL + _l0 names every parameter."""
     assert {f"{n}_l0" for n in CANONICAL} == {n for n, _ in module(3, 4).named_parameters()}
+    cell = module.__name__.lower()
+    assert set(canonical_params(cell, 3, 4, shape=Shape(2, True))) == {
+        n for n, _ in module(3, 4, num_layers=2, bidirectional=True).named_parameters()}
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
@@ -156,7 +162,7 @@ def test_bptt_gradcheck(T, B, I, H, transposed):
     gen = torch.Generator().manual_seed(T * 100 + H)
     shapes = [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,)]
     args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
-    assert torch.autograd.gradcheck(lambda *a: LSTMFunction.apply(*a, transposed), args)
+    assert torch.autograd.gradcheck(lambda *a: LSTMFunction.apply(*a, None, transposed), args)
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
@@ -198,11 +204,11 @@ def test_torch_gru_matches_the_gru_equations(size):
     gen = torch.Generator().manual_seed(800)
     w = canonical_params("gru", I, H, seed=801)
     x = torch.randn(T, B, I, generator=gen, dtype=torch.float64)
-    h0 = torch.randn(B, H, generator=gen, dtype=torch.float64)
+    h0 = torch.randn(1, B, H, generator=gen, dtype=torch.float64)
     model = registry.create("torch-gru", I, H, dtype="float64", seed=801)
     y, (h,) = model(x, (h0,))
-    ref = gru_reference(x, h0, w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"])
-    assert max_rel(y, ref) < 1e-13 and max_rel(h, ref[-1]) < 1e-13
+    ref = gru_reference(x, h0[0], w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"])
+    assert max_rel(y, ref) < 1e-13 and max_rel(h[0], ref[-1]) < 1e-13
 
 
 ROUNDOFF = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -11}     # unit roundoff: 8 and 11 significand bits
@@ -225,9 +231,9 @@ def test_half_precisions_match_float64(name, cell, ref, dtype):
 def test_d2l_init_is_the_tutorial_init_scaled_down():
     """The same draws as `seed` (weights ~ N(0, 0.1^2)) at a tenth of the scale, biases zero."""
     d2l, seed = (canonical_params("lstm", 3, 4, seed=5, init=i) for i in ("d2l", "seed"))
-    for name in ("weight_ih", "weight_hh"):
+    for name in ("weight_ih_l0", "weight_hh_l0"):
         torch.testing.assert_close(d2l[name], seed[name] / 10, rtol=1e-14, atol=0)
-    assert all(d2l[b].abs().sum() == 0 for b in ("bias_ih", "bias_hh"))
+    assert all(d2l[b].abs().sum() == 0 for b in ("bias_ih_l0", "bias_hh_l0"))
 
 
 @pytest.mark.parametrize("batch,transposed", [(1, False), (15, False), (16, True), (40, True)])
@@ -236,3 +242,161 @@ def test_bptt_chooses_its_layout_by_batch(batch, transposed):
     assert TRANSPOSED_MIN_BATCH == 16
     y, _ = registry.create("bptt-lstm", 3, 4)(torch.randn(2, batch, 3))
     assert y.grad_fn.transposed is transposed
+
+
+# -- stacks, projections, dropout and variable lengths ---------------------------------------------
+STACK_SIZE = (9, 5, 4, 6)                       # T, B, I, H
+LENGTHS = torch.tensor([9, 2, 6, 1, 9])         # unsorted, with ties, 1 and T among them
+STACKS = [Shape(2), Shape(1, True), Shape(3, True), Shape(2, False, 3), Shape(2, True, 3)]
+stack_id = "L{0.layers}-D{0.directions}-P{0.proj_size}".format
+
+
+def reference(cell, mode, shape, seed, size=STACK_SIZE, dtype="float64"):
+    """nn.LSTM (nn.RNN) on native kernels; a variable-length batch as a PackedSequence."""
+    lengths = None if mode == "fixed" else LENGTHS
+    return run_case(f"torch-{cell}", cell, *size, seed=seed, shape=shape, lengths=lengths,
+                    mode=None if lengths is None else "packed", dtype=dtype)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "packed", "masked"])
+@pytest.mark.parametrize("shape", STACKS, ids=stack_id)
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "bptt-lstm"])
+def test_stacked_lstm_matches_torch_lstm_float64(name, shape, mode):
+    """Outputs (unpacked), the final (h, c) of every layer and direction, every gradient."""
+    seed = 1100 + STACKS.index(shape)
+    lengths = None if mode == "fixed" else LENGTHS
+    got = run_case(name, "lstm", *STACK_SIZE, seed=seed, shape=shape, lengths=lengths,
+                   mode=None if lengths is None else mode)
+    assert_same(got, reference("lstm", mode, shape, seed), 1e-10)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "packed", "masked"])
+@pytest.mark.parametrize("shape", [Shape(2), Shape(1, True), Shape(3, True)], ids=stack_id)
+def test_stacked_scratch_rnn_matches_torch_rnn_float64(shape, mode):
+    lengths = None if mode == "fixed" else LENGTHS
+    got = run_case("scratch-rnn", "rnn", *STACK_SIZE, seed=1200, shape=shape, lengths=lengths,
+                   mode=None if lengths is None else mode)
+    assert_same(got, reference("rnn", mode, shape, 1200), 1e-10)
+
+
+@pytest.mark.parametrize("shape", [s for s in STACKS if not s.proj_size], ids=stack_id)
+def test_stacked_onednn_lstm_matches_float64_reference(shape):
+    got = run_case("onednn-lstm", "lstm", *STACK_SIZE, seed=1300, shape=shape, dtype="float32")
+    assert_same(got, reference("lstm", "fixed", shape, 1300), 1e-5)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
+def test_stacked_bptt_in_both_layouts(transposed, monkeypatch):
+    from harness.bptt import BPTTLSTM
+    monkeypatch.setattr(BPTTLSTM, "transposed", transposed)
+    size, shape = (6, 20, 3, 7), Shape(2, True)
+    ref = run_case("torch-lstm", "lstm", *size, seed=1400, shape=shape)
+    assert_same(run_case("bptt-lstm", "lstm", *size, seed=1400, shape=shape), ref, 1e-10)
+
+
+DROPOUT = Shape(3, True, 0, 0.5)
+
+
+@pytest.mark.parametrize("name,dtype,tol", [("scratch-lstm", "float64", 1e-10), ("fused-lstm", "float64", 1e-10),
+                                            ("bptt-lstm", "float64", 1e-10), ("onednn-lstm", "float32", 1e-5)])
+def test_dropout_draws_the_masks_nn_lstm_draws(name, dtype, tol):
+    """On the CPU nn.LSTM draws its between-layer masks as F.dropout does, from the global generator:
+    with one seed, the scratch models' dropout is nn.LSTM's, exactly."""
+    ref = run_case("torch-lstm", "lstm", *STACK_SIZE, seed=1500, shape=DROPOUT, rng_seed=7)
+    assert_same(run_case(name, "lstm", *STACK_SIZE, seed=1500, shape=DROPOUT, rng_seed=7, dtype=dtype), ref, tol)
+    other = run_case(name, "lstm", *STACK_SIZE, seed=1500, shape=DROPOUT, rng_seed=8, dtype=dtype)
+    assert max_rel(other["y"], ref["y"]) > 1e-3                 # another seed, other masks: not vacuous
+
+
+@CUDA
+@pytest.mark.cuda
+def test_cudnn_dropout_cannot_be_matched():
+    pytest.skip("cuDNN draws its dropout masks from its own generator: no other implementation can match them")
+
+
+def test_dropout_is_off_in_eval_mode():
+    model = registry.create("fused-lstm", 3, 4, dtype="float64", shape=Shape(2, False, 0, 0.5))
+    plain = registry.create("fused-lstm", 3, 4, dtype="float64", shape=Shape(2))
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    assert max_rel(model(x)[0], plain(x)[0]) > 1e-3
+    model.eval()
+    assert max_rel(model(x)[0], plain(x)[0]) == 0.0
+
+
+@pytest.mark.parametrize("name", ["fused-lstm", "bptt-lstm", "torch-lstm"])
+def test_padded_mode_runs_over_the_padding(name):
+    """padded: the outputs of a plain run over every step, and a short sequence's final state taken at T."""
+    x = torch.randn(9, 5, 4, dtype=torch.float64)
+    plain = registry.create(name, 4, 6, dtype="float64", seed=3, shape=Shape(2))
+    padded = registry.create(name, 4, 6, dtype="float64", seed=3, shape=Shape(2), lengths_mode="padded")
+    packed = registry.create(name, 4, 6, dtype="float64", seed=3, shape=Shape(2), lengths_mode="packed")
+    (y0, s0), (y1, s1), (_, s2) = plain(x), padded(x, lengths=LENGTHS), packed(x, lengths=LENGTHS)
+    assert max_rel(y1, y0) == 0.0 and max_rel(s1[0], s0[0]) == 0.0
+    short = LENGTHS < 9
+    assert (s1[0][:, short] - s2[0][:, short]).abs().min() > 0          # wrong for every short sequence
+    assert max_rel(s1[0][:, ~short], s2[0][:, ~short]) < 1e-12          # right for the full-length ones
+
+
+@pytest.mark.parametrize("mode", ["packed", "masked"])
+@pytest.mark.parametrize("proj", [0, 2])
+def test_bptt_general_path_gradcheck(mode, proj):
+    from harness import lengths as varlen
+    from harness.bptt import LSTMFunction
+    T, B, I, H = 5, 4, 2, 3
+    Q = proj or H
+    gen = torch.Generator().manual_seed(1600 + proj)
+    shapes = [(T, B, I), (B, Q), (B, H), (4 * H, I), (4 * H, Q), (4 * H,)] + ([(proj, H)] if proj else [])
+    args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+    lengths = torch.tensor([2, 5, 1, 4])
+    vl = varlen.Batch.make(lengths, T, mode, "cpu")
+    if vl.order is not None:                    # the stack sorts the batch before a packed layer runs
+        args[:3] = [a.detach()[:, vl.order] if k == 0 else a.detach()[vl.order] for k, a in enumerate(args[:3])]
+        args[:3] = [a.requires_grad_(True) for a in args[:3]]
+    w_hr = args[6] if proj else None
+    assert torch.autograd.gradcheck(lambda *a: LSTMFunction.apply(*a[:6], w_hr if not proj else a[6], None, None,
+                                                                  vl), args)
+
+
+def test_what_an_implementation_lacks_is_a_skip():
+    with pytest.raises(Skip, match="torch-lstm has no masked mode for variable lengths; it runs packed, padded"):
+        registry.create("torch-lstm", 3, 4, lengths_mode="masked")
+    with pytest.raises(Skip, match=r"dummy has no layers, bidirectional \(a one-layer, one-direction stand-in\)"):
+        registry.create("dummy", 3, 4, shape=Shape(2, True))
+    # oneDNN would not run them: PyTorch falls back to native kernels, which torch-lstm measures already
+    assert registry.skip_reason("onednn-lstm", shape=Shape(1, False, 2)).startswith(
+        "onednn-lstm has no proj_size (oneDNN's LSTM takes no PackedSequence and no projection")
+    assert registry.skip_reason("onednn-lstm", lengths_mode="packed").startswith(
+        "onednn-lstm has no packed mode for variable lengths; it runs padded (oneDNN's LSTM")
+    assert registry.skip_reason("scratch-rnn", shape=Shape(2, True), lengths_mode="masked") is None
+
+
+@pytest.mark.parametrize("name,shape,message", [
+    ("fused-lstm", Shape(1, False, 4), r"proj_size must be in \[0, hidden\) = \[0, 4\) \(0: none\), not 4"),
+    ("torch-rnn", Shape(1, False, 2), "proj_size applies to LSTM cells only, not RNN"),
+    ("torch-lstm", Shape(2, False, 0, 1.0), r"dropout must be in \[0, 1\), not 1.0"),
+    ("torch-lstm", Shape(0), "layers must be an integer >= 1, not 0"),
+])
+def test_stacks_nn_lstm_refuses_are_errors(name, shape, message):
+    with pytest.raises(ValueError, match=message):
+        registry.create(name, 3, 4, shape=shape)
+
+
+def test_onednn_runs_stacks_on_its_own_kernels():
+    """Two layers, both directions: still oneDNN's primitive, not a silent fallback."""
+    from harness import profiler
+    model = registry.create("onednn-lstm", 4, 4, shape=Shape(2, True))
+    with torch.profiler.profile() as prof:
+        model(torch.randn(5, 2, 4))[0].sum().backward()
+    assert profiler.backend_from_ops({e.name for e in prof.events()}) == "onednn"
+
+
+@CUDA
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", ["fixed", "packed"])
+@pytest.mark.parametrize("name", ["fused-lstm", "bptt-lstm", "cudnn-lstm"])
+def test_cuda_stacks_match_cpu_float64(name, mode, full_float32):
+    shape = Shape(2, True, 3)
+    lengths = None if mode == "fixed" else LENGTHS
+    got = run_case(name, "lstm", *STACK_SIZE, seed=1700, shape=shape, lengths=lengths, device="cuda",
+                   mode=None if lengths is None else mode)
+    assert_same(got, reference("lstm", mode, shape, 1700), 1e-10)

@@ -17,13 +17,14 @@ class LinearRNN(Recurrent):
         super().__init__(U.shape[1], W.shape[0])
         self.W, self.U = torch.nn.Parameter(W), torch.nn.Parameter(U)
 
-    def run(self, x, state):
+    def run(self, x, state, lengths=None):
         (h,) = state
+        h = h[0]                                          # (B, H): one layer, one direction
         ys = []
         for xt in x:
             h = h @ self.W.t() + xt @ self.U.t()
             ys.append(h)
-        return torch.stack(ys), (h,)
+        return torch.stack(ys), (h.unsqueeze(0),)
 
 
 def orthogonal(n, seed):
@@ -51,10 +52,10 @@ def test_forget_gate_product(bf):
     T, B, I, H = 15, 2, 3, 4
     model = registry.create("scratch-lstm", I, H, dtype="float64", seed=5)
     with torch.no_grad():
-        model.weight_hh.zero_()
-        model.weight_ih[H:2 * H].zero_()         # the forget gate's input weights
-        model.bias_ih[H:2 * H].fill_(bf)
-        model.bias_hh[H:2 * H].zero_()
+        model.weight_hh_l0.zero_()
+        model.weight_ih_l0[H:2 * H].zero_()         # the forget gate's input weights
+        model.bias_ih_l0[H:2 * H].fill_(bf)
+        model.bias_hh_l0[H:2 * H].zero_()
     x = torch.randn(1, B, I, dtype=torch.float64).expand(T, B, I).contiguous()  # constant over time
     curves = gradients.grad_norms(model, x, gradients.probe_vector(H, 0), states=True)
     c = curves["c"]
@@ -66,9 +67,9 @@ def test_forget_gate_product(bf):
 def test_forget_bias_is_added_to_bias_ih_only():
     a = registry.create("torch-lstm", 3, 4, dtype="float64", seed=1)
     b = registry.create("torch-lstm", 3, 4, dtype="float64", seed=1, forget_bias=2.5)
-    diff_ih = b.canonical()["bias_ih"] - a.canonical()["bias_ih"]
+    diff_ih = b.canonical()["bias_ih_l0"] - a.canonical()["bias_ih_l0"]
     assert torch.equal(diff_ih, torch.tensor([0.0] * 4 + [2.5] * 4 + [0.0] * 8, dtype=torch.float64))
-    assert torch.equal(b.canonical()["bias_hh"], a.canonical()["bias_hh"])
+    assert torch.equal(b.canonical()["bias_hh_l0"], a.canonical()["bias_hh_l0"])
     with pytest.raises(ValueError, match="forget_bias applies to LSTM cells only"):
         registry.create("torch-rnn", 3, 4, forget_bias=1.0)
 

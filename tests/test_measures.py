@@ -4,6 +4,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from harness import flops, memory, registry
+from harness.models import ONE_LAYER, Shape
 
 
 def counted(model, x, state, train):
@@ -14,15 +15,56 @@ def counted(model, x, state, train):
     return counter.get_total_flops()
 
 
+def counted_case(name, T, B, I, H, shape=ONE_LAYER, lengths=None):
+    """(forward, train) FLOPs FlopCounterMode counts, with x and the initial state needing gradients."""
+    model = registry.create(name, I, H, dtype="float64", shape=shape, lengths_mode="packed" if lengths is not None
+                            else None)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(s.shape, dtype=torch.float64, requires_grad=True) for s in model.zero_state(B))
+    out = []
+    for train in (False, True):
+        with FlopCounterMode(display=False) as counter:
+            y, _ = model(x, state, lengths)
+            if train:
+                y.sum().backward()
+        out.append(counter.get_total_flops())
+    return out
+
+
 @pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "scratch-rnn"])
 @pytest.mark.parametrize("T,B,I,H", [(1, 1, 3, 5), (7, 4, 6, 9), (12, 3, 16, 8)])
 def test_flop_model_matches_flop_counter(name, T, B, I, H):
     cell = registry.get(name).cell
-    model = registry.create(name, I, H, dtype="float64")
-    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    state = tuple(torch.randn(B, H, dtype=torch.float64, requires_grad=True) for _ in range(2 if cell == "lstm" else 1))
-    assert counted(model, x, state, train=False) == flops.flops(cell, B, T, H, I, "forward")
-    assert counted(model, x, state, train=True) == flops.flops(cell, B, T, H, I, "train")
+    assert counted_case(name, T, B, I, H) == [flops.flops(cell, B, T, H, I, p) for p in ("forward", "train")]
+
+
+STACKS = [Shape(2), Shape(1, True), Shape(3, True), Shape(2, False, 3), Shape(2, True, 3)]
+
+
+@pytest.mark.parametrize("shape", STACKS, ids=str)
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "scratch-rnn"])
+def test_flop_model_covers_layers_directions_and_projection(name, shape):
+    if shape.proj_size and name == "scratch-rnn":
+        pytest.skip("proj_size is an LSTM's only")
+    cell = registry.get(name).cell
+    assert counted_case(name, 6, 3, 5, 7, shape) == [flops.flops(cell, 3, 6, 7, 5, p, shape) for p in
+                                                     ("forward", "train")]
+
+
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "scratch-rnn"])
+def test_flop_model_counts_real_tokens_only(name):
+    """Packed, the scratch models run the real steps only: the FLOPs of 3 + 8 + 5 tokens, not 3 * 8."""
+    cell, shape = registry.get(name).cell, Shape(2, True)
+    lengths = torch.tensor([3, 8, 5])
+    got = counted_case(name, 8, 3, 4, 6, shape, lengths)
+    assert got == [flops.flops(cell, 3, 8, 6, 4, p, shape, tokens=16) for p in ("forward", "train")]
+
+
+def test_flop_model_stack_literals():
+    # layer 0: 4*8*(5+8) = 416 per direction; layer 1 takes 2*8 = 16 wide: 4*8*(16+8) = 768; per token 2*(416+768)
+    assert flops.flops("lstm", 2, 3, 8, 5, "forward", Shape(2, True)) == 2 * 6 * 2 * (416 + 768) == 28416
+    # proj 3: layer 0 4*8*(5+3) + 3*8 = 280; layer 1 (input 3) 4*8*(3+3) + 24 = 216
+    assert flops.flops("lstm", 1, 1, 8, 5, "forward", Shape(2, False, 3)) == 2 * (280 + 216) == 992
 
 
 def test_flop_model_literals():

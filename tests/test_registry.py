@@ -16,15 +16,15 @@ def test_registered_names():
 
 @pytest.mark.parametrize("name", list(registry.IMPLS))
 def test_one_interface(name):
-    """Same constructor arguments, time-major input, (T, B, H) output and (B, H) states."""
+    """Same constructor arguments, time-major input, (T, B, H) output and nn.LSTM's (L*D, B, H) states."""
     device = registry.get(name).devices[0]
     if reason := registry.skip_reason(name, device):
         pytest.skip(reason)
     model = registry.create(name, input_size=3, hidden_size=5, device=device, dtype="float32", seed=0)
     y, state = model(torch.randn(4, 2, 3, device=device))
     assert y.shape == (4, 2, 5)
-    assert [tuple(s.shape) for s in state] == [(2, 5)] * (2 if registry.get(name).cell == "lstm" else 1)
-    assert sorted(model.canonical()) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+    assert [tuple(s.shape) for s in state] == [(1, 2, 5)] * (2 if registry.get(name).cell == "lstm" else 1)
+    assert sorted(model.canonical()) == ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
 
 
 @pytest.mark.parametrize("name,device,dtype,reason", [
@@ -116,10 +116,10 @@ def test_threads_are_set_and_recorded():
 def test_canonical_params_depend_on_seed_only():
     a, b = canonical_params("lstm", 3, 4, seed=5), canonical_params("lstm", 3, 4, seed=5)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert a["weight_ih"].shape == (16, 3) and a["weight_hh"].shape == (16, 4) and a["bias_ih"].shape == (16,)
+    assert a["weight_ih_l0"].shape == (16, 3) and a["weight_hh_l0"].shape == (16, 4) and a["bias_ih_l0"].shape == (16,)
     seed_init = canonical_params("lstm", 3, 4, seed=5, init="seed")
-    assert seed_init["bias_ih"].abs().sum() == 0 and 0.05 < seed_init["weight_hh"].std() < 0.2
-    q = canonical_params("rnn", 3, 6, seed=5, init="orthogonal")["weight_hh"]
+    assert seed_init["bias_ih_l0"].abs().sum() == 0 and 0.05 < seed_init["weight_hh_l0"].std() < 0.2
+    q = canonical_params("rnn", 3, 6, seed=5, init="orthogonal")["weight_hh_l0"]
     assert torch.allclose(q @ q.t(), torch.eye(6, dtype=torch.float64), atol=1e-12)
 
 
@@ -138,10 +138,10 @@ def test_tutorial_example_shapes_and_agreement():
     out, (hn, cn) = model(x, (h0, c0))                         # the state as one tuple
     assert out.shape == (1, 5, 10) and hn.shape == (1, 1, 20) and cn.shape == (1, 1, 20)
 
-    Y, (Hs, Cs) = scratch(x.transpose(0, 1), (h0[0], c0[0]))  # time-major
-    assert Y.shape == (5, 1, 10) and Hs.shape == (1, 20) and Cs.shape == (1, 20)
+    Y, (Hs, Cs) = scratch(x.transpose(0, 1), (h0, c0))        # time-major
+    assert Y.shape == (5, 1, 10) and Hs.shape == (1, 1, 20) and Cs.shape == (1, 1, 20)
     torch.testing.assert_close(Y.transpose(0, 1), out, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(Cs, cn[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(Cs, cn, rtol=1e-5, atol=1e-6)
 
 
 def test_tutorial_as_printed_fails():
