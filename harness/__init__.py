@@ -10,7 +10,9 @@ and figure -- and each module imports only the modules listed below it
     claims      the tutorial's claims, in its words: rules, evidence, verdicts
     plots       one function per figure
     compare     the regression gate: a rank test and a ratio interval per case
-    tables      a run's CSVs as typed pandas DataFrames
+    axes        the figures' log and ratio axes
+    costs       what stacks and variable lengths cost: ratios with intervals
+    tables      a run's CSVs as typed pandas DataFrames, and ratios of two rows
     shards      submitit shards (Slurm, local) of one run
     sweep       runs the cases: the pytest-benchmark plugin, rows on disk, Ctrl-C, resume
     console     the text a person reads in the terminal
@@ -21,15 +23,18 @@ and figure -- and each module imports only the modules listed below it
     memory      peak memory, and whether a case fits
     flops       the FLOP model and the GEMM peak
     profiler    torch.profiler: which backend ran, profiled passes, trace tables, where the time goes
-    scenario    scenario files: schema, validation, grid expansion
+    scenario    scenario files: loading, one-line errors, grid expansion
+    schema      every scenario key: its type, default and allowed values
     cases       the cases a grid expands to, and their ids
     registry    implementation names, backend contexts, skips
     bptt        bptt-lstm: the explicit backward pass
     tutorial    the tutorial's own example, corrected
-    models      the implementations (scratch, fused, nn.*, the dummy) and canonical parameters
+    models      the implementations (scratch, fused, nn.*, the dummy) and the stack around them
     env         paths, threads, provenance, device names, CPU steal
     intervals   intervals of medians and ratios (bootstrap), the Mann-Whitney test
     columns     every table's columns, declared once
     units       numbers a person reads: ms, MiB, GFLOP/s, %, three significant figures
+    params      the canonical parameters: names, shapes, seeded draws; the stack's shape
+    lengths     variable-length batches: lengths drawn, packed and masked runs, reversal
     errors      UsageError and Skip
 """

@@ -24,6 +24,13 @@ computed for all steps at once before the loop; each step is then five
 kernels. The weight gradients are single large GEMMs over all steps, as cuDNN
 and oneDNN do: dW_ih = da^T x, dW_hh = da^T h_{t-1}, db = sum da, and
 dx = da W_ih.
+
+With a projection (h_t = m_t W_hr^T, m_t = o * tanh(c_t)) or a variable-length
+batch, the general path runs in the usual layout: one more GEMM per step each
+way (dm_t = dh_t W_hr) and dW_hr = dh^T m in one GEMM; packed, step t runs the
+first batch_sizes[t] rows of the length-sorted batch, and a sequence's final-
+state gradient enters at its own last step. Layers and directions are the
+stack's (models._CanonicalParams): this is one layer, one direction.
 """
 from __future__ import annotations
 

@@ -17,10 +17,16 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
+from harness import lengths as varlen
 from harness import registry
+from harness.models import Shape
 
-KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers"]
+KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers", "bidirectional",
+               "proj_size", "dropout", "lengths", "lengths_mode"]
 # what identifies a throughput measurement across runs (not rounds, warm-up, seed or threads): compare's key
+KEY_DEFAULTS = {"layers": "1", "bidirectional": "False", "proj_size": "0", "dropout": "0.0", "lengths": "fixed",
+                "lengths_mode": ""}
+# the key columns' values, as timings.csv writes them, for rows of runs made before the column existed
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class ThroughputCase:
     memory: bool
     profile: bool = False
     layers: int = 1
+    bidirectional: bool = False
+    proj_size: int = 0            # LSTM only; 0: no projection
+    dropout: float = 0.0          # between layers, train phase only (0 where it cannot act)
+    lengths: str = varlen.FIXED   # "fixed" or "uniform:LO-HI" (harness/lengths.py); seq_len is HI
+    lengths_mode: str | None = None   # packed | masked | padded; None for fixed lengths
     interleave: bool = True   # time the group round-robin (False: each case's rounds as one block)
     max_time_s: float = 30.0  # rounds = "auto": stop the group's rounds after this many seconds
     section_index: int = 1    # which [[throughput]] section of the file (1-based): groups stay within one
@@ -52,14 +63,18 @@ class ThroughputCase:
         return registry.get(self.impl).cell
 
     @property
+    def shape(self) -> Shape:
+        return Shape(self.layers, self.bidirectional, self.proj_size, self.dropout)
+
+    @property
     def slug(self) -> str:
-        """impl_device_bBATCH_tT_hH_phase (plus dtype and input where they differ from the usual)."""
+        """impl_device_bBATCH_tT_hH_phase (plus dtype, input and the stack where they differ from the usual)."""
         s = f"{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}"
         if self.input != self.hidden:
             s += f"_i{self.input}"
         if self.dtype != "float32":
             s += f"_{self.dtype}"
-        return f"{s}_{self.phase}"
+        return f"{s}{stack_slug(self.shape, self.lengths, self.lengths_mode)}_{self.phase}"
 
     def key(self) -> tuple:
         """What identifies the measurement across runs: the KEY_COLUMNS."""
@@ -67,6 +82,34 @@ class ThroughputCase:
 
     def as_row(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def stack_slug(shape: Shape, lengths: str = varlen.FIXED, mode: str | None = None) -> str:
+    """'_l4_bi_p128_d0.2_u30-100-packed': the parts of a stack that differ from one plain layer."""
+    s = f"_l{shape.layers}" if shape.layers != 1 else ""
+    s += "_bi" if shape.bidirectional else ""
+    s += f"_p{shape.proj_size}" if shape.proj_size else ""
+    s += f"_d{shape.dropout:g}" if shape.dropout else ""
+    if lengths != varlen.FIXED:
+        s += f"_u{lengths.split(':', 1)[1]}-{mode}"
+    return s
+
+
+def stack_label(row: dict) -> str:
+    """'4 layers, bidirectional, proj 128, dropout 0.2, uniform:30-100 packed'; "" for one plain layer
+    of fixed length (the `stack` column)."""
+    parts = []
+    if int(row.get("layers") or 1) != 1:
+        parts.append(f"{int(row['layers'])} layers")
+    if str(row.get("bidirectional")) == "True":
+        parts.append("bidirectional")
+    if float(row.get("proj_size") or 0):
+        parts.append(f"proj {int(row['proj_size'])}")
+    if float(row.get("dropout") or 0):
+        parts.append(f"dropout {float(row['dropout']):g}")
+    if (row.get("lengths") or "fixed") != "fixed":
+        parts.append(f"{row['lengths']} {row.get('lengths_mode') or ''}".strip())
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -86,11 +129,13 @@ class GradientCase:
     seed: int                      # the first seed
     seeds: int
     threads: int
+    layers: int = 1
     section: str = "gradients"
 
     @property
     def slug(self) -> str:
         s = f"grad_{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}_{self.init}"
+        s += stack_slug(Shape(self.layers))
         if self.forget_bias:
             s += f"_fb{self.forget_bias:g}"
         if self.nonlinearity and self.nonlinearity != "tanh":
@@ -118,11 +163,13 @@ class TaskCase:
     threads: int
     eval_every: int
     eval_size: int
+    layers: int = 1
     section: str = "task"
 
     @property
     def slug(self) -> str:
         s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
+        s += stack_slug(Shape(self.layers))
         return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
 
 

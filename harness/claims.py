@@ -12,14 +12,13 @@ words (Chinese) and in English, and what is measured to test it. The derived tab
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from harness import intervals
 from harness.gradients import VANISH_RATIO
+from harness.tables import PAIR_COLUMNS, pair_ratio, round_times
 from harness.tutorial import STATEMENTS, Statement
 
 LEARNED = 0.5     # claim (c): a model "learned" the task when its final held-out loss < LEARNED * baseline
@@ -28,27 +27,6 @@ SCRATCH_OPTIMISED = ("fused-lstm", "bptt-lstm")                 # shown beside t
 
 
 # -- derived tables ----------------------------------------------------------------------------
-def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray]:
-    """(run_id, case_id) -> that case's raw rounds, in round order (rounds.csv)."""
-    if rounds is None or rounds.empty:
-        return {}
-    r = rounds.sort_values(["run_id", "case_id", "round"])
-    return {k: g["time_s"].to_numpy(dtype=float) for k, g in r.groupby(["run_id", "case_id"])}
-
-
-PAIR_COLUMNS = ("run_id", "case_id", "group_id", "time_median_s")   # what pair_ratio reads of each side
-
-
-def pair_ratio(times: dict, a: Mapping, b: Mapping) -> tuple[float, float, float]:
-    """time(a) / time(b) with its 95% bootstrap interval over their rounds: paired where the two
-    were timed in one comparison group (round r of each shares the machine's state), unpaired otherwise."""
-    ta, tb = times.get((a["run_id"], a["case_id"])), times.get((b["run_id"], b["case_id"]))
-    if ta is None or tb is None:
-        return a["time_median_s"] / b["time_median_s"], float("nan"), float("nan")
-    paired = a["run_id"] == b["run_id"] and a.get("group_id") == b.get("group_id") and len(ta) == len(tb)
-    return intervals.ratio_ci(ta, tb, paired=bool(paired))
-
-
 def cost_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """LSTM/RNN ratios at equal sizes: train-step time per backend pair (with its interval), and parameters."""
     if timings is None:

@@ -14,6 +14,10 @@ TIMING_COLUMNS = [
     # beyond the required columns
     "warmup", "threads", "seed", "time_mean_s", "time_max_s", "time_stddev_s", "host", "finished_utc", "case_id",
     "tf32",   # CUDA rows: whether float32 work could use TF32 (env.TF32); empty on CPU
+    # the stack and variable lengths (models.Shape, harness/lengths.py); tokens: the real tokens of one step
+    # (tokens_per_s and flops count only these); random_outputs: dropout > 0, so no two steps compute alike
+    "bidirectional", "proj_size", "dropout", "lengths", "lengths_mode", "tokens", "padding_fraction",
+    "random_outputs",
     # the comparison group (harness/timing.py): which, how it was timed, and the machine meanwhile
     "group_id", "section_index", "interleave", "order_seed", "rounds_wanted", "max_time_s",
     "median_ci_low_s", "median_ci_high_s",        # 95% interval of time_median_s (intervals.median_ci)
@@ -25,16 +29,17 @@ ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "
 GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                     "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
                     # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step", "case_id"]
+                    "device", "input", "task", "train_step", "layers", "case_id"]
 DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                  "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
-                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "case_id"]
+                 "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "layers",
+                 "case_id"]
 TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
-                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "case_id"]
+                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "layers", "case_id"]
 BREAKDOWN_COLUMNS = ["run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input",
-                     "category", "ms", "source"]
+                     "layers", "bidirectional", "lengths", "lengths_mode", "category", "ms", "source"]
 # where one step's time goes (profiler.CATEGORIES), ms per step; source: "pass" (the sweep's breakdown pass) or
 # "trace" (read from a profiled case's trace)
 TABLES = {"timings.csv": TIMING_COLUMNS, "rounds.csv": ROUND_COLUMNS, "breakdown.csv": BREAKDOWN_COLUMNS,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import intervals
-from harness.cases import KEY_COLUMNS
+from harness.cases import KEY_COLUMNS, KEY_DEFAULTS
 from harness.errors import UsageError
 from harness.store import RunMeta, read_meta, read_rows
 
@@ -57,7 +57,8 @@ class Comparison:
 
 def _cases(run_dir: Path) -> dict[tuple, tuple[dict, list[float]]]:
     """KEY_COLUMNS -> (the ok timings row, its raw rounds in round order)."""
-    rows = {tuple(r[k] for k in KEY_COLUMNS): r for r in read_rows(run_dir / "timings.csv") if r["status"] == "ok"}
+    rows = {tuple(r.get(k) or KEY_DEFAULTS.get(k, "") for k in KEY_COLUMNS): r
+            for r in read_rows(run_dir / "timings.csv") if r["status"] == "ok"}
     by_case: dict[str, list[tuple[int, float]]] = {}
     for r in read_rows(run_dir / "rounds.csv"):
         by_case.setdefault(r["case_id"], []).append((int(r["round"]), float(r["time_s"])))
@@ -120,7 +121,7 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
         bare = [k for k in common if not cases[k][1]]
         if bare:
             raise UsageError(f"run {name} has no raw rounds (rounds.csv) for {len(bare)} of its cases, e.g. "
-                             f"{' '.join(bare[0])}: rerun it with this version of lstm-bench")
+                             f"{case_name(bare[0], impl=True)}: rerun it with this version of lstm-bench")
     out = Comparison()
     threads = ({b[k][0]["threads"] for k in common}, {n[k][0]["threads"] for k in common})
     meta_b, meta_n = read_meta(base_dir), read_meta(run_dir)
@@ -202,8 +203,17 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
 
 def _group(k: tuple, b: dict, n: dict) -> tuple:
     """A case's comparison group in both runs, and its name for the printout (its key without impl)."""
-    name = " ".join(x for c, x in zip(KEY_COLUMNS, k, strict=True) if c != "impl")
-    return b[k][0]["group_id"], n[k][0]["group_id"], name
+    return b[k][0]["group_id"], n[k][0]["group_id"], case_name(k)
+
+
+def case_name(k: tuple, impl: bool = False) -> str:
+    """'cpu float32 1 2 4 4 train 1' (with impl: 'dummy cpu ...'), then the stack's settings that are not
+    the default ('lengths=uniform:30-100')."""
+    plain = [x for c, x in zip(KEY_COLUMNS, k, strict=True)
+             if (impl or c != "impl") and c not in KEY_DEFAULTS or c == "layers"]
+    extra = [f"{c}={x}" for c, x in zip(KEY_COLUMNS, k, strict=True)
+             if c in KEY_DEFAULTS and c != "layers" and x != KEY_DEFAULTS[c]]
+    return " ".join(plain + extra)
 
 
 def group_shifts(common: list[tuple], b: dict, n: dict) -> dict[tuple, float]:

@@ -6,6 +6,7 @@ the per-case lines under its progress bar, cli prints the rest.
 from __future__ import annotations
 
 from harness import intervals
+from harness.cases import stack_label
 from harness.columns import STATUSES
 from harness.gradients import VANISH_RATIO
 
@@ -22,6 +23,8 @@ def case_line(row: dict) -> str:
     """A finished throughput case: its time, rate, memory and backend, or its status and reason."""
     what = (f"{row['impl']:12s} {row['device']:6s} {row['dtype']:8s} b{row['batch']:<4d} t{row['seq_len']:<4d} "
             f"h{row['hidden']:<5d} {row['phase']:7s}")
+    if stack := stack_label(row):
+        what += f" [{stack}]"
     if row["status"] != "ok":
         return f"{row['status']:7s} {what} {row['reason']}"
     mem = f"  mem {row['peak_mem_bytes'] / 2**20:8.2f} MiB" if row.get("peak_mem_bytes") not in (None, "") else ""

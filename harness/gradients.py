@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from harness import intervals, registry
-from harness.models import Recurrent
+from harness.models import Recurrent, Shape
 
 VANISH_RATIO = 1e-3      # "vanished": below this fraction of the norm at distance 0
 SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
@@ -170,16 +170,16 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     def factory(seed: int) -> Recurrent:
         return registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype, seed=seed,
                                init=case.init, forget_bias=case.forget_bias or 0.0,
-                               nonlinearity=case.nonlinearity or "tanh")
+                               nonlinearity=case.nonlinearity or "tanh", shape=Shape(case.layers))
 
     seeds = list(range(case.seed, case.seed + case.seeds))
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,
-                             states=case.impl in SCRATCH)
+                             states=case.impl in SCRATCH and case.layers == 1)    # the states of one layer
     base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
             "forget_bias": case.forget_bias if cell == "lstm" else "",
             "nonlinearity": case.nonlinearity if cell == "rnn" else "", "hidden": case.hidden,
             "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
-            "task": "", "train_step": ""}
+            "task": "", "train_step": "", "layers": case.layers}
     rows = []
     for seed, curves in by_seed.items():
         rows += curve_rows({**base, "input": case.input}, seed, curves)

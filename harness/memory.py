@@ -13,12 +13,13 @@ step are not counted):
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity
 
-from harness.models import GATES
+from harness.models import GATES, ONE_LAYER, Shape, param_shapes
 from harness.profiler import quiet_profile
 from harness.registry import DTYPES
 
@@ -48,16 +49,17 @@ def measure(step: Callable[[], object], device: str) -> tuple[int, set[str] | No
     return int(peak), {e.name() for e in all_events}
 
 
-def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int) -> int:
-    """Analytic peak of fused-lstm's train step, in bytes.
+def fused_lstm_estimate(batch: int, seq_len: int, hidden: int, itemsize: int, layers: int = 1) -> int:
+    """Analytic peak of fused-lstm's train step (one direction), in bytes.
 
-    Forward keeps, for backward, per step: sigmoid(i), sigmoid(f), tanh(g),
-    sigmoid(o), c, tanh(c) and h -- 7 (B, H) tensors; plus the input projection
-    xw (T, B, 4H) while the loop runs, and the stacked output (T, B, H):
-    12 * T * B * H elements in all. The backward frees activations as it goes,
+    Forward keeps, for backward, per layer and step: sigmoid(i), sigmoid(f), tanh(g),
+    sigmoid(o), c, tanh(c) and h -- 7 (B, H) tensors -- and the layer's stacked output
+    (T, B, H): 8 * T * B * H elements per layer. The input projection xw (T, B, 4H) lives
+    only while its layer's loop runs, so the forward's end holds the last layer's too:
+    (8 * layers + 4) * T * B * H elements. The backward frees activations as it goes,
     so the forward's end is the peak.
     """
-    return 12 * seq_len * batch * hidden * itemsize
+    return (8 * layers + 4) * seq_len * batch * hidden * itemsize
 
 
 # -- will a case fit? (the sweep asks before it builds one) -------------------------------------------
@@ -67,16 +69,16 @@ FIT_FRACTION = 0.8   # a case may use at most this share of what is free
 
 
 def estimate_bytes(cell: str, dtype: str, batch: int, seq_len: int, hidden: int, input_size: int,
-                   train: bool = True) -> int:
-    """An estimate, made before building the case, of one step's memory: activations, input,
-    parameters and their gradients."""
+                   train: bool = True, shape: Shape = ONE_LAYER) -> int:
+    """An estimate, made before building the case, of one step's memory: activations (every layer
+    and direction's, and each layer's output), input, parameters and their gradients."""
     s = DTYPES[dtype].itemsize
-    G = GATES[cell]
-    params = G * hidden * (input_size + hidden + 2)
+    G, D, L = GATES[cell], shape.directions, shape.layers
+    params = sum(math.prod(size) for size in param_shapes(cell, input_size, hidden, shape).values())
     if train:
-        acts = ACTIVATIONS[cell] * seq_len * batch * hidden
+        acts = L * D * ACTIVATIONS[cell] * seq_len * batch * hidden + L * D * seq_len * batch * hidden
     else:
-        acts = seq_len * batch * (G + 1) * hidden
+        acts = D * seq_len * batch * (G + 1) * hidden + 2 * D * seq_len * batch * hidden   # one layer at a time
     return int(s * (acts + seq_len * batch * input_size + 2 * params))
 
 

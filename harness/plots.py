@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness import memory  # noqa: E402
+from harness.axes import log_axis, ratio_axis  # noqa: E402
 from harness.profiler import CATEGORIES, one_size  # noqa: E402
 from harness.registry import DTYPES  # noqa: E402
 
@@ -32,43 +33,6 @@ def _fb(df: pd.DataFrame) -> pd.Series:
 def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
     """pointplot's dodge: `width` apart, or none for a single hue level (seaborn divides by levels - 1)."""
     return width if hue.nunique() > 1 else False
-
-
-def _human(x: float, _pos=None) -> str:
-    """A tick label: 3 significant figures with k/M/G (1e-6 below 0.001), never 6x10^1."""
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    if 0 < abs(x) < 1e-3:
-        mantissa, exp = f"{x:.0e}".split("e")
-        return f"{mantissa}e{int(exp)}"
-    return f"{x:.3g}"
-
-
-RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100)   # at least
-# 0.12 decades apart, so 7-pt labels on a 3-inch log axis do not touch
-
-
-def ratio_axis(ax, which: str = "y") -> None:
-    """A log axis of ratios labelled at RATIO_TICKS (0.5, 0.7, 1, 1.5, 2, ...), nothing in between."""
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_locator(matplotlib.ticker.FixedLocator(RATIO_TICKS))
-    axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    axis.set_minor_locator(matplotlib.ticker.NullLocator())
-
-
-def log_axis(ax, which: str, measured=None) -> None:
-    """A log axis with plain labels (100, 1k, 10k) and no minor labels; ticks at the `measured` values
-    (the sizes a sweep ran) where given, so an axis over 25 and 100 reads 25, 100."""
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    if measured is not None:
-        values = sorted({float(v) for v in measured if v == v and v > 0})
-        axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
-    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_human))
-    axis.set_minor_locator(matplotlib.ticker.NullLocator())
-    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -332,6 +296,68 @@ def time_breakdown(breakdown: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+def _size(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
+    """'h512 b64 t100' (without t when seq_len is False): a panel's sizes."""
+    s = "h" + df["hidden"].astype(int).astype(str) + " b" + df["batch"].astype(int).astype(str)
+    return s + (" t" + df["seq_len"].astype(int).astype(str) if seq_len else "")
+
+
+def _errorbars(grid, d: pd.DataFrame, x: str, y: str, lo: str, hi: str) -> None:
+    """Each point's 95% interval, drawn on its own panel of a relplot (col="panel")."""
+    for panel, ax in grid.axes_dict.items():
+        p = d[(d["panel"] == panel) & d[lo].notna()]
+        ax.errorbar(p[x], p[y], yerr=[(p[y] - p[lo]).clip(lower=0), (p[hi] - p[y]).clip(lower=0)], fmt="none",
+                    ecolor="grey", capsize=2, linewidth=1)
+
+
+def layer_cost(layer_costs: pd.DataFrame | None) -> plt.Figure | None:
+    """Cost against layers: each stack's time over one layer, one direction, at the same sizes (95% interval)."""
+    if layer_costs is None or layer_costs.empty:
+        return None
+    d = layer_costs.assign(panel=layer_costs["phase"] + ", " + _size(layer_costs),
+                           direction=layer_costs["directions"].map({1: "one direction", 2: "bidirectional"}))
+    grid = sns.relplot(data=d, x="layers", y="ratio",
+                       hue="impl",
+                       style="direction",
+                       col="panel",
+                       kind="line", marker="o", errorbar=None, col_wrap=min(4, d["panel"].nunique()), height=3.4,
+                       aspect=1.1)
+    _errorbars(grid, d, "layers", "ratio", "ratio_ci_low", "ratio_ci_high")
+    layers = sorted(d["layers"].unique())
+    for ax in grid.axes.flat:
+        ax.plot(layers, layers, color="black", linestyle="--", linewidth=1)        # cost linear in layers
+        log_axis(ax, "x", layers)
+        ratio_axis(ax)
+    grid.set_titles(col_template="{col_name}")
+    grid.set_axis_labels("layers", "time / one layer, one direction (log)")
+    grid.figure.suptitle("Cost against layers (dashed: linear in layers)", y=1.02)
+    return grid.figure
+
+
+def lengths_cost(lengths_costs: pd.DataFrame | None) -> plt.Figure | None:
+    """Each lengths_mode's time per real token over a fixed-length batch of the same real tokens (95% interval),
+    against the spread of lengths."""
+    if lengths_costs is None or lengths_costs.empty:
+        return None
+    d = lengths_costs.assign(panel=lengths_costs["impl"] + ", " + lengths_costs["phase"] + ", "
+                             + _size(lengths_costs, seq_len=False))
+    grid = sns.relplot(data=d, x="spread", y="cost",
+                       hue="lengths_mode",
+                       col="panel",
+                       kind="line", marker="o", errorbar=None, col_wrap=min(4, d["panel"].nunique()), height=3.4,
+                       aspect=1.1, hue_order=[m for m in ("packed", "masked", "padded") if m in set(d["lengths_mode"])])
+    _errorbars(grid, d, "spread", "cost", "cost_ci_low", "cost_ci_high")
+    for ax in grid.axes.flat:
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+        ax.set_xticks(sorted(d["spread"].unique()))
+        ratio_axis(ax)
+    grid.set_titles(col_template="{col_name}")
+    grid.set_axis_labels("spread of lengths, HI - LO (steps)", "time per real token / fixed (log)")
+    grid.figure.suptitle("What variable lengths cost, by lengths_mode (dashed: a fixed batch of the same tokens)",
+                         y=1.02)
+    return grid.figure
+
+
 FIGURES = {  # file stem -> (function, the tables it takes)
     "vanishing_gradients": (vanishing_gradients, ("gradients", "decay")),
     "training_effect": (training_effect, ("gradients",)),
@@ -342,6 +368,8 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "memory": (memory_use, ("timings",)),
     "cost_ratio": (cost_ratio, ("ratios",)),
     "time_breakdown": (time_breakdown, ("breakdown",)),
+    "layer_cost": (layer_cost, ("layer_costs",)),
+    "lengths_cost": (lengths_cost, ("lengths_costs",)),
 }
 NEEDS = {  # file stem -> what a run needs for it: the report's one line where a figure is not drawn
     "vanishing_gradients": "a [[gradients]] section",
@@ -353,4 +381,7 @@ NEEDS = {  # file stem -> what a run needs for it: the report's one line where a
     "memory": "[[throughput]] train rows with memory = true",
     "cost_ratio": "an LSTM and an RNN timed at equal sizes",
     "time_breakdown": "profiled throughput cases (every run profiles one size; make profile profiles all)",
+    "layer_cost": "one configuration timed at two or more layers or directions (layers, bidirectional)",
+    "lengths_cost": "variable-length cases (lengths = \"uniform:LO-HI\") and a fixed-length case of about their "
+                    "real tokens (seq_len near the mean length)",
 }

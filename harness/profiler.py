@@ -256,7 +256,8 @@ def breakdown_cases(groups: list[list]) -> set:
         return set()
     here = [g for g in groups if device_missing(g[0].device) is None]
     train = [g for g in here if g[0].phase == "train"] or here
-    if not train:
+    train = [g for g in train if g[0].layers == 1 and not g[0].bidirectional and g[0].lengths == "fixed"] or train
+    if not train:                     # one plain layer where the run has one: the figure compares sizes alike
         return set()
     most = max(len(g) for g in train)
     widest = sorted((g for g in train if len(g) == most), key=lambda g: g[0].hidden * g[0].batch * g[0].seq_len)
@@ -305,6 +306,10 @@ def one_size(breakdown: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, d in breakdown.groupby("device"):
         d = d[d["phase"] == "train"] if (d["phase"] == "train").any() else d
+        if "layers" in d:                                       # one plain layer, where there is one
+            flat = (d["layers"].fillna(1) == 1) & (d["bidirectional"].astype(str) != "True") \
+                & (d["lengths"].fillna("fixed").isin(["fixed", ""]))
+            d = d[flat] if flat.any() else d
         keys = ["batch", "seq_len", "hidden"]
         n = d.groupby(keys)["impl"].nunique()
         best = sorted((k for k, v in n.items() if v == n.max()), key=lambda k: k[0] * k[1] * k[2])

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import claims, env, findings, intervals, plots, profiler, store, units
-from harness.tables import TABLES, Runs, load_runs
+from harness import claims, costs, env, findings, intervals, plots, profiler, store, units
+from harness.tables import TABLES, Runs, load_runs, plain
 
 
 # -- the report's own tables ------------------------------------------------------------------------
@@ -35,7 +35,9 @@ def summary(timings: pd.DataFrame | None) -> pd.DataFrame:
     ok = timings[timings["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame()
-    g = ok.groupby(["device_label", "dtype", "phase", "impl", "backend"], as_index=False)
+    if "stack" not in ok:
+        ok = ok.assign(stack="")
+    g = ok.groupby(["device_label", "dtype", "phase", "stack", "impl", "backend"], as_index=False)
     return g.agg(cases=("time_median_s", "size"), median_time_s=("time_median_s", "median"),
                  median_tokens_per_s=("tokens_per_s", "median"), median_peak_fraction=("peak_fraction", "median"),
                  max_peak_fraction=("peak_fraction", "max"), median_peak_mem_bytes=("peak_mem_bytes", "median"))
@@ -46,7 +48,8 @@ def summary_view(summ: pd.DataFrame) -> pd.DataFrame:
     if summ.empty:
         return summ
     return pd.DataFrame({
-        "device": summ["device_label"], "dtype": summ["dtype"], "phase": summ["phase"], "impl": summ["impl"],
+        "device": summ["device_label"], "dtype": summ["dtype"], "phase": summ["phase"],
+        "stack": summ["stack"].replace("", "1 layer"), "impl": summ["impl"],
         "backend": summ["backend"], "cases": summ["cases"],
         "median time": summ["median_time_s"].map(units.seconds),
         "median throughput": summ["median_tokens_per_s"].map(lambda x: units.rate(x, "tokens/s")),
@@ -58,7 +61,7 @@ def summary_view(summ: pd.DataFrame) -> pd.DataFrame:
 def not_ok(runs: Runs) -> pd.DataFrame:
     """Cases that did not run, one row per (table, status, reason): how many, and one example."""
     parts = []
-    for key, cols in [("timings", ["impl", "device", "dtype", "batch", "seq_len", "hidden", "phase"]),
+    for key, cols in [("timings", ["impl", "device", "dtype", "batch", "seq_len", "hidden", "stack", "phase"]),
                       ("decay", ["impl", "device", "dtype", "batch", "seq_len", "hidden", "init"]),
                       ("training", ["task", "impl", "device", "dtype", "seq_len", "hidden"])]:
         df = runs.tables[key]
@@ -68,7 +71,7 @@ def not_ok(runs: Runs) -> pd.DataFrame:
         if bad.empty:
             continue
         cols = [c for c in cols if c in bad]
-        bad = bad.assign(table=TABLES[key], case=bad[cols].astype(str).agg(" ".join, axis=1),
+        bad = bad.assign(table=TABLES[key], case=bad[cols].astype(str).agg(" ".join, axis=1).str.replace("  ", " "),
                          reason=bad["reason"].fillna("") if "reason" in bad else "")
         parts.append(bad[["table", "run_id", "case", "status", "reason"]])
     if not parts:
@@ -198,11 +201,16 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     out = out_root / name
     (out / "figures").mkdir(parents=True, exist_ok=True)
     page = Page(name, runs)
-    ratios = claims.cost_ratios(runs.tables["timings"], runs.tables["rounds"])
+    # claims, findings and the size figures compare one plain layer; stacks and lengths have their own figures
+    flat = {**runs.tables, "timings": plain(runs.tables["timings"])}
+    ratios = claims.cost_ratios(flat["timings"], runs.tables["rounds"])
     parts = [df for df in (runs.tables["breakdown"], profiler.time_breakdown(dirs)) if df is not None]
     breakdown = pd.concat(parts, ignore_index=True) if parts else None    # the sweep's passes, and traces
     rr = findings.run_ratios(runs.tables["timings"], runs.tables["rounds"], runs.ids)
-    inputs = {**runs.tables, "ratios": ratios, "breakdown": breakdown}
+    layer_costs = costs.layer_costs(runs.tables["timings"], runs.tables["rounds"])
+    lengths_costs = costs.lengths_costs(runs.tables["timings"], runs.tables["rounds"])
+    inputs = {**flat, "ratios": ratios, "breakdown": breakdown, "layer_costs": layer_costs,
+              "lengths_costs": lengths_costs}
     for stem, (fn, needs) in plots.FIGURES.items():
         try:
             fig = fn(*(inputs[n] for n in needs))
@@ -218,18 +226,19 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
             fig.savefig(out / "figures" / f"{stem}.{ext}", dpi=110, bbox_inches="tight")
         plots.plt.close(fig)
         page.figures.append((stem, (fn.__doc__ or stem).strip().splitlines()[0]))
-    page.found = findings.findings(runs.tables, ratios, breakdown, rr)
-    page.claims = claims.claims(runs.tables, ratios)
+    page.found = findings.findings(flat, ratios, breakdown, rr)
+    page.claims = claims.claims(flat, ratios)
     claims_df = pd.DataFrame([{"key": c.key, "claim": c.claim, "quote_zh": c.statement.quote_zh,
                                "quote_en": c.statement.quote_en, "measured": c.statement.measured,
                                "verdict": c.verdict, "evidence": c.evidence, "rule": c.rule} for c in page.claims])
     claims_df.to_csv(out / "claims.csv", index=False)
     summ = summary(runs.tables["timings"])
     summ.to_csv(out / "summary.csv", index=False)
-    fits = findings.scaling(runs.tables["timings"])
+    fits = findings.scaling(flat["timings"])
     (fits if fits is not None else pd.DataFrame()).to_csv(out / "scaling.csv", index=False)
-    if rr is not None:
-        rr.to_csv(out / "run_ratios.csv", index=False)
+    for table, file in ((rr, "run_ratios.csv"), (layer_costs, "layer_costs.csv"), (lengths_costs, "lengths_costs.csv")):
+        if table is not None:
+            table.to_csv(out / file, index=False)
     noisy = noisy_groups(runs.tables["timings"])
     if not noisy.empty:
         runs.warnings.append(f"{len(noisy)} comparison groups were measured with more than "

@@ -1,4 +1,4 @@
-"""Scenario files (scenarios/*.toml): the schema, validation and grid expansion.
+"""Scenario files (scenarios/*.toml): loading, one-line errors and grid expansion (the keys: harness/schema.py).
 
 A scenario is data. Every list is a grid axis and the grid is the cartesian
 product of the lists; every scalar is fixed. See scenarios/README.md.
@@ -25,183 +25,18 @@ import itertools
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import ValidationError
 
+from harness import lengths as varlen
 from harness import registry
 from harness.cases import CASES, ThroughputCase
 from harness.env import SCENARIOS
 from harness.errors import UsageError
+from harness.schema import DEFAULTS, SECTIONS, Scenario, Settings, from_resolved
 
-
-def _listify(v: Any) -> Any:
-    return v if isinstance(v, list) or v is None else [v]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Settings(_Strict):
-    """Keys that [defaults] sets for every section and a section may override."""
-
-    device: list[str] | None = None      # "cpu" | "cuda" | "cuda:N"; default: cpu
-    dtype: list[str] | None = None       # float32 | float64 | bfloat16 | float16; default: float32
-    threads: list[int] | None = None     # torch intra-op threads; default: all physical cores
-    seed: list[int] | None = None        # seeds the canonical parameters and the inputs; default 0
-    rounds: Annotated[int, Field(gt=0)] | Literal["auto"] | None = None
-    # timed rounds per case (default 10); "auto": until every member's median is known to +-2% (95%
-    # interval), or max_time_s
-    warmup: int | None = Field(None, ge=0)   # untimed warm-up rounds per case (default 2)
-    interleave: StrictBool | None = None  # time a comparison group round-robin, in a seeded random order per
-    # round (default true); false: each case's rounds as one block, one case after another
-    max_time_s: float | None = Field(None, gt=0)   # rounds = "auto": seconds of rounds per group at most (30)
-
-    _v_lists = field_validator("device", "dtype", "threads", "seed", mode="before")(_listify)
-
-    @field_validator("rounds", mode="before")
-    @classmethod
-    def _rounds(cls, v):
-        if isinstance(v, str) and v != "auto" or isinstance(v, bool | float):
-            raise ValueError(f'must be a positive integer or "auto", not {v!r}')
-        return v
-
-    @field_validator("device")
-    @classmethod
-    def _devices(cls, v):
-        for d in v or []:
-            registry.device_type(d)
-        return v
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtypes(cls, v):
-        for d in v or []:
-            if d not in registry.DTYPES:
-                raise ValueError(f"unknown dtype {d!r}; allowed: {', '.join(registry.DTYPES)}")
-        return v
-
-    @field_validator("threads", "seed")
-    @classmethod
-    def _non_negative(cls, v, info):
-        for n in v or []:
-            if n < (1 if info.field_name == "threads" else 0):
-                raise ValueError(f"must be {'positive' if info.field_name == 'threads' else '>= 0'}, not {n}")
-        return v
-
-
-# The built-in defaults under [defaults]; threads 0 means all physical cores.
-DEFAULTS = Settings.model_construct(device=["cpu"], dtype=["float32"], threads=[0], seed=[0], rounds=10, warmup=2,
-                                    interleave=True, max_time_s=30.0)
-
-
-class Throughput(Settings):
-    """[[throughput]]: time, throughput and peak memory of each case."""
-
-    impl: list[str]
-    hidden: list[int]
-    input: list[int] | None = None       # default: the same as hidden
-    seq_len: list[int]
-    batch: list[int]
-    phase: list[Literal["forward", "train"]] = ["forward", "train"]
-    # forward: inference, under torch.no_grad()
-    # train:   forward + backward of sum(outputs), parameter gradients zeroed before each round
-    memory: bool = True                  # measure peak memory in a separate, untimed pass
-    profile: bool = False                # also run each case under torch.profiler (harness/profiler.py)
-
-    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", mode="before")(_listify)
-
-    @field_validator("impl")
-    @classmethod
-    def _impls(cls, v):
-        for name in v:
-            registry.get(name)
-        return v
-
-    @field_validator("hidden", "input", "seq_len", "batch")
-    @classmethod
-    def _sizes(cls, v):
-        for n in v or []:
-            if n <= 0:
-                raise ValueError(f"sizes must be positive integers, not {n}")
-        return v
-
-
-class Gradients(Settings):
-    """[[gradients]]: ||dL/dx_t|| over distance, and its fitted decay (harness/gradients.py)."""
-
-    impl: list[str]
-    hidden: list[int]
-    input: list[int] | None = None       # default: the same as hidden
-    seq_len: list[int]
-    batch: list[int] = [1]
-    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
-    forget_bias: list[float] = [0.0]     # added to the forget gate's total bias (LSTM only)
-    nonlinearity: list[Literal["tanh", "relu"]] = ["tanh"]   # RNN only
-    seeds: int = Field(3, gt=0)          # how many seeds, from `seed` on: the spread and the interval
-
-    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
-                              mode="before")(_listify)
-    _impls = field_validator("impl")(Throughput._impls.__func__)
-    _sizes = field_validator("hidden", "input", "seq_len", "batch")(Throughput._sizes.__func__)
-
-
-class Task(Settings):
-    """[[task]]: training on a long-range task (harness/tasks.py)."""
-
-    task: list[Literal["adding", "copy"]]
-    impl: list[str]
-    hidden: list[int]
-    seq_len: list[int]
-    batch: list[int] = [32]
-    steps: list[int] = [1000]            # optimiser steps
-    lr: list[float] = [1e-3]             # Adam's learning rate
-    clip: list[float] = [1.0]            # gradient-norm clip; 0: none
-    forget_bias: list[float] = [0.0]     # LSTM only
-    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
-    eval_every: int = Field(50, gt=0)    # steps between evaluations on the held-out set
-    eval_size: int = Field(256, gt=0)    # held-out sequences
-
-    _v_axes = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
-                              "init", mode="before")(_listify)
-    _impls = field_validator("impl")(Throughput._impls.__func__)
-    _sizes = field_validator("hidden", "seq_len", "batch", "steps")(Throughput._sizes.__func__)
-
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v):
-        for x in v:
-            if not x > 0:
-                raise ValueError(f"must be positive, not {x}")
-        return v
-
-    @field_validator("clip")
-    @classmethod
-    def _clip(cls, v):
-        for x in v:
-            if x < 0:
-                raise ValueError(f"must be >= 0 (0: no clipping), not {x}")
-        return v
-
-
-class Scenario(_Strict):
-    name: str
-    description: str = ""
-    defaults: Settings = Settings()
-    throughput: list[Throughput] = []
-    gradients: list[Gradients] = []
-    task: list[Task] = []
-    path: str = ""
-
-
-SECTIONS = {"throughput": Throughput, "gradients": Gradients, "task": Task}
-
-
-def from_resolved(data: dict) -> Scenario:
-    """The Scenario that run.json's resolved copy describes (for --resume)."""
-    keep = {k: v for k, v in data.items() if k in Scenario.model_fields}
-    return Scenario(**keep)
+__all__ = ["DEFAULTS", "SECTIONS", "Scenario", "Settings", "expand", "from_resolved", "load", "profiled", "resolve",
+           "resolved", "shipped"]
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -300,14 +135,36 @@ def _setting(section: Settings, defaults: Settings, key: str):
 
 
 def _normalise(case):
-    """Axes that do not apply to a case's cell become None (so they do not multiply it)."""
+    """Axes that do not apply to a case become None or their no-op value (so they do not multiply it):
+    forget_bias off LSTMs, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in the forward
+    phase or with one layer (it acts between layers, in training). A variable-length case's seq_len is HI."""
     cell = registry.get(case.impl).cell
     changes = {}
     if hasattr(case, "forget_bias") and cell != "lstm":
         changes["forget_bias"] = None
     if hasattr(case, "nonlinearity") and cell != "rnn":
         changes["nonlinearity"] = None
+    if isinstance(case, ThroughputCase):
+        bounds = varlen.parse(case.lengths)
+        if bounds is None:
+            changes["lengths_mode"] = None
+        else:
+            changes["seq_len"] = bounds[1]
+        if case.dropout and (case.phase != "train" or case.layers == 1):
+            changes["dropout"] = 0.0
     return replace(case, **changes) if changes else case
+
+
+def _check_stack(case, where: str) -> None:
+    """What nn.LSTM would refuse of a whole case (proj_size against hidden and the cell), as one line."""
+    proj = getattr(case, "proj_size", 0)
+    if not proj:
+        return
+    if registry.get(case.impl).cell != "lstm":
+        raise UsageError(f"{where}, key 'proj_size': applies to LSTM implementations only, not {case.impl} "
+                         f"(put it in a section of its own)")
+    if proj >= case.hidden:
+        raise UsageError(f"{where}, key 'proj_size': must be < hidden (0: none), not {proj} with hidden {case.hidden}")
 
 
 def _identity(case) -> tuple:
@@ -351,6 +208,7 @@ def expand(sc: Scenario) -> list:
                 if values.get("input", 0) is None:
                     values["input"] = values["hidden"]
                 case = _normalise(case_cls(**values))
+                _check_stack(case, where)
                 if case not in in_section:           # axes that do not apply collapse to one case
                     in_section.add(case)
                     section_cases.append(case)

@@ -38,6 +38,7 @@ from harness import console, env, flops, gradients, intervals, memory, profiler,
 from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups
 from harness.columns import BREAKDOWN_COLUMNS
 from harness.errors import Skip
+from harness.models import Shape
 from harness.store import GemmPeak, Run, utc_now
 
 REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
@@ -73,15 +74,16 @@ def check_fits(case) -> None:
     if registry.skip_reason(case.impl, case.device, case.dtype) is not None:
         return                          # the case's own skip (device, dtype) is reported when it is built
     cell = registry.get(case.impl).cell
+    shape = case.shape if isinstance(case, ThroughputCase) else Shape(case.layers)
     if isinstance(case, ThroughputCase):
         est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
-                                    train=case.phase == "train")
+                                    train=case.phase == "train", shape=shape)
     elif isinstance(case, GradientCase):
-        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input)
+        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input, shape=shape)
     else:
         T, I = tasks.sequence_length(case.task, case.seq_len), tasks.input_size(case.task)
-        est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I),
-                  memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, train=False))
+        est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I, shape=shape),
+                  memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, False, shape))
     if reason := memory.why_too_large(est, case.device):
         raise Skip(reason)
 
@@ -163,7 +165,8 @@ class Sweep:
             check_fits(case)
             t0 = clock()
             step = timing.build_step(case)
-            row["params"] = step.params
+            row.update(params=step.params, tokens=step.tokens, padding_fraction=step.padding_fraction,
+                       random_outputs=bool(case.dropout))      # dropout > 0: each step's outputs are random
             t1 = clock()
             # which backend ran: read off the CPU memory pass's profile below, or else from
             # a short profiled pass here (T=2, the case's batch)
@@ -184,10 +187,11 @@ class Sweep:
         try:
             row.update(timing.stats_columns(times))
             row["median_ci_low_s"], row["median_ci_high_s"] = intervals.median_ci(times)
-            work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase)
+            work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase, case.shape,
+                               tokens=step.tokens)                 # real tokens only, padding not counted
             rate = work / row["time_median_s"] / 1e9
             peak = self.peaks.get((case.device, case.dtype, case.threads))
-            row.update(flops=work, gflops_per_s=rate, tokens_per_s=case.batch * case.seq_len / row["time_median_s"],
+            row.update(flops=work, gflops_per_s=rate, tokens_per_s=step.tokens / row["time_median_s"],
                        gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
             if case.memory:
                 t4 = clock()

@@ -10,11 +10,18 @@ store's reader leaves out are named in `runs.warnings`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from harness import intervals
+from harness.cases import KEY_DEFAULTS, stack_label
+
+__all__ = ["PAIR_COLUMNS", "TABLES", "Runs", "load_runs", "pair_ratio", "plain", "read_table", "round_times",
+           "stack_label"]
 from harness.store import RunMeta, read_meta, read_rows
 
 TABLES = {"timings": "timings.csv", "rounds": "rounds.csv", "breakdown": "breakdown.csv",
@@ -26,7 +33,37 @@ NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_medi
            "decay_ci_high", "vanish_distance", "train_loss", "eval_loss", "baseline_loss", "eval_accuracy", "wall_s",
            "train_step", "forget_bias", "seeds", "section_index", "order_seed", "max_time_s", "median_ci_low_s",
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
-           "round", "position", "time_s", "ms"]
+           "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction"]
+
+
+def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray]:
+    """(run_id, case_id) -> that case's raw rounds, in round order (rounds.csv)."""
+    if rounds is None or rounds.empty:
+        return {}
+    r = rounds.sort_values(["run_id", "case_id", "round"])
+    return {k: g["time_s"].to_numpy(dtype=float) for k, g in r.groupby(["run_id", "case_id"])}
+
+
+PAIR_COLUMNS = ("run_id", "case_id", "group_id", "time_median_s")   # what pair_ratio reads of each side
+
+
+def pair_ratio(times: dict, a: Mapping, b: Mapping) -> tuple[float, float, float]:
+    """time(a) / time(b) with its 95% bootstrap interval over their rounds: paired where the two
+    were timed in one comparison group (round r of each shares the machine's state), unpaired otherwise."""
+    ta, tb = times.get((a["run_id"], a["case_id"])), times.get((b["run_id"], b["case_id"]))
+    if ta is None or tb is None:
+        return a["time_median_s"] / b["time_median_s"], float("nan"), float("nan")
+    paired = a["run_id"] == b["run_id"] and a.get("group_id") == b.get("group_id") and len(ta) == len(tb)
+    return intervals.ratio_ci(ta, tb, paired=bool(paired))
+
+
+def plain(timings: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The rows of one plain layer at fixed length: what the claims, findings and size figures compare
+    (stacks and variable lengths have figures of their own)."""
+    if timings is None or "stack" not in timings:
+        return timings
+    out = timings[timings["stack"] == ""]
+    return None if out.empty else out
 
 
 @dataclass
@@ -63,6 +100,11 @@ def load_runs(dirs: list[Path]) -> Runs:
                 continue
             df["run_id"] = df["run_id"].replace("", d.name) if "run_id" in df else d.name
             df["host"] = envd.get("host", "?")
+            if key == "timings":                  # runs made before a key column existed: its default
+                for col, default in KEY_DEFAULTS.items():
+                    if col not in df:
+                        df[col] = pd.to_numeric(default) if col in NUMERIC else default
+                df["stack"] = [stack_label(r) for r in df.to_dict("records")]
             if "device_name" not in df:
                 df["device_name"] = [envd.get("gpu") if str(dev).startswith("cuda") else envd.get("cpu_model")
                                      for dev in df.get("device", ["cpu"] * len(df))]

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from harness import gradients, registry
-from harness.models import Recurrent
+from harness.models import Recurrent, Shape
 
 TASKS = ("adding", "copy")
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
@@ -116,7 +116,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,
-                           init=case.init, forget_bias=case.forget_bias or 0.0)
+                           init=case.init, forget_bias=case.forget_bias or 0.0, shape=Shape(case.layers))
     torch.manual_seed(case.seed)                              # the head's initialisation
     model = TaskModel(core, case.task)
     dtype, device = registry.DTYPES[case.dtype], case.device
@@ -132,11 +132,11 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
             "forget_bias": case.forget_bias if cell == "lstm" else "", "baseline_loss": baseline_loss(case.task,
                                                                                                    case.seq_len),
             "cell": cell, "device": device, "dtype": case.dtype, "batch": case.batch, "lr": case.lr,
-            "clip": case.clip, "seed": case.seed}
+            "clip": case.clip, "seed": case.seed, "layers": case.layers}
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
                  "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": "tanh" if cell == "rnn"
                  else "", "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
-                 "dtype": case.dtype, "device": device, "input": I, "task": case.task}
+                 "dtype": case.dtype, "device": device, "input": I, "task": case.task, "layers": case.layers}
     probe_x = ex[:, : min(case.eval_size, 64)]
     grad_base["batch"] = probe_x.shape[1]
     g = gradients.probe_vector(case.hidden, case.seed)

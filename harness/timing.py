@@ -23,10 +23,14 @@ per case), so benchmark.json holds one benchmark per case with its stats and
 raw `data`, and `pytest-benchmark compare` reads it.
 
 A step is, per phase:
-- forward: y, state = model(x) under torch.no_grad()   (inference)
-- train:   y, state = model(x); y.sum().backward()      (x needs no grad)
+- forward: y, state = model(x) under torch.no_grad(), in eval mode   (inference)
+- train:   y, state = model(x); y.sum().backward(), in train mode    (x needs no grad)
 
-Inputs are drawn from the case's seed, like the parameters.
+Inputs are drawn from the case's seed, like the parameters, and so are a variable-length
+batch's lengths (harness/lengths.py): then x is zero after each sequence's end, the model
+gets `lengths`, and the train loss is the sum over the real steps only (padded mode's
+"only the loss is masked"; packed and masked outputs are zero there anyway). `tokens`
+counts the real tokens.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ import torch
 from pytest_benchmark.stats import Stats
 
 from harness import env, intervals, registry
+from harness import lengths as varlen
 from harness.cases import ThroughputCase
 from harness.models import Recurrent, param_count
 
@@ -51,6 +56,8 @@ class Step:
     setup: Callable[[], None]     # zero gradients, synchronise
     sync: Callable[[], None]
     params: int
+    tokens: int = 0               # real tokens per step: batch * seq_len, less the padding
+    padding_fraction: float = 0.0
 
     def timed(self) -> None:
         self.run()
@@ -60,9 +67,16 @@ class Step:
 def build_step(case: ThroughputCase) -> Step:
     """Build the model and inputs for `case`; raises errors.Skip where it cannot run."""
     model = registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype,
-                            seed=case.seed)
+                            seed=case.seed, shape=case.shape, lengths_mode=case.lengths_mode)
+    model.train(case.phase == "train")                                    # dropout acts in training only
     gen = torch.Generator().manual_seed(case.seed + 1)
     x = torch.randn(case.seq_len, case.batch, case.input, generator=gen)  # (T, B, I)
+    lengths = varlen.draw(case.lengths, case.batch, case.seq_len, case.seed)        # (B,) or None
+    real = None
+    if lengths is not None:
+        real = varlen.mask(lengths, case.seq_len)                         # (T, B, 1)
+        x = x * real
+        real = real.to(device=case.device, dtype=registry.DTYPES[case.dtype])
     x = x.to(device=case.device, dtype=registry.DTYPES[case.dtype])
     is_cuda = case.device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize(case.device)) if is_cuda else (lambda: None)
@@ -73,12 +87,12 @@ def build_step(case: ThroughputCase) -> Step:
     if case.phase == "forward":
         def run():
             with torch.no_grad(), label("forward"):
-                return model(x)
+                return model(x, lengths=lengths)
     else:
         def run():
             with label("forward"):
-                y, _ = model(x)
-                loss = y.sum()
+                y, _ = model(x, lengths=lengths)
+                loss = y.sum() if real is None else (y * real).sum()
             with label("backward"):
                 loss.backward()
 
@@ -86,7 +100,8 @@ def build_step(case: ThroughputCase) -> Step:
         model.zero_grad(set_to_none=True)
         sync()
 
-    return Step(model, run, setup, sync, param_count(model))
+    tokens = case.batch * case.seq_len if lengths is None else int(lengths.sum())
+    return Step(model, run, setup, sync, param_count(model), tokens, varlen.padding_fraction(lengths, case.seq_len))
 
 
 AUTO_PRECISION = 0.02       # rounds = "auto": done when every member's median interval is within +-2%

@@ -140,8 +140,9 @@ def test_cost_ratio():
 
 def test_no_data_no_figure():
     not_ok = pd.DataFrame({"status": ["failed"]})                    # a table whose rows all failed
+    derived = ("ratios", "layer_costs", "lengths_costs")              # made from tables: empty when they are
     for stem, (fn, needs) in plots.FIGURES.items():
-        assert fn(*(pd.DataFrame() if n == "ratios" else not_ok for n in needs)) is None, stem
+        assert fn(*(pd.DataFrame() if n in derived else not_ok for n in needs)) is None, stem
 
 
 def test_a_broken_figure_is_named_or_raises(tmp_path, monkeypatch):
@@ -234,7 +235,7 @@ def test_time_breakdown_stacks_one_bar_per_implementation():
 def synthetic_tables(sc) -> dict:
     """Rows of every shape a scenario's cases make, with made-up numbers: for drawing, not for results."""
     from harness import cases as C
-    from harness import registry, scenario
+    from harness import lengths, registry, scenario, tables
 
     timings, gradients, decay, training, breakdown = [], [], [], [], []
     for k, case in enumerate(scenario.expand(sc)):
@@ -247,7 +248,11 @@ def synthetic_tables(sc) -> dict:
                             "peak_mem_bytes": 1e4 * case.seq_len if case.memory else np.nan, "params": 4.0,
                             "ratio_ref": "torch-lstm", "ratio": 1 + k % 3, "ratio_ci_low": 0.9, "ratio_ci_high": 3.5,
                             "run_id": "r", "case_id": str(k), "group_id": "g", "gemm_peak_gflops_per_s": 100.0,
-                            "flops": 8.0 * case.hidden ** 2 * case.batch * case.seq_len})
+                            "flops": 8.0 * case.hidden ** 2 * case.batch * case.seq_len,
+                            "bidirectional": str(case.bidirectional), "padding_fraction": 0.0,
+                            "tokens": case.batch * (case.seq_len if case.lengths == "fixed" else
+                                                    sum(lengths.parse(case.lengths)) // 2)})
+            timings[-1]["stack"] = tables.stack_label(timings[-1])
             breakdown += [{"device": case.device, "phase": case.phase, "batch": case.batch, "seq_len": case.seq_len,
                            "hidden": case.hidden, "impl": case.impl, "category": c, "ms": 1.0}
                           for c in ("GEMM", "elementwise", "other ops", "overhead")]
@@ -268,12 +273,13 @@ def synthetic_tables(sc) -> dict:
             "training": frame(training), "breakdown": frame(breakdown)}
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals", "stacks"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
-    from harness import claims, scenario
+    from harness import claims, costs, scenario, tables
 
     t = synthetic_tables(scenario.load(name))
-    inputs = {**t, "ratios": claims.cost_ratios(t["timings"])}
+    inputs = {**t, "timings": tables.plain(t["timings"]), "ratios": claims.cost_ratios(tables.plain(t["timings"])),
+              "layer_costs": costs.layer_costs(t["timings"]), "lengths_costs": costs.lengths_costs(t["timings"])}
     for fn, needs in plots.FIGURES.values():
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
         if fig is not None:

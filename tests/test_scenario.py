@@ -59,15 +59,16 @@ def test_slug_is_readable():
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 343), ("full", 4640), ("fastrnns", 32),
-                                        ("deepbench", 88), ("goals", 22)])
+@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 391), ("full", 4640), ("fastrnns", 172),
+                                        ("deepbench", 88), ("goals", 22), ("stacks", 80)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
 
 
 def test_shipped_list():
-    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "goals", "quick", "smoke"]
+    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "goals", "quick", "smoke",
+                                                          "stacks"]
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -113,7 +114,7 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    shipped = "deepbench, fastrnns, full, goals, quick, smoke"
+    shipped = "deepbench, fastrnns, full, goals, quick, smoke, stacks"
     with pytest.raises(UsageError, match=f"unknown scenario 'quik'; shipped: {shipped}"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
@@ -141,7 +142,7 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"deepbench": 88, "fastrnns": 32, "full": 4640, "goals": 22, "quick": 343, "smoke": 13}
+    counts = {"deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22, "quick": 391, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
 
@@ -154,4 +155,63 @@ def test_ls_lists_implementations_and_scenarios(capsys):
                                                        "torch-gru", "dummy"]
     assert out[11] == "scenarios"
     assert [line.split()[:3] for line in out[12:]] == [[n, str(c), "cases"] for n, c in (
-        ("deepbench", 88), ("fastrnns", 32), ("full", 4640), ("goals", 22), ("quick", 343), ("smoke", 13))]
+        ("deepbench", 88), ("fastrnns", 172), ("full", 4640), ("goals", 22), ("quick", 391), ("smoke", 13),
+        ("stacks", 80))]
+
+
+# -- stacks and variable lengths ------------------------------------------------------------------
+@pytest.mark.parametrize("key,message", [
+    ("proj_size = 8", "s.toml: [[throughput]] #1, key 'proj_size': must be < hidden (0: none), not 8 with hidden 8"),
+    ("proj_size = -1", "s.toml: [[throughput]] #1, key 'proj_size': must be an integer >= 0 and < hidden (0: none), "
+     "not -1"),
+    ("layers = 0", "s.toml: [[throughput]] #1, key 'layers': must be an integer >= 1, not 0"),
+    ("dropout = 1.0", "s.toml: [[throughput]] #1, key 'dropout': must be in [0, 1), not 1.0"),
+    ("dropout = -0.1", "s.toml: [[throughput]] #1, key 'dropout': must be in [0, 1), not -0.1"),
+    ('lengths = "uniform:9-3"', "s.toml: [[throughput]] #1, key 'lengths': lengths 'uniform:9-3': LO must be <= HI, "
+     "not 9 > 3"),
+    ('lengths = "uniform:0-3"', "s.toml: [[throughput]] #1, key 'lengths': lengths 'uniform:0-3': LO must be >= 1 "
+     "(every sequence has a step), not 0"),
+    ('lengths = "normal:5"', "s.toml: [[throughput]] #1, key 'lengths': unknown lengths 'normal:5'; allowed: 'fixed' "
+     "or 'uniform:LO-HI' (integers, 1 <= LO <= HI)"),
+    ('lengths_mode = "sorted"', "s.toml: [[throughput]] #1, key 'lengths_mode': Input should be 'packed', 'masked' "
+     "or 'padded', not 'sorted'"),
+    ("bidirectional = 1", "s.toml: [[throughput]] #1, key 'bidirectional': Input should be a valid boolean"),
+])
+def test_bad_stack_keys_get_one_line(tmp_path, key, message):
+    text = GRID.replace("hidden = [8, 16]", "hidden = 8\n" + key, 1)
+    with pytest.raises(UsageError) as err:
+        scenario.load(write(tmp_path, text))
+    assert str(err.value) == f"{tmp_path}/{message}"
+
+
+def test_proj_size_on_a_non_lstm_is_one_line(tmp_path):
+    text = GRID.replace('impl = ["fused-lstm", "torch-lstm"]', 'impl = ["fused-lstm", "torch-rnn"]\nproj_size = 4', 1)
+    with pytest.raises(UsageError) as err:
+        scenario.load(write(tmp_path, text))
+    assert str(err.value) == (f"{tmp_path / 's.toml'}: [[throughput]] #1, key 'proj_size': applies to LSTM "
+                              "implementations only, not torch-rnn (put it in a section of its own)")
+
+
+def test_stack_axes_expand_and_collapse(tmp_path):
+    """lengths_mode only with variable lengths, seq_len HI for them, dropout only with layers > 1 in training."""
+    text = """
+    name = "t"
+    [[throughput]]
+    impl = "fused-lstm"
+    hidden = 8
+    seq_len = 5
+    batch = 2
+    phase = ["forward", "train"]
+    layers = [1, 2]
+    bidirectional = [false, true]
+    dropout = [0.0, 0.5]
+    lengths = ["fixed", "uniform:2-9"]
+    lengths_mode = ["packed", "masked", "padded"]
+    """
+    cases = scenario.expand(scenario.load(write(tmp_path, text)))
+    # 2 phases x 2 layers x 2 directions x (fixed + 3 modes); dropout adds a copy of the 2-layer train ones
+    assert len(cases) == 2 * (2 * 2 * 4) + 2 * 4 == 40
+    assert {(c.lengths, c.lengths_mode, c.seq_len) for c in cases} == {
+        ("fixed", None, 5), ("uniform:2-9", "packed", 9), ("uniform:2-9", "masked", 9), ("uniform:2-9", "padded", 9)}
+    assert {(c.phase, c.layers) for c in cases if c.dropout} == {("train", 2)}
+    assert cases[-1].slug == "fused-lstm_cpu_b2_t9_h8_l2_bi_d0.5_u2-9-padded_train"
