@@ -22,6 +22,7 @@ examples:
   python -m harness ls                          implementations, devices here, scenarios
   python -m harness validate scenarios/*.toml   check scenario files
   python -m harness run quick                   the default sweep (make bench)
+  python -m harness run stacks                  4 layers, both directions, packed/masked/padded lengths
   python -m harness run smoke --results /tmp/r  a seconds-long run elsewhere
   python -m harness run --resume latest         the missing cases of an interrupted run
   python -m harness compare BASE_ID latest --threshold 10
@@ -221,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="scenario files or names (default: every shipped scenario)")
 
     p = _command(sub, "run", cmd_run, "run a scenario's sweep (make bench)",
-                 ["run quick", "run scenarios/my.toml", "run smoke --results /tmp/results", "run --resume latest",
+                 ["run quick", "run stacks", "run scenarios/my.toml", "run smoke --results /tmp/results",
+                  "run --resume latest",
                   "run full --executor slurm --shards 16 --partition gpu --gpus-per-task 1 --timeout-min 240",
                   "run smoke --executor local --shards 2"],
                  description="Run every case of a scenario and write results/<run_id>/.")

@@ -33,7 +33,8 @@ def _ratio(times: dict, row: pd.Series, suffix: str, keys: list[str]) -> tuple[f
 
 def layer_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """Per fixed-length case without projection or dropout: time over the same implementation's one layer,
-    one direction at the same sizes; None unless some configuration was timed at two or more stacks."""
+    one direction at the same sizes, beside the FLOP model's ratio; for the configurations timed at two
+    or more stacks (None where there are none)."""
     t = _ok(timings)
     if t is None:
         return None
@@ -41,7 +42,9 @@ def layer_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None
     keys = SIZES + ["seq_len"]
     base = t[(t["layers"] == 1) & ~t["bi"]].drop_duplicates(keys, keep="last")
     both = t.merge(base, on=keys, suffixes=("", "_base"))
-    if both.empty or both.groupby(keys)[["layers", "bi"]].nunique().max(axis=1).max() < 2:
+    stacks = both.groupby(keys)[["layers", "bi"]].transform("nunique").max(axis=1)
+    both = both[stacks > 1]                          # a configuration timed at one stack has nothing to show
+    if both.empty:
         return None
     times = round_times(rounds)
     out = []
@@ -49,7 +52,7 @@ def layer_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None
         r, lo, hi = _ratio(times, row, "_base", keys)
         out.append({**{k: row[k] for k in keys}, "layers": int(row["layers"]), "directions": 2 if row["bi"] else 1,
                     "time_s": row["time_median_s"], "base_time_s": row["time_median_s_base"], "ratio": r,
-                    "ratio_ci_low": lo, "ratio_ci_high": hi})
+                    "ratio_ci_low": lo, "ratio_ci_high": hi, "flops_ratio": row["flops"] / row["flops_base"]})
     return pd.DataFrame(out)
 
 

@@ -323,14 +323,14 @@ def layer_cost(layer_costs: pd.DataFrame | None) -> plt.Figure | None:
                        kind="line", marker="o", errorbar=None, col_wrap=min(4, d["panel"].nunique()), height=3.4,
                        aspect=1.1)
     _errorbars(grid, d, "layers", "ratio", "ratio_ci_low", "ratio_ci_high")
-    layers = sorted(d["layers"].unique())
-    for ax in grid.axes.flat:
-        ax.plot(layers, layers, color="black", linestyle="--", linewidth=1)        # cost linear in layers
-        log_axis(ax, "x", layers)
+    for panel, ax in grid.axes_dict.items():
+        p = d[d["panel"] == panel]                      # what the FLOP model says each stack costs
+        ax.scatter(p["layers"], p["flops_ratio"], marker="x", color="black", zorder=3, label="FLOP model")
+        log_axis(ax, "x", d["layers"])
         ratio_axis(ax)
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels("layers", "time / one layer, one direction (log)")
-    grid.figure.suptitle("Cost against layers (dashed: linear in layers)", y=1.02)
+    grid.figure.suptitle("Cost against layers (x: the FLOP model)", y=1.02)
     return grid.figure
 
 
@@ -339,17 +339,21 @@ def lengths_cost(lengths_costs: pd.DataFrame | None) -> plt.Figure | None:
     against the spread of lengths."""
     if lengths_costs is None or lengths_costs.empty:
         return None
+    modes = [m for m in ("packed", "masked", "padded") if m in set(d_modes := lengths_costs["lengths_mode"])]
+    spreads = sorted(lengths_costs["spread"].unique())
+    step = 0.03 * max(spreads[-1] - spreads[0], 30)          # modes side by side at one spread, never on top
     d = lengths_costs.assign(panel=lengths_costs["impl"] + ", " + lengths_costs["phase"] + ", "
-                             + _size(lengths_costs, seq_len=False))
-    grid = sns.relplot(data=d, x="spread", y="cost",
+                             + _size(lengths_costs, seq_len=False),
+                             at=lengths_costs["spread"] + (d_modes.map(modes.index) - (len(modes) - 1) / 2) * step)
+    grid = sns.relplot(data=d, x="at", y="cost",
                        hue="lengths_mode",
                        col="panel",
                        kind="line", marker="o", errorbar=None, col_wrap=min(4, d["panel"].nunique()), height=3.4,
-                       aspect=1.1, hue_order=[m for m in ("packed", "masked", "padded") if m in set(d["lengths_mode"])])
-    _errorbars(grid, d, "spread", "cost", "cost_ci_low", "cost_ci_high")
+                       aspect=1.1, hue_order=modes)
+    _errorbars(grid, d, "at", "cost", "cost_ci_low", "cost_ci_high")
     for ax in grid.axes.flat:
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
-        ax.set_xticks(sorted(d["spread"].unique()))
+        ax.set_xticks(spreads)
         ratio_axis(ax)
     grid.set_titles(col_template="{col_name}")
     grid.set_axis_labels("spread of lengths, HI - LO (steps)", "time per real token / fixed (log)")

@@ -158,3 +158,20 @@ def test_claims_compare_one_plain_layer_only():
     t["stack"] = [tables.stack_label(r) for r in t.to_dict("records")]
     assert t["stack"].tolist() == ["", "4 layers, bidirectional, uniform:30-100 packed"]
     assert len(tables.plain(t)) == 1
+
+
+def test_gradients_and_tasks_take_layers():
+    from harness import gradients, tasks
+    from harness.cases import GradientCase, TaskCase
+    g = GradientCase(impl="fused-lstm", device="cpu", dtype="float32", hidden=8, input=8, seq_len=6, batch=2,
+                     init="pytorch", forget_bias=0.0, nonlinearity=None, seed=0, seeds=2, threads=1, layers=2)
+    curves, decay = gradients.run_case(g, "r")
+    assert {r["wrt"] for r in curves} == {"x"}                 # the states of one layer only: x's curve
+    assert {r["layers"] for r in curves + decay} == {2} and len(curves) == 2 * 6
+    one = gradients.run_case(GradientCase(**{**g.__dict__, "layers": 1}), "r")[0]
+    assert [r["grad_norm"] for r in one if r["wrt"] == "x"] != [r["grad_norm"] for r in curves]
+    t = TaskCase(task="adding", impl="torch-lstm", device="cpu", dtype="float32", hidden=8, seq_len=10, batch=8,
+                 steps=2, lr=1e-2, clip=1.0, forget_bias=0.0, init="pytorch", seed=0, threads=1, eval_every=1,
+                 eval_size=16, layers=3)
+    rows, _ = tasks.run_case(t, "r")
+    assert {r["layers"] for r in rows} == {3} and t.slug == "adding_torch-lstm_cpu_t10_h8_l3"
