@@ -69,19 +69,20 @@ def versus_reference(row: dict) -> str:
 
 
 def fastest_table(rows: list[dict]) -> list[str]:
-    """One line per size and cell: the fastest implementation, and how it stands against the group's
+    """One line per size, stack and cell: the fastest implementation, and how it stands against the group's
     reference (versus_reference)."""
     ok = [r for r in rows if r["status"] == "ok"]
     groups: dict[tuple, list[dict]] = {}
     for r in ok:
-        groups.setdefault((r["device"], r["dtype"], r["phase"], r["hidden"], r["batch"], r["seq_len"], r["cell"]),
-                          []).append(r)
+        groups.setdefault((r["device"], r["dtype"], r["phase"], r["hidden"], r["batch"], r["seq_len"], r["cell"],
+                           stack_label(r)), []).append(r)
     lines = []
-    for (device, dtype, phase, hidden, batch, seq_len, cell), rs in sorted(groups.items()):
+    for (device, dtype, phase, hidden, batch, seq_len, cell, stack), rs in sorted(groups.items()):
         best = min(rs, key=lambda r: r["time_median_s"])
         vs = versus_reference(best)
         lines.append(f"  {device:6s} {dtype:8s} {phase:7s} {cell:4s} h{hidden:<5d} b{batch:<4d} t{seq_len:<4d} "
-                     f"{best['impl']:13s} {duration(best['time_median_s'])}" + (f"  {vs}" if vs else ""))
+                     f"{best['impl']:13s} {duration(best['time_median_s'])}" + (f"  {vs}" if vs else "")
+                     + (f"  [{stack}]" if stack else ""))
     return lines
 
 
