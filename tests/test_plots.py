@@ -273,7 +273,8 @@ def synthetic_tables(sc) -> dict:
             "training": frame(training), "breakdown": frame(breakdown)}
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals", "stacks"])
+# stacks is left out: quick has the same shapes of stacked and variable-length rows
+@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
     from harness import claims, costs, scenario, tables
 

@@ -14,7 +14,7 @@ TINY = """
     name = "stacked"
     [defaults]
     threads = 1
-    rounds = 3
+    rounds = 2
     warmup = 0
     [[throughput]]
     impl = ["fused-lstm", "torch-lstm"]
@@ -79,7 +79,7 @@ def test_dropout_steps_train_and_forward_steps_do_not():
     assert not timing.build_step(case(layers=2, phase="forward")).model.training
 
 
-@pytest.mark.parametrize("shape", [Shape(1), Shape(2), Shape(4), Shape(1, True), Shape(2, True)], ids=str)
+@pytest.mark.parametrize("shape", [Shape(1), Shape(4), Shape(2, True)], ids=str)
 @pytest.mark.parametrize("name", ["fused-lstm", "torch-lstm", "onednn-lstm"])
 def test_preflight_estimate_covers_layers_and_directions(name, shape):
     """The estimate bounds the measured peak from above, and not by more than 4x."""
