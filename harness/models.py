@@ -72,7 +72,8 @@ class Recurrent(nn.Module):
         super().__init__()
         self.input_size, self.hidden_size, self.shape = input_size, hidden_size, Shape(*shape)
         self.backend: Callable[[], ContextManager] = contextlib.nullcontext  # set by the registry
-        self.lengths_mode = "packed"      # how forward(x, lengths=...) runs (lengths.MODES); set by the registry
+        self.lengths_mode: str | None = "packed"   # how forward(x, lengths=...) runs (lengths.MODES); None: it
+        # takes no lengths (onednn-lstm and the dummy unless created padded); set by the registry
         # When a list, the scratch models append every step's state to it, with
         # retain_grad(), so dL/dh_t and dL/dc_t can be read after backward (one layer only).
         self.trace: list[State] | None = None
@@ -120,6 +121,9 @@ class Recurrent(nn.Module):
                 ) -> tuple[Tensor, State]:
         if state is None:
             state = self.zero_state(x.shape[1])
+        if lengths is not None and self.lengths_mode is None:
+            raise ValueError(f"{type(self).__name__} has no packed mode: create it with lengths_mode='padded' "
+                             "to run a variable-length batch over its padding")
         if self.lengths_mode == "padded":
             lengths = None                # run every step over the padding; only the loss is masked
         with self.backend():

@@ -224,5 +224,5 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
                 p[hidden_size:2 * hidden_size] += forget_bias
     model.load_canonical(params)
     model.backend = functools.partial(impl.context, device_type(device))
-    model.lengths_mode = lengths_mode or impl.lengths_modes[0]
+    model.lengths_mode = lengths_mode or ("packed" if "packed" in impl.lengths_modes else None)
     return model

@@ -368,6 +368,9 @@ def test_what_an_implementation_lacks_is_a_skip():
     assert registry.skip_reason("onednn-lstm", lengths_mode="packed").startswith(
         "onednn-lstm has no packed mode for variable lengths; it runs padded (oneDNN's LSTM")
     assert registry.skip_reason("scratch-rnn", shape=Shape(2, True), lengths_mode="masked") is None
+    plain = registry.create("onednn-lstm", 3, 4)           # no mode asked for: lengths are refused, not padded
+    with pytest.raises(ValueError, match="has no packed mode: create it with lengths_mode='padded'"):
+        plain(torch.randn(5, 2, 3), lengths=torch.tensor([5, 3]))
 
 
 @pytest.mark.parametrize("name,shape,message", [
