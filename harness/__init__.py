@@ -33,6 +33,7 @@ and figure -- and each module imports only the modules listed below it
     env         paths, threads, provenance, device names, CPU steal
     intervals   intervals of medians and ratios (bootstrap), the Mann-Whitney test
     columns     every table's columns, declared once
+    files       files written whole: atomic replaces, whole appends, the run lock
     units       numbers a person reads: ms, MiB, GFLOP/s, %, three significant figures
     params      the canonical parameters: names, shapes, seeded draws; the stack's shape
     lengths     variable-length batches: lengths drawn, packed and masked runs, reversal

@@ -196,6 +196,16 @@ def groups(cases: list) -> list[list]:
     return list(out.values())
 
 
+REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
+
+
+def reference(case: ThroughputCase, ok: list[ThroughputCase]) -> ThroughputCase:
+    """What a member's ratio is taken against: its cell's library layer (REFERENCES) where the group
+    timed it, else the group's first member of the same cell (which may be the case itself)."""
+    same = [c for c in ok if c.cell == case.cell]
+    return next((c for c in same if c.impl == REFERENCES.get(case.cell)), same[0])
+
+
 CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCase}
 
 

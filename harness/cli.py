@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import compare, console, env, registry, report, scenario, shards, store, sweep
-from harness.errors import UsageError
+from harness import compare, console, env, files, registry, report, scenario, shards, store, sweep
+from harness.errors import StoreError, UsageError
 from harness.profiler import trace_files
 from harness.store import ExecutorParams, Run
 
@@ -67,6 +67,9 @@ def cmd_validate(args) -> int:
     for p in paths:
         try:
             sc = scenario.load(p)
+        except scenario.TooLarge as exc:              # valid, but `run` asks for --yes
+            print(f"ok: {scenario.resolve(p)} ({exc.size} cases; more than {scenario.MAX_CASES}: run asks for --yes)")
+            continue
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             bad += 1
@@ -90,13 +93,15 @@ def cmd_run(args) -> int:
         if args.scenario:
             raise UsageError("run: give a scenario or --resume RUN_ID, not both")
         run_dir = store.find_run(results, args.resume)
+        files.check_results(results)
         if store.read_meta(run_dir).executor is not None:
             return finished_sharded(shards.run_sharded(None, results, resume=run_dir, quiet=args.quiet))
         run, rows = sweep.run_sweep(None, results, quiet=args.quiet, resume=run_dir)
     else:
         if not args.scenario:
             raise UsageError(f"run: give a scenario ({SHIPPED}, or a path) or --resume RUN_ID")
-        sc = scenario.load(args.scenario)
+        sc = scenario.load(args.scenario, max_cases=None if args.yes else scenario.MAX_CASES)
+        files.check_results(results)
         if sharded:
             return finished_sharded(shards.run_sharded(sc, results, args.executor, args.shards, params,
                                                        quiet=args.quiet))
@@ -123,6 +128,7 @@ def finished_sharded(run: Run) -> int:
 
 def cmd_profile(args) -> int:
     sc = scenario.load(args.scenario)
+    files.check_results(Path(args.results))
     if not sc.throughput:
         raise UsageError(f"{sc.path}: no [[throughput]] section to profile")
     run, _ = sweep.run_sweep(scenario.profiled(sc), Path(args.results), quiet=args.quiet, with_stack=args.with_stack)
@@ -229,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Run every case of a scenario and write results/<run_id>/.")
     p.add_argument("scenario", nargs="?", help=f"short name ({SHIPPED}) or a path")
     p.add_argument("--resume", metavar="RUN_ID", help="run only the missing cases of an earlier run (or latest)")
+    p.add_argument("--yes", action="store_true",
+                   help=f"start a grid of more than {scenario.MAX_CASES:,} cases (refused without it)")
     g = p.add_argument_group("shards (harness/shards.py)")
     g.add_argument("--executor", choices=("inprocess",) + shards.KINDS, default="inprocess",
                    help="inprocess (default), local (submitit's local processes) or slurm (a job array)")
@@ -290,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import claims, costs, env, findings, intervals, plots, profiler, store, units
+from harness import claims, costs, env, files, findings, intervals, plots, profiler, store, units
 from harness.tables import TABLES, Runs, load_runs, plain
 
 
@@ -197,6 +197,12 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     not lose the report; with `strict` (the tests' mode) it raises instead."""
     dirs = store.find_runs(results, spec)
     runs = load_runs(dirs)
+    for d, meta in zip(dirs, runs.meta, strict=True):
+        if meta.status == "running":           # its rows so far: each one whole (files.append_whole)
+            pid = files.writer_pid(d)
+            runs.warnings.append(f"run {d.name} is still running (pid {pid}): this report has the cases it has "
+                                 "finished so far" if pid else f"run {d.name} says running, but no process "
+                                 f"writes it (it was killed): resume it with python -m harness run --resume {d.name}")
     name = "+".join(d.name for d in dirs)
     out = out_root / name
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
@@ -35,8 +36,8 @@ from harness.env import SCENARIOS
 from harness.errors import UsageError
 from harness.schema import DEFAULTS, SECTIONS, Scenario, Settings, from_resolved
 
-__all__ = ["DEFAULTS", "SECTIONS", "Scenario", "Settings", "expand", "from_resolved", "load", "profiled", "resolve",
-           "resolved", "shipped"]
+__all__ = ["DEFAULTS", "MAX_CASES", "SECTIONS", "Scenario", "Settings", "TooLarge", "expand", "from_resolved",
+           "grid_size", "load", "profiled", "resolve", "resolved", "shipped"]
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -102,7 +103,29 @@ def _one_line(path: Path, exc: ValidationError, data: dict) -> str:
     return f"{where}: {msg}"
 
 
-def load(name_or_path: str | Path) -> Scenario:
+MAX_CASES = 100_000        # a grid larger than this is refused before anything starts, unless run --yes
+SECONDS_PER_CASE = 0.27    # a floor for the time estimate: quick ran 391 cases in 106 s on 2 cores, its smallest
+
+
+def grid_size(sc: Scenario) -> int:
+    """How many cases the grids make, counted without making them (before axes that do not apply collapse)."""
+    return sum(math.prod(len(v) for v in _axes(sc, name, n, sec).values())
+               for name in SECTIONS for n, sec in enumerate(getattr(sc, name), start=1))
+
+
+class TooLarge(UsageError):
+    """A grid of more than MAX_CASES cases: refused unless confirmed (run --yes)."""
+
+    def __init__(self, path, size: int):
+        self.size = size
+        hours = size * SECONDS_PER_CASE / 3600
+        super().__init__(f"{path}: {size:,} cases, more than {MAX_CASES:,}: at least {hours:,.1f} h at "
+                         f"{SECONDS_PER_CASE} s a case; run it with --yes to start it anyway, or make the grid smaller")
+
+
+def load(name_or_path: str | Path, max_cases: int | None = MAX_CASES) -> Scenario:
+    """The scenario in a file (or shipped, by name), validated and its grid checked; UsageError in one line.
+    A grid of more than max_cases cases raises TooLarge before it is expanded (None: no limit)."""
     path = resolve(str(name_or_path))
     try:
         data = tomllib.loads(path.read_text())
@@ -122,6 +145,8 @@ def load(name_or_path: str | Path) -> Scenario:
         raise UsageError(_one_line(path, exc, data)) from None
     if not (sc.throughput or sc.gradients or sc.task):
         raise UsageError(f"{path}: no sections: add at least one of {', '.join(f'[[{s}]]' for s in SECTIONS)}")
+    if max_cases is not None and (size := grid_size(sc)) > max_cases:
+        raise TooLarge(path, size)
     expand(sc)  # empty grids and duplicates are errors too
     return sc
 
@@ -174,34 +199,40 @@ def _identity(case) -> tuple:
     return (case.section,) + tuple(getattr(case, f.name) for f in fields(case) if f.name not in ("threads",))
 
 
+def _axes(sc: Scenario, name: str, n: int, sec) -> dict[str, list]:
+    """Section n of kind `name`: each case field's values, in the case's declaration order."""
+    model, axes, where = SECTIONS[name], {}, f"{sc.path}: [[{name}]] #{n}"
+    for f in fields(CASES[name]):
+        if f.name == "section_index":
+            axes[f.name] = [n]
+            continue
+        if f.name not in model.model_fields:
+            continue                      # fixed by the case type (section)
+        if f.name in Settings.model_fields:
+            v = _setting(sec, sc.defaults, f.name)
+        elif f.name == "input" and name != "task":
+            v = sec.input or [None]
+        else:
+            v = getattr(sec, f.name, None)
+        v = v if isinstance(v, list) else [v]
+        if len(set(v)) != len(v):
+            dup = next(x for x in v if v.count(x) > 1)
+            raise UsageError(f"{where}, key {f.name!r}: duplicate value {dup!r}")
+        axes[f.name] = v
+    return axes
+
+
 def expand(sc: Scenario) -> list:
     """Every case of the scenario: throughput, then gradients, then task sections, in
     file order. Within a section the grid is the product of the case's fields in
     declaration order (the last varies fastest). Duplicates are an error."""
     cases: list = []
     seen: dict[tuple, str] = {}
-    for name, model in SECTIONS.items():
+    for name in SECTIONS:
         case_cls = CASES[name]
         for n, sec in enumerate(getattr(sc, name), start=1):
             where = f"{sc.path}: [[{name}]] #{n}"
-            axes = {}
-            for f in fields(case_cls):
-                if f.name == "section_index":
-                    axes[f.name] = [n]
-                    continue
-                if f.name not in model.model_fields:
-                    continue                      # fixed by the case type (section, layers)
-                if f.name in Settings.model_fields:
-                    v = _setting(sec, sc.defaults, f.name)
-                elif f.name == "input" and name != "task":
-                    v = sec.input or [None]
-                else:
-                    v = getattr(sec, f.name, None)
-                v = v if isinstance(v, list) else [v]
-                if len(set(v)) != len(v):
-                    dup = next(x for x in v if v.count(x) > 1)
-                    raise UsageError(f"{where}, key {f.name!r}: duplicate value {dup!r}")
-                axes[f.name] = v
+            axes = _axes(sc, name, n, sec)
             section_cases, in_section = [], set()
             for combo in itertools.product(*axes.values()):
                 values = dict(zip(axes, combo, strict=True))

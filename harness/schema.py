@@ -19,7 +19,7 @@ def _listify(v: Any) -> Any:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)   # nan and inf are no setting
 
 
 class Settings(_Strict):

@@ -120,6 +120,7 @@ def run_sharded(sc: scenario.Scenario | None, results: Path, kind: str = "local"
         run.save()
     else:
         run = Run.open(resume)
+        run.lock()                          # one coordinator: a second --resume is refused in one line
         run.mark_running()
     wall0 = time.perf_counter()
     status = "failed"
@@ -131,6 +132,7 @@ def run_sharded(sc: scenario.Scenario | None, results: Path, kind: str = "local"
     finally:
         run.meta.wall_s = (run.meta.wall_s or 0.0) + time.perf_counter() - wall0
         run.finish(status)
+        run.unlock()
     return run
 
 

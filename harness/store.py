@@ -31,7 +31,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +41,7 @@ from harness import env, scenario
 from harness.cases import case_id, groups
 from harness.columns import FINAL_TABLES, RUN_STATUSES, STATUSES, TABLES
 from harness.errors import UsageError
+from harness.files import append_whole, atomic_write_text, take_lock
 
 FORMAT = 2               # run.json's "format": bumped whenever a file of the run directory changes shape
 # 1: no rounds.csv, throughput cases timed one block each; 2: comparison groups, rounds.csv, ratio columns
@@ -112,6 +112,7 @@ class RunMeta(_Declared):
     wall_s: float | None = None    # seconds, all (re)starts together
     time_spent_s: dict[str, float] = {}  # seconds by activity (timing, memory, peaks, build, ...)
     overhead_fraction: float | None = None  # share of wall_s not spent measuring
+    error: str | None = None       # why a failed run stopped (a file it could not write), where it could say
     shard: Shard | None = None     # set in a shard's own run.json (results/<run_id>/shards/NNN/)
     executor: Executor | None = None  # set in a sharded run's run.json
 
@@ -137,21 +138,6 @@ def read_meta(run_dir: Path) -> RunMeta:
         err = exc.errors()[0]
         key = ".".join(str(x) for x in err["loc"]) or "top level"
         raise UsageError(f"{path}: key {key!r}: {err['msg']}") from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # -- the one CSV reader ---------------------------------------------------------------------------
@@ -242,6 +228,7 @@ class Run:
         self.dir, self.meta, self.scenario = run_dir, meta, sc
         self.tables = tables_for(sc)
         self.benchmark_json = benchmark_json
+        self.lock_fd: int | None = None      # held while this process writes the run (lock)
 
     @property
     def run_id(self) -> str:
@@ -266,6 +253,7 @@ class Run:
                        scenario=scenario.resolved(sc), environment=env.environment(),
                        git=Git(commit=commit, dirty=dirty), argv=sys.argv, started_utc=utc_now())
         run = cls(run_dir, meta, sc, run_dir / "benchmark.json")
+        run.lock()
         run.start_tables()
         run.save()
         run.point_latest(results)
@@ -351,14 +339,23 @@ class Run:
         atomic_write_text(self.dir / name, buf.getvalue())
 
     def write_rows(self, name: str, rows: list[dict]) -> None:
-        """Append rows to a table, flushed and fsynced before returning."""
+        """Append rows to a table, whole (append_whole) and fsynced before returning."""
         columns = self.tables[name]
-        with open(self.dir / name, "a", newline="") as f:
-            w = csv.DictWriter(f, columns, lineterminator="\r\n")
-            for row in rows:
-                w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-            f.flush()
-            os.fsync(f.fileno())
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, columns, lineterminator="\r\n")
+        for row in rows:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        append_whole(self.dir / name, buf.getvalue().encode())
+
+    def lock(self) -> None:
+        """Hold the run directory's lock while this process writes it (take_lock)."""
+        if self.lock_fd is None:
+            self.lock_fd = take_lock(self.dir)
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def count(self, status: str) -> None:
         self.meta.counts[status] = self.meta.counts.get(status, 0) + 1

@@ -31,42 +31,19 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from tqdm import tqdm
 
 from harness import console, env, flops, gradients, intervals, memory, profiler, registry, scenario, tasks, timing
-from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups
+from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups, reference
 from harness.columns import BREAKDOWN_COLUMNS
-from harness.errors import Skip
+from harness.errors import Skip, StoreError, failure
 from harness.models import Shape
 from harness.store import GemmPeak, Run, utc_now
 
-REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
 EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase",
               "threads", "group_id", "ratio_ref", "ratio")      # benchmark.json's extra_info of each case
 MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
-                                              or "not enough memory" in text)
-
-
-def failure(exc: BaseException) -> tuple[str, str]:
-    """(status, reason) of a case that raised: oom or failed, with the error's first line."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ("oom" if is_oom(exc) else "failed"), f"{type(exc).__name__}: {first}"[:500]
-
-
-def reference(case: ThroughputCase, ok: list[ThroughputCase]) -> ThroughputCase:
-    """What a member's ratio is taken against: its cell's library layer (REFERENCES) where the group
-    timed it, else the group's first member of the same cell (which may be the case itself)."""
-    same = [c for c in ok if c.cell == case.cell]
-    return next((c for c in same if c.impl == REFERENCES.get(case.cell)), same[0])
 
 
 def check_fits(case) -> None:
@@ -106,6 +83,7 @@ class Sweep:
         self.peaks: dict[tuple, float] = {}
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)   # seconds, by activity
         self.stop_requested = False
+        self.fatal: StoreError | None = None              # a file the run could not write: it stops
         self.bar = tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True, disable=quiet,
                         desc=run.scenario.name)
 
@@ -140,7 +118,11 @@ class Sweep:
         """test_case's body: the first member of a group runs the whole group (rows on disk when it
         ends); every member then hands its own rounds to its benchmark fixture."""
         if case not in self.measured:
-            self.run_group(self.group_of[case])
+            try:
+                self.run_group(self.group_of[case])
+            except StoreError as exc:             # a full disk: stop; every row before it is whole
+                self.fatal = exc
+                pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
         row, times = self.measured.pop(case)
         if row["status"] == "ok":
             timing.record(benchmark, times)
@@ -294,6 +276,8 @@ class Sweep:
                 line = console.training_line(train_rows[-1])
         except Skip as exc:
             status, reason = "skipped", str(exc)
+        except StoreError:
+            raise                                  # the run's files, not the case: the run stops
         except Exception as exc:  # noqa: BLE001 -- any failure becomes a row; the sweep goes on
             status, reason = failure(exc)
         if status != "ok":
@@ -334,6 +318,7 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
         cases = run.cases()
     else:
         run = Run.open(resume)
+        run.lock()                                 # one writer: a second --resume is refused in one line
         done = run.resume()
         if run.meta.shard is not None:            # a shard of a sharded run, on whichever machine runs it
             run.meta.environment = env.environment()
@@ -361,11 +346,13 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
             if not sweep.stop_requested:
                 raise
             code = pytest.ExitCode.INTERRUPTED
-        if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and sweep.fatal is None:
             for case in others:
                 if sweep.stop_requested:
                     break
                 sweep.run_other(case)
+        if sweep.fatal is not None:
+            raise sweep.fatal
         if code == pytest.ExitCode.INTERRUPTED or sweep.stop_requested:
             status = "interrupted"
         elif code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
@@ -375,6 +362,8 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except StoreError as exc:
+        sweep.fatal = exc
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -384,7 +373,16 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
         run.meta.wall_s = (run.meta.wall_s or 0.0) + wall if resume else wall
         run.meta.time_spent_s = dict(sweep.spent)
         run.meta.overhead_fraction = (wall - sum(sweep.spent[k] for k in MEASURING)) / wall if wall else None
-        run.finish(status)
+        run.meta.error = str(sweep.fatal) if sweep.fatal else None
+        try:
+            run.finish(status)
+        except StoreError:
+            if sweep.fatal is None:
+                raise                              # with a full disk, run.json may not take even that
+        run.unlock()
+    if sweep.fatal is not None:
+        raise StoreError(f"{sweep.fatal}; every row written before it is whole: free space, then "
+                         f"python -m harness run --resume {run.run_id}")
     return run, sweep.rows
 
 

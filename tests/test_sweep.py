@@ -28,7 +28,7 @@ def test_exit_code_and_layout(smoke):
     code, results, run_dir, rows = smoke
     assert code == 0
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "benchmark.json", "breakdown.csv", "decay.csv", "gradients.csv", "rounds.csv", "run.json", "timings.csv",
+        ".lock", "benchmark.json", "breakdown.csv", "decay.csv", "gradients.csv", "rounds.csv", "run.json", "timings.csv",
         "training.csv"]
     assert (results / "latest").is_symlink() and run_dir.parent == results.resolve()
 
