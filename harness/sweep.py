@@ -37,6 +37,7 @@ from harness import console, env, flops, gradients, intervals, memory, profiler,
 from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group_id, groups, reference
 from harness.columns import BREAKDOWN_COLUMNS
 from harness.errors import Skip, StoreError, failure
+from harness.files import cannot_write
 from harness.models import Shape
 from harness.store import GemmPeak, Run, utc_now
 
@@ -340,10 +341,12 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
         sweep.measure_peaks()
         try:
             code = pytest.ExitCode.OK if not timed else _pytest_session(sweep, run)
-        except Exception:
-            # A second Ctrl-C inside a timed case leaves pytest-benchmark a benchmark without data,
-            # which it fails on as the session ends; every finished row is already on disk.
-            if not sweep.stop_requested:
+        except Exception as exc:
+            # A second Ctrl-C in a timed case leaves pytest-benchmark a benchmark without data, a full disk
+            # fails its benchmark.json: it raises as the session ends. Every finished row is on disk.
+            if sweep.fatal is None and isinstance(exc, OSError):
+                sweep.fatal = cannot_write(run.benchmark_json, exc)
+            if not (sweep.stop_requested or sweep.fatal):
                 raise
             code = pytest.ExitCode.INTERRUPTED
         if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and sweep.fatal is None:
@@ -376,9 +379,8 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
         run.meta.error = str(sweep.fatal) if sweep.fatal else None
         try:
             run.finish(status)
-        except StoreError:
-            if sweep.fatal is None:
-                raise                              # with a full disk, run.json may not take even that
+        except StoreError as exc:                  # with a full disk, run.json may not take even that
+            sweep.fatal = sweep.fatal or exc
         run.unlock()
     if sweep.fatal is not None:
         raise StoreError(f"{sweep.fatal}; every row written before it is whole: free space, then "

@@ -1,0 +1,279 @@
+"""Inputs nobody wrote by hand, a disk that fills up, bad results paths, two writers, a grid too large to start.
+
+The fuzzing runs FUZZ_EXAMPLES examples per property (LSTM_BENCH_FUZZ_EXAMPLES=N asks for more).
+"""
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import cli, files, scenario, sweep
+from harness.errors import StoreError, UsageError
+from harness.store import read_meta, read_rows
+
+REPO = Path(__file__).resolve().parent.parent
+FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "400"))   # each validated and run: about 8 s
+FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+# -- a tiny TOML writer, for documents hypothesis makes -----------------------------------------------
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return {float("inf"): "inf", float("-inf"): "-inf"}.get(v, "nan" if v != v else repr(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return "{" + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
+
+
+def toml_key(k: str) -> str:
+    return k if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k) else json.dumps(k, ensure_ascii=False)
+
+
+def toml_doc(d: dict) -> str:
+    return "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in d.items())
+
+
+SCHEMA_KEYS = sorted({k for m in scenario.SECTIONS.values() for k in m.model_fields}
+                     | set(scenario.Scenario.model_fields) | {"throughputs", "hiden", "seqlen", "imp", "default"})
+IMPLS = ["dummy", "fused-lstm", "torch-lstm", "lstm", "", "DUMMY"]
+scalars = st.one_of(st.integers(-10, 10), st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
+                    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.text(max_size=12),
+                    st.sampled_from(IMPLS + ["uniform:3-1", "uniform:0-4", "uniform:2-4", "packed", "masked", "train",
+                                             "forward", "auto", "cpu", "cuda:7", "float8", "fixed"]))
+table_keys = st.sampled_from(SCHEMA_KEYS) | st.text(max_size=6)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(table_keys, inner,
+                                                                                            max_size=4), max_leaves=12)
+keys = st.one_of(st.sampled_from(SCHEMA_KEYS), st.text(max_size=10))
+BASE = {"name": "fuzz", "throughput": [{"impl": "dummy", "hidden": 4, "seq_len": 2, "batch": 1, "phase": "train"}]}
+
+
+@st.composite
+def near_documents(draw) -> str:
+    """A valid scenario with one to four things changed: a value, a key added, removed or misspelt."""
+    doc = json.loads(json.dumps(BASE))
+    section = doc["throughput"][0]
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.sampled_from([doc, section]))
+        action = draw(st.sampled_from(["set", "add", "drop", "typo"])) if where else "add"
+        key = draw(st.sampled_from(sorted(where))) if where else ""
+        if action == "set":
+            where[key] = draw(values)
+        elif action == "add":
+            where[draw(keys)] = draw(values)
+        elif action == "drop":
+            where.pop(key)
+        elif key in where:
+            pos = draw(st.integers(0, max(0, len(key) - 1)))
+            where[key[:pos] + key[pos + 1:] + draw(st.text(max_size=1))] = where.pop(key)
+    return toml_doc(doc)
+
+
+documents = st.one_of(near_documents(), st.dictionaries(keys, values, max_size=5).map(toml_doc),
+                      st.text(max_size=200), st.binary(max_size=200))
+
+
+class Started(Exception):
+    """run_sweep was reached: the input was accepted (the fuzzed runs are not run)."""
+
+
+def answer(argv: list[str]) -> tuple[int, list[str]]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except Started:
+            code = 0
+    return code, err.getvalue().splitlines()
+
+
+@FUZZ
+@given(doc=documents)
+def test_fuzzed_scenarios_get_exit_0_or_one_line_and_exit_2(doc, tmp_path_factory, monkeypatch):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    path = tmp / "s.toml"
+    path.write_bytes(doc if isinstance(doc, bytes) else doc.encode("utf-8", "surrogatepass"))
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: (_ for _ in ()).throw(Started()))
+    for argv in (["validate", str(path)], ["run", str(path), "--results", str(tmp / "results")]):
+        code, err = answer(argv)
+        assert code in (0, 2), (argv, err)
+        if code == 2:
+            assert len(err) == 1 and err[0].startswith(f"error: {path}") and "Traceback" not in err[0], err
+        assert not any((tmp / "results").glob("*/run.json"))         # nothing is written before a run starts
+
+
+def test_nan_and_inf_are_no_setting(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('name = "x"\n[[task]]\ntask = "adding"\nimpl = "torch-lstm"\nhidden = 4\nseq_len = 5\nclip = nan\n')
+    with pytest.raises(UsageError, match=r"\[\[task\]\] #1, key 'clip': Input should be a finite number"):
+        scenario.load(p)
+
+
+# -- a grid too large to start -------------------------------------------------------------------------
+def big(tmp_path) -> Path:
+    axis = ", ".join(str(n) for n in range(1, 101))
+    p = tmp_path / "big.toml"
+    p.write_text(f'name = "big"\n[[throughput]]\nimpl = "dummy"\nhidden = [{axis}]\nseq_len = [{axis}]\n'
+                 f'batch = [{axis}]\nphase = "train"\n')
+    return p
+
+
+def test_a_million_cases_are_refused_before_a_run_directory(tmp_path, capsys):
+    p = big(tmp_path)
+    assert cli.main(["run", str(p), "--results", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (f"error: {p}: 1,000,000 cases, more than 100,000: at least 75.0 h at 0.27 s a "
+                                       "case; run it with --yes to start it anyway, or make the grid smaller\n")
+    assert not (tmp_path / "r").exists()
+    assert cli.main(["validate", str(p)]) == 0
+    assert capsys.readouterr().out == f"ok: {p} (1000000 cases; more than 100000: run asks for --yes)\n"
+
+
+def test_yes_starts_a_grid_over_the_limit(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(scenario, "MAX_CASES", 2)
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\n[defaults]\nthreads = 1\nrounds = 1\nwarmup = 0\n[[throughput]]\nimpl = "dummy"\n'
+                 'hidden = [4, 8, 16]\nseq_len = 2\nbatch = 1\nphase = "train"\nmemory = false\n')
+    assert cli.main(["run", str(p), "--results", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "3 cases, more than 2" in capsys.readouterr().err
+    assert cli.main(["run", str(p), "--results", str(tmp_path / "r"), "--quiet", "--yes"]) == 0
+
+
+# -- results paths ------------------------------------------------------------------------------------------
+TINY = 'name = "t"\n[defaults]\nthreads = 1\nrounds = 1\nwarmup = 0\n[[throughput]]\nimpl = "dummy"\nhidden = 4\n' \
+       'seq_len = 2\nbatch = 1\nphase = "train"\nmemory = false\n'
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs at `path` (root only); skips the test where it cannot be mounted."""
+    path.mkdir(exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if out.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("kind", ["file", "missing parent", "read-only"])
+def test_a_results_path_that_cannot_be_written_is_one_line(tmp_path, capsys, kind):
+    (tmp_path / "s.toml").write_text(TINY)
+    if kind == "file":
+        results = tmp_path / "a-file"
+        results.write_text("x")
+        message = f"error: --results {results}: is a file, not a directory\n"
+    elif kind == "missing parent":
+        results = tmp_path / "no" / "such" / "r"
+        message = f"error: --results {results}: its parent {results.parent} does not exist\n"
+    else:
+        stack = contextlib.ExitStack()
+        results = stack.enter_context(tmpfs(tmp_path / "ro", "ro,size=1m"))
+        message = f"error: --results {results}: cannot write there: Read-only file system\n"
+    try:
+        assert cli.main(["run", str(tmp_path / "s.toml"), "--results", str(results)]) == 2
+        assert capsys.readouterr().err == message
+    finally:
+        if kind == "read-only":
+            stack.close()
+
+
+# -- a full disk -----------------------------------------------------------------------------------------------
+def harness(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_resume_completes(tmp_path, capsys):
+    many = TINY.replace("hidden = 4", "hidden = [" + ", ".join(str(n) for n in range(1, 61)) + "]")
+    (tmp_path / "s.toml").write_text(many)
+    with tmpfs(tmp_path / "disk", "size=32k") as disk:
+        capsys.readouterr()
+        assert cli.main(["run", str(tmp_path / "s.toml"), "--results", str(disk), "--quiet"]) == 1
+        err = capsys.readouterr().err.splitlines()
+        lines = [ln for ln in err if ln.startswith("error:")]
+        assert len(lines) == 1 and not any("Traceback" in ln for ln in err)
+        run_dir = next(d for d in disk.iterdir() if (d / "run.json").exists() and not d.is_symlink())
+        assert lines[0].startswith(f"error: {run_dir}/")                       # it names the file
+        assert "cannot write: No space left on device; every row written before it is whole: free space, then " \
+               f"python -m harness run --resume {run_dir.name}" in lines[0]
+        warnings: list[str] = []
+        before = read_rows(run_dir / "timings.csv", warnings)
+        assert warnings == [] and 0 < len(before) < 60                          # every row before it is whole
+        assert read_meta(run_dir).status in ("failed", "running")               # failed, where run.json could say
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)   # space is back
+        assert cli.main(["run", "--resume", run_dir.name, "--results", str(disk), "--quiet"]) == 0
+        rows = read_rows(run_dir / "timings.csv")
+        assert sorted(int(r["hidden"]) for r in rows) == list(range(1, 61))     # every case exactly once
+        assert read_meta(run_dir).status == "complete"
+
+
+def test_a_failed_append_leaves_the_table_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\r\n1,2\r\n")
+    real = os.write
+
+    def half(fd, data):                         # the disk fills after a few bytes of the row
+        if len(data) > 3:
+            real(fd, bytes(data[:3]))
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(files.os, "write", half)
+    with pytest.raises(StoreError, match=rf"^{path}: cannot write: No space left on device$"):
+        files.append_whole(path, b"3,4\r\n5,6\r\n")
+    assert path.read_bytes() == b"a,b\r\n1,2\r\n"
+
+
+# -- two writers -------------------------------------------------------------------------------------------------
+def test_a_second_writer_is_refused_and_a_killed_one_is_not(tmp_path, capsys):
+    slow = TINY.replace("hidden = 4", "hidden = [4, 5, 6, 7, 8, 9]")
+    (tmp_path / "s.toml").write_text(slow)
+    results = tmp_path / "r"
+    first = harness("run", str(tmp_path / "s.toml"), "--results", str(results), "--quiet",
+                    env={"LSTM_BENCH_DUMMY_FAULT": "sleep:0.3"})
+    deadline = time.time() + 60
+    while not list(results.glob("*/timings.csv")) and time.time() < deadline:
+        time.sleep(0.2)
+    run_dir = next(d for d in results.iterdir() if not d.is_symlink())
+    assert files.writer_pid(run_dir) == str(first.pid)
+    capsys.readouterr()
+    assert cli.main(["run", "--resume", run_dir.name, "--results", str(results)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: run {run_dir.name} is being written by another process (pid {first.pid}; its lock is "
+        f"{run_dir / '.lock'}): wait for it to end, or stop it and run --resume\n")
+    assert cli.main(["report", run_dir.name, "--results", str(results), "--out", str(tmp_path / "rep")]) == 0
+    assert f"warning: run {run_dir.name} is still running (pid {first.pid}): this report has the cases it has " \
+           "finished so far" in capsys.readouterr().err
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert files.writer_pid(run_dir) is None                                    # the OS let the lock go
+    assert cli.main(["run", "--resume", run_dir.name, "--results", str(results), "--quiet"]) == 0
+    rows = read_rows(run_dir / "timings.csv")
+    assert sorted(int(r["hidden"]) for r in rows) == list(range(4, 10))         # never two of one case
+
+
+def test_the_lock_refuses_a_second_holder_in_one_process(tmp_path):
+    fd = files.take_lock(tmp_path)
+    try:
+        with pytest.raises(UsageError, match=f"is being written by another process \\(pid {os.getpid()};"):
+            files.take_lock(tmp_path)
+    finally:
+        os.close(fd)
+    os.close(files.take_lock(tmp_path))
