@@ -21,7 +21,7 @@ from harness.errors import StoreError, UsageError
 from harness.store import read_meta, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
-FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "400"))   # each validated and run: about 8 s
+FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "300"))   # each validated and run: about 6 s
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -144,12 +144,16 @@ def test_a_million_cases_are_refused_before_a_run_directory(tmp_path, capsys):
 
 def test_yes_starts_a_grid_over_the_limit(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(scenario, "MAX_CASES", 2)
+    started = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda sc, *a, **k: started.append(len(scenario.expand(sc))) or 1 / 0)
     p = tmp_path / "s.toml"
-    p.write_text('name = "s"\n[defaults]\nthreads = 1\nrounds = 1\nwarmup = 0\n[[throughput]]\nimpl = "dummy"\n'
-                 'hidden = [4, 8, 16]\nseq_len = 2\nbatch = 1\nphase = "train"\nmemory = false\n')
+    p.write_text('name = "s"\n[[throughput]]\nimpl = "dummy"\nhidden = [4, 8, 16]\nseq_len = 2\nbatch = 1\n'
+                 'phase = "train"\n')
     assert cli.main(["run", str(p), "--results", str(tmp_path / "r"), "--quiet"]) == 2
-    assert "3 cases, more than 2" in capsys.readouterr().err
-    assert cli.main(["run", str(p), "--results", str(tmp_path / "r"), "--quiet", "--yes"]) == 0
+    assert "3 cases, more than 2" in capsys.readouterr().err and started == []
+    with pytest.raises(ZeroDivisionError):                 # the sweep was started, with all three cases
+        cli.main(["run", str(p), "--results", str(tmp_path / "r"), "--quiet", "--yes"])
+    assert started == [3]
 
 
 # -- results paths ------------------------------------------------------------------------------------------
