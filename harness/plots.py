@@ -302,6 +302,11 @@ def _size(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
     return s + (" t" + df["seq_len"].astype(int).astype(str) if seq_len else "")
 
 
+def _device(df: pd.DataFrame) -> pd.Series:
+    """', cpu: AMD EPYC @ host' where the rows come from several devices, else '': a panel's device."""
+    return ", " + df["device_label"].astype(str) if df["device_label"].nunique() > 1 else pd.Series("", df.index)
+
+
 def _errorbars(grid, d: pd.DataFrame, x: str, y: str, lo: str, hi: str) -> None:
     """Each point's 95% interval, drawn on its own panel of a relplot (col="panel")."""
     for panel, ax in grid.axes_dict.items():
@@ -314,7 +319,7 @@ def layer_cost(layer_costs: pd.DataFrame | None) -> plt.Figure | None:
     """Cost against layers: each stack's time over one layer, one direction, at the same sizes (95% interval)."""
     if layer_costs is None or layer_costs.empty:
         return None
-    d = layer_costs.assign(panel=layer_costs["phase"] + ", " + _size(layer_costs),
+    d = layer_costs.assign(panel=layer_costs["phase"] + ", " + _size(layer_costs) + _device(layer_costs),
                            direction=layer_costs["directions"].map({1: "one direction", 2: "bidirectional"}))
     grid = sns.relplot(data=d, x="layers", y="ratio",
                        hue="impl",
@@ -343,7 +348,7 @@ def lengths_cost(lengths_costs: pd.DataFrame | None) -> plt.Figure | None:
     spreads = sorted(lengths_costs["spread"].unique())
     step = 0.03 * max(spreads[-1] - spreads[0], 30)          # modes side by side at one spread, never on top
     d = lengths_costs.assign(panel=lengths_costs["impl"] + ", " + lengths_costs["phase"] + ", "
-                             + _size(lengths_costs, seq_len=False),
+                             + _size(lengths_costs, seq_len=False) + _device(lengths_costs),
                              at=lengths_costs["spread"] + (d_modes.map(modes.index) - (len(modes) - 1) / 2) * step)
     grid = sns.relplot(data=d, x="at", y="cost",
                        hue="lengths_mode",

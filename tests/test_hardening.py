@@ -21,7 +21,7 @@ from harness.errors import StoreError, UsageError
 from harness.store import read_meta, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
-FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "300"))   # each validated and run: about 6 s
+FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "200"))   # each validated and run: about 4 s
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
