@@ -128,22 +128,7 @@ class LSTMFunction(torch.autograd.Function):
         g_dim = 0 if tr else 1
         T, B, I = x.shape
         H = h0.shape[1]
-        o, i, f, g = (gates.narrow(g_dim + 1, k * H, H) for k in range(4))      # (T, H, B) or (T, B, H)
-        # step-independent factors, for every step at once, into one buffer:
-        #   ifg = [g i(1-i), c_{t-1} f(1-f), i(1-g^2)], gate-stacked: da_{i,f,g} = dc * ifg
-        shape = (T, 3 * H, B) if tr else (T, B, 3 * H)
-        ifg = torch.empty(shape, dtype=x.dtype, device=x.device)
-        di, df, dg = (ifg.narrow(g_dim + 1, k * H, H) for k in range(3))
-        torch.addcmul(i, i, i, value=-1, out=di).mul_(g)
-        torch.addcmul(f, f, f, value=-1, out=df)
-        df[1:].mul_(cs[:-1])
-        df[0].mul_(c0.t() if tr else c0)
-        torch.mul(g, g, out=dg).mul_(i)
-        torch.sub(i, dg, out=dg)
-        o_dtc = torch.mul(tcs, tcs).mul_(o)                                       # dc += dh * o (1 - tanh(c)^2)
-        torch.sub(o, o_dtc, out=o_dtc)
-        tc_do = torch.addcmul(o, o, o, value=-1).mul_(tcs)                        # da_o = dh * tanh(c) o (1 - o)
-        f = f.contiguous()
+        ifg, o_dtc, tc_do, f = _factors(gates, cs, tcs, c0.t() if tr else c0, H, g_dim + 1)
         dys = dy.transpose(1, 2) if tr else dy                                    # per step (H, B) or (B, H)
         da = torch.empty((4 * H, T, B) if tr else (T, B, 4 * H), dtype=x.dtype, device=x.device)
         dc = torch.empty_like(cs[0])
@@ -178,19 +163,24 @@ class LSTMFunction(torch.autograd.Function):
         return dx, dh0, dc0, dw_ih, dw_hh, db, None, None, None, None
 
 
-def _factors(gates: Tensor, cs: Tensor, tcs: Tensor, c0: Tensor, H: int) -> tuple[Tensor, ...]:
-    """The backward's step-independent factors, usual layout (T, B, .): ifg = [g i(1-i),
-    c_{t-1} f(1-f), i(1-g^2)] gate-stacked, o(1 - tanh(c)^2), tanh(c) o(1-o), and f."""
-    o, i, f, g = (gates.narrow(2, k * H, H) for k in range(4))               # (T, B, H) each
-    ifg = torch.empty(cs.shape[:2] + (3 * H,), dtype=cs.dtype, device=cs.device)
-    di, df, dg = (ifg.narrow(2, k * H, H) for k in range(3))
+def _factors(gates: Tensor, cs: Tensor, tcs: Tensor, c0: Tensor, H: int, axis: int = 2) -> tuple[Tensor, ...]:
+    """The backward's step-independent factors, for every step at once, with the gates along `axis`
+    of (T, 4H, B) or (T, B, 4H) and c0 in the same layout: ifg = [g i(1-i), c_{t-1} f(1-f), i(1-g^2)],
+    gate-stacked (da_{i,f,g} = dc * ifg), o(1 - tanh(c)^2) (dc += dh * it), tanh(c) o(1-o) (da_o = dh * it),
+    and f."""
+    o, i, f, g = (gates.narrow(axis, k * H, H) for k in range(4))            # (T, H, B) or (T, B, H)
+    shape = list(gates.shape)
+    shape[axis] = 3 * H
+    ifg = torch.empty(shape, dtype=cs.dtype, device=cs.device)
+    di, df, dg = (ifg.narrow(axis, k * H, H) for k in range(3))
     torch.addcmul(i, i, i, value=-1, out=di).mul_(g)
     torch.addcmul(f, f, f, value=-1, out=df)
     df[1:].mul_(cs[:-1])
     df[0].mul_(c0)
     torch.mul(g, g, out=dg).mul_(i)
     torch.sub(i, dg, out=dg)
-    o_dtc = torch.sub(o, torch.mul(tcs, tcs).mul_(o))
+    o_dtc = torch.mul(tcs, tcs).mul_(o)
+    torch.sub(o, o_dtc, out=o_dtc)
     tc_do = torch.addcmul(o, o, o, value=-1).mul_(tcs)
     return ifg, o_dtc, tc_do, f.contiguous()
 

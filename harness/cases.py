@@ -133,9 +133,13 @@ class GradientCase:
     section: str = "gradients"
 
     @property
+    def shape(self) -> Shape:
+        return Shape(self.layers)
+
+    @property
     def slug(self) -> str:
         s = f"grad_{self.impl}_{self.device.replace(':', '')}_b{self.batch}_t{self.seq_len}_h{self.hidden}_{self.init}"
-        s += stack_slug(Shape(self.layers))
+        s += stack_slug(self.shape)
         if self.forget_bias:
             s += f"_fb{self.forget_bias:g}"
         if self.nonlinearity and self.nonlinearity != "tanh":
@@ -167,9 +171,13 @@ class TaskCase:
     section: str = "task"
 
     @property
+    def shape(self) -> Shape:
+        return Shape(self.layers)
+
+    @property
     def slug(self) -> str:
         s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
-        s += stack_slug(Shape(self.layers))
+        s += stack_slug(self.shape)
         return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
 
 

@@ -76,13 +76,18 @@ def take_lock(run_dir: Path) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        holder = _holder(fd)
         os.close(fd)
         raise UsageError(f"run {run_dir.name} is being written by another process (pid {holder}; its lock is "
                          f"{run_dir / LOCK}): wait for it to end, or stop it and run --resume") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _holder(fd: int) -> str:
+    """The pid its holder wrote into a lock file ("?" when it has not written it yet)."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
 
 
 def writer_pid(run_dir: Path) -> str | None:
@@ -95,7 +100,7 @@ def writer_pid(run_dir: Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        return _holder(fd)
     finally:
         os.close(fd)
 

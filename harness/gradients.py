@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from harness import intervals, registry
-from harness.models import Recurrent, Shape
+from harness.models import Recurrent
 
 VANISH_RATIO = 1e-3      # "vanished": below this fraction of the norm at distance 0
 SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
@@ -170,7 +170,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     def factory(seed: int) -> Recurrent:
         return registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype, seed=seed,
                                init=case.init, forget_bias=case.forget_bias or 0.0,
-                               nonlinearity=case.nonlinearity or "tanh", shape=Shape(case.layers))
+                               nonlinearity=case.nonlinearity or "tanh", shape=case.shape)
 
     seeds = list(range(case.seed, case.seed + case.seeds))
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,

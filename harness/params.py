@@ -48,6 +48,16 @@ class Shape(NamedTuple):
 ONE_LAYER = Shape()    # one layer, one direction, no projection, no dropout: the default stack
 
 
+def stack_problem(key: str, value) -> str | None:
+    """What is wrong with one layers or dropout value on its own ('must be ..., not V'), or None. The
+    scenario schema and registry.check_shape both ask this; proj_size's rule needs hidden and the cell."""
+    if key == "layers" and value < 1:
+        return f"must be an integer >= 1, not {value}"
+    if key == "dropout" and not 0 <= value < 1:
+        return f"must be in [0, 1), not {value}"
+    return None
+
+
 def param_shapes(cell: str, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER) -> dict[str, tuple]:
     """Every canonical parameter's shape, in nn.LSTM's own order (layer, direction, then
     weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)."""

@@ -35,6 +35,12 @@ def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
     return width if hue.nunique() > 1 else False
 
 
+def _size(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
+    """'h512 b64 t100' (without t when seq_len is False): a panel's sizes."""
+    s = "h" + df["hidden"].astype(int).astype(str) + " b" + df["batch"].astype(int).astype(str)
+    return s + (" t" + df["seq_len"].astype(int).astype(str) if seq_len else "")
+
+
 def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
     if df is None or df.empty or "status" not in df:
         return None
@@ -164,7 +170,7 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
     # speed-up = 1 / time ratio; its interval is the ratio's, inverted (hollow: the interval holds 1)
     t = t.assign(speedup=1 / t["ratio"], lo=1 / t["ratio_ci_high"], hi=1 / t["ratio_ci_low"],
                  series=t["impl"] + " / " + t["ratio_ref"],
-                 size="h" + t["hidden"].astype(str) + " b" + t["batch"].astype(str) + " t" + t["seq_len"].astype(str))
+                 size=_size(t))
     t = t.sort_values(["hidden", "batch", "seq_len"])
     panels = t[["device_label", "phase"]].drop_duplicates().values.tolist()
     sizes = list(dict.fromkeys(t["size"]))
@@ -274,8 +280,7 @@ def time_breakdown(breakdown: pd.DataFrame) -> plt.Figure | None:
     if breakdown is None or breakdown.empty or "category" not in breakdown:
         return None
     b = one_size(breakdown)
-    b = b.assign(panel=b["device"] + ", " + b["phase"] + ", h" + b["hidden"].astype(int).astype(str) + " b"
-                 + b["batch"].astype(int).astype(str) + " t" + b["seq_len"].astype(int).astype(str))
+    b = b.assign(panel=b["device"] + ", " + b["phase"] + ", " + _size(b))
     panels = list(dict.fromkeys(b.sort_values(["device", "phase"])["panel"]))
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.45 * b["impl"].nunique() * len(panels) + 1.6 * len(panels)),
                              squeeze=False)
@@ -294,12 +299,6 @@ def time_breakdown(breakdown: pd.DataFrame) -> plt.Figure | None:
     fig.suptitle("Where the time goes (overhead: the step's wall time in no op, and the autograd engine)")
     fig.tight_layout()
     return fig
-
-
-def _size(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
-    """'h512 b64 t100' (without t when seq_len is False): a panel's sizes."""
-    s = "h" + df["hidden"].astype(int).astype(str) + " b" + df["batch"].astype(int).astype(str)
-    return s + (" t" + df["seq_len"].astype(int).astype(str) if seq_len else "")
 
 
 def _device(df: pd.DataFrame) -> pd.Series:

@@ -39,6 +39,7 @@ from harness.models import (
     TorchRecurrent,
     canonical_params,
 )
+from harness.params import stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -178,14 +179,13 @@ def skip_reason(name: str, device: str = "cpu", dtype: str = "float32", shape: S
 
 def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
     """ValueError, naming the allowed values, for a stack nn.LSTM would refuse."""
-    if shape.layers < 1:
-        raise ValueError(f"layers must be an integer >= 1, not {shape.layers}")
+    for key in ("layers", "dropout"):
+        if problem := stack_problem(key, getattr(shape, key)):
+            raise ValueError(f"{key} {problem}")
     if shape.proj_size and cell != "lstm":
         raise ValueError(f"proj_size applies to LSTM cells only, not {cell.upper()}")
     if not 0 <= shape.proj_size < hidden_size:
         raise ValueError(f"proj_size must be in [0, hidden) = [0, {hidden_size}) (0: none), not {shape.proj_size}")
-    if not 0 <= shape.dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), not {shape.dropout}")
 
 
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",

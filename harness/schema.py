@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from harness import lengths as varlen
 from harness import registry
+from harness.params import stack_problem
 
 
 def _listify(v: Any) -> Any:
@@ -99,12 +100,12 @@ class Throughput(Settings):
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
                               "proj_size", "dropout", "lengths", "lengths_mode", mode="before")(_listify)
 
-    @field_validator("layers")
+    @field_validator("layers", "dropout")
     @classmethod
-    def _layers(cls, v):
-        for n in v:
-            if n < 1:
-                raise ValueError(f"must be an integer >= 1, not {n}")
+    def _stack(cls, v, info):
+        for x in v:
+            if problem := stack_problem(info.field_name, x):
+                raise ValueError(problem)
         return v
 
     @field_validator("proj_size")
@@ -113,14 +114,6 @@ class Throughput(Settings):
         for n in v:
             if n < 0:
                 raise ValueError(f"must be an integer >= 0 and < hidden (0: none), not {n}")
-        return v
-
-    @field_validator("dropout")
-    @classmethod
-    def _dropout(cls, v):
-        for x in v:
-            if not 0 <= x < 1:
-                raise ValueError(f"must be in [0, 1), not {x}")
         return v
 
     @field_validator("lengths")
@@ -162,7 +155,7 @@ class Gradients(Settings):
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
                               "layers", mode="before")(_listify)
-    _layers = field_validator("layers")(Throughput._layers.__func__)
+    _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)
     _sizes = field_validator("hidden", "input", "seq_len", "batch")(Throughput._sizes.__func__)
 
@@ -186,7 +179,7 @@ class Task(Settings):
 
     _v_axes = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
                               "init", "layers", mode="before")(_listify)
-    _layers = field_validator("layers")(Throughput._layers.__func__)
+    _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)
     _sizes = field_validator("hidden", "seq_len", "batch", "steps")(Throughput._sizes.__func__)
 

@@ -38,7 +38,6 @@ from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group
 from harness.columns import BREAKDOWN_COLUMNS
 from harness.errors import Skip, StoreError, failure
 from harness.files import cannot_write
-from harness.models import Shape
 from harness.store import GemmPeak, Run, utc_now
 
 EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase",
@@ -51,8 +50,7 @@ def check_fits(case) -> None:
     """Raise errors.Skip when a case that could run here would not fit in free memory."""
     if registry.skip_reason(case.impl, case.device, case.dtype) is not None:
         return                          # the case's own skip (device, dtype) is reported when it is built
-    cell = registry.get(case.impl).cell
-    shape = case.shape if isinstance(case, ThroughputCase) else Shape(case.layers)
+    cell, shape = registry.get(case.impl).cell, case.shape
     if isinstance(case, ThroughputCase):
         est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
                                     train=case.phase == "train", shape=shape)

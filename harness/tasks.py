@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from harness import gradients, registry
-from harness.models import Recurrent, Shape
+from harness.models import Recurrent
 
 TASKS = ("adding", "copy")
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
@@ -116,7 +116,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,
-                           init=case.init, forget_bias=case.forget_bias or 0.0, shape=Shape(case.layers))
+                           init=case.init, forget_bias=case.forget_bias or 0.0, shape=case.shape)
     torch.manual_seed(case.seed)                              # the head's initialisation
     model = TaskModel(core, case.task)
     dtype, device = registry.DTYPES[case.dtype], case.device
