@@ -20,7 +20,7 @@ SETUP :=
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench bench-compare report profile tensorboard test lint clean
+.PHONY: help setup bench bench-compare report profile tensorboard test test-slurm lint clean
 
 help:  ## list the targets
 	@echo "lstm-bench -- make TARGET [VAR=value ...]"
@@ -53,6 +53,12 @@ tensorboard: $(SETUP)  ## open a run's profiles: make tensorboard [RUN=latest PO
 
 test: $(SETUP)  ## run the test suite
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-slurm: $(SETUP)  ## start a one-node Slurm cluster here (root, apt), run the Slurm tests, stop it
+	@if reason=$$(scripts/slurm-local.sh start 2>&1); then echo "$$reason"; \
+	  trap 'scripts/slurm-local.sh stop' EXIT; $(PYTHON) -m pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS); \
+	else echo "$$reason" | tail -n1; echo "Slurm tests skipped: no cluster could be started here"; \
+	  LSTM_BENCH_SLURM_SKIP="$$(echo "$$reason" | tail -n1)" $(PYTHON) -m pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS); fi
 
 lint: $(SETUP)  ## ruff over the code, and the import-layer contract (pyproject.toml [tool.importlinter])
 	$(PYTHON) -m ruff check harness tests

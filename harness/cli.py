@@ -169,9 +169,13 @@ def cmd_status(args) -> int:
         for shard, job in attempt.jobs.items():
             jobs.setdefault(shard, []).append(job)
     print(f"  executor {info.kind}, {info.shards} shards")
+    latest = [ids[-1] for ids in jobs.values()]
+    slurm = shards.slurm_states(latest) if info.kind == "slurm" and shutil.which("squeue") else {}
     for s in map(shards.shard_state, shards.shard_dirs(d)):
+        ids = jobs.get(s["shard"], [])
+        state = f"  slurm {slurm[ids[-1]]}" if ids and ids[-1] in slurm else ""
         print(f"  shard {s['shard']}  {s['status']:11s} {s['done']:4d} of {s['cases']:4d} cases  "
-              f"jobs: {', '.join(jobs.get(s['shard'], [])) or '-'}")
+              f"jobs: {', '.join(ids) or '-'}{state}")
     return 0
 
 

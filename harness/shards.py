@@ -3,7 +3,8 @@
     python -m harness run full --executor slurm --shards 16 --partition gpu --gpus-per-task 1 \\
         --timeout-min 240 --max-parallel 8
     python -m harness run smoke --executor local --shards 2      # the same path, local processes
-    python -m harness status RUN_ID                              # which shards are done, running, failed
+    python -m harness status RUN_ID                              # which shards are done, running, failed,
+                                                                 # and their Slurm jobs' states
     python -m harness run --resume RUN_ID                        # resubmit what is not done
 
 Layout: the run directory is made as usual, plus one directory per shard,
@@ -20,11 +21,26 @@ Slurm requeues it -- or a kill), it runs only its missing cases. When every
 shard is complete, their rows are merged, in the scenario's case order, into
 the run directory's own tables, which then hold exactly the rows an in-process
 run would.
+
+On Slurm, job states come from squeue (`slurm_states`), not sacct: a cluster
+without accounting (no slurmdbd) has no sacct to ask, and submitit's own
+watcher then never sees a cancelled job end. submitit's log goes to
+results/<run_id>/submitit/coordinator.log, not the terminal. Slurm warns a
+shard `signal_delay_s` before its time limit (submitit's USR2); the shard
+requeues itself and resumes from disk, up to SLURM_TIMEOUT_REQUEUES times.
+SIGTERM (scancel, or a pre-emption) stops the coordinator like Ctrl-C: the run
+is marked interrupted, and `run --resume` continues it.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +55,11 @@ SLURM_TIMEOUT_REQUEUES = 3          # submitit's max_num_timeout: requeues of a 
 LOCAL_TIMEOUT_MIN = 60 * 24         # the local executor's time limit when --timeout-min is not given
 SLURM_TIMEOUT_MIN = 60              # Slurm's, likewise
 SLURM_MAX_PARALLEL = 256            # array parallelism when --max-parallel is not given
+SLURM_SIGNAL_DELAY_S = 90           # seconds before its time limit that Slurm warns a shard (submitit's default),
+                                    # halved while it is more than half the limit (a 1-minute limit: 30 s)
+SQUEUE_EVERY_S = 10                 # the longest wait between two squeue calls while shards run
+SQUEUE_TIMEOUT_S = 60               # squeue's own time limit; past it, every state reads UNKNOWN
+FINISHED = "FINISHED"               # a job squeue no longer lists: it ended (its result file says how)
 
 
 def shard_dirs(run_dir: Path) -> list[Path]:
@@ -60,17 +81,23 @@ def shard_state(d: Path) -> dict:
 class ShardJob:
     """What a submitit job runs: one shard, resumed from whatever it has on disk."""
 
+    requeued = False            # set by checkpoint: Slurm runs this shard again, so its stop is not a failure
+
     def __call__(self, shard_dir: str) -> dict:
         d = Path(shard_dir)
         run, _ = sweep.run_sweep(None, quiet=True, resume=d)
         if run.meta.status != "complete":
+            if self.requeued:   # not an Exception: submitit writes no result, and the coordinator waits on
+                raise SystemExit(f"shard {d.name} requeued")         # the same job's next start
             raise RuntimeError(f"shard {d.name} ended {run.meta.status}")
         return {"shard": d.name, "counts": run.meta.counts}
 
     def checkpoint(self, shard_dir: str):
-        """Pre-empted or timed out on Slurm: requeue the same shard; it resumes from disk."""
+        """Slurm's warning before the time limit, or a pre-emption (submitit's USR2, in a signal
+        handler): requeue the same shard; it resumes from disk."""
         import submitit
 
+        self.requeued = True
         return submitit.helpers.DelayedSubmission(ShardJob(), shard_dir)
 
 
@@ -84,6 +111,79 @@ def check_executor(kind: str) -> None:
         raise UsageError("--executor slurm: sbatch is not on this machine's PATH (use --executor local to test)")
 
 
+def signal_delay_s(timeout_min: int) -> int:
+    """Seconds before a `timeout_min` limit at which Slurm sends submitit's requeue signal."""
+    return min(SLURM_SIGNAL_DELAY_S, timeout_min * 60 // 2)
+
+
+def slurm_states(job_ids) -> dict[str, str]:
+    """Slurm's state of each job id (an array element is 12_0), from one squeue call: PENDING, RUNNING,
+    COMPLETED, CANCELLED, TIMEOUT, ... while Slurm holds the job (MinJobAge, 300 s by default, after it
+    ends), then FINISHED. UNKNOWN for every id when squeue itself fails."""
+    ids = {str(j) for j in job_ids}
+    if not ids:
+        return {}
+    from submitit.slurm.slurm import read_job_id
+
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T"],
+                             capture_output=True, text=True, timeout=SQUEUE_TIMEOUT_S, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return dict.fromkeys(ids, "UNKNOWN")
+    listed: dict[str, str] = {}
+    for line in out.splitlines():
+        jid, _, state = line.strip().partition("|")
+        try:
+            parts = read_job_id(jid)           # 12, 12_3, or a pending array's 12_[0-3,5]
+        except Exception:  # noqa: BLE001 -- a line squeue wrote that is not one of ours
+            continue
+        for p in parts:
+            if len(p) == 3:
+                listed.update({f"{p[0]}_{k}": state for k in range(int(p[1]), int(p[2]) + 1)})
+            else:
+                listed["_".join(p[:2])] = state
+    return {j: listed.get(j, FINISHED) for j in ids}
+
+
+def watch_through_squeue(jobs: list) -> None:
+    """Have submitit's Slurm jobs ask squeue (slurm_states) for their state, not sacct."""
+    from submitit.core.core import InfoWatcher
+
+    class SqueueWatcher(InfoWatcher):
+        def get_state(self, job_id: str, mode: str = "standard") -> str:
+            return self.get_info(job_id, mode=mode).get("State") or "UNKNOWN"
+
+        def update(self) -> None:
+            pending = self._registered - self._finished
+            if not pending:
+                return
+            self._num_calls += 1
+            self._info_dict.update({j: {"JobID": j, "State": s} for j, s in slurm_states(pending).items()})
+            self._last_status_check = time.time()
+            self._finished |= {j for j in pending if self.is_done(j, mode="cache")}
+
+    watcher = SqueueWatcher(delay_s=SQUEUE_EVERY_S)
+    for job in jobs:
+        job.watcher = watcher                  # the class's sacct watcher is left alone (an array's
+        watcher.register_job(job.job_id)       # elements are made as submitit's own SlurmJob)
+
+
+@contextlib.contextmanager
+def submitit_log(path: Path):
+    """submitit's log messages into `path` instead of the terminal, while the block runs."""
+    log = logging.getLogger("submitit")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    before, propagate = log.handlers[:], log.propagate
+    log.handlers, log.propagate = [handler], False
+    try:
+        yield
+    finally:
+        log.handlers, log.propagate = before, propagate
+        handler.close()
+
+
 def make_executor(run_dir: Path, kind: str, params: ExecutorParams):
     """submitit's executor, its files in results/<run_id>/submitit/."""
     check_executor(kind)
@@ -95,7 +195,8 @@ def make_executor(run_dir: Path, kind: str, params: ExecutorParams):
         ex.update_parameters(timeout_min=params.timeout_min or LOCAL_TIMEOUT_MIN)
         return ex
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=SLURM_TIMEOUT_REQUEUES)
-    update = {"time": params.timeout_min or SLURM_TIMEOUT_MIN, "ntasks_per_node": 1,
+    minutes = params.timeout_min or SLURM_TIMEOUT_MIN
+    update = {"time": minutes, "ntasks_per_node": 1, "signal_delay_s": signal_delay_s(minutes),
               "array_parallelism": params.max_parallel or SLURM_MAX_PARALLEL}
     if params.partition:
         update["partition"] = params.partition
@@ -124,12 +225,17 @@ def run_sharded(sc: scenario.Scenario | None, results: Path, kind: str = "local"
         run.mark_running()
     wall0 = time.perf_counter()
     status = "failed"
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
-        status = drive(run, quiet=quiet)
-    except KeyboardInterrupt:
+        with submitit_log(run.dir / "submitit" / "coordinator.log"):
+            status = drive(run, quiet=quiet)
+    except KeyboardInterrupt:               # Ctrl-C, or SIGTERM: the shards keep what they finished
         status = "interrupted"
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         run.meta.wall_s = (run.meta.wall_s or 0.0) + time.perf_counter() - wall0
         run.finish(status)
         run.unlock()
@@ -145,6 +251,8 @@ def drive(run: Run, quiet: bool = False) -> str:
         if not pending:
             break
         jobs = ex.map_array(ShardJob(), [str(d) for d in pending])
+        if info.kind == "slurm":
+            watch_through_squeue(jobs)
         info.jobs.append(Submission(attempt=attempt, jobs={d.name: str(j.job_id) for d, j in
                                                            zip(pending, jobs, strict=True)}))
         run.save()
@@ -162,11 +270,18 @@ def drive(run: Run, quiet: bool = False) -> str:
             try:
                 j.result()
             except Exception as exc:  # noqa: BLE001 -- a failed shard is resubmitted, not fatal
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-                print(f"shard {d.name} failed: {first[:300]}", file=sys.stderr)
+                print(f"shard {d.name} failed: {why_failed(exc)[:300]} (log: {j.paths.stderr})", file=sys.stderr)
     states = [shard_state(d) for d in shard_dirs(run.dir)]
     merge(run)
     return "complete" if all(s["status"] == "complete" for s in states) else "failed"
+
+
+def why_failed(exc: Exception) -> str:
+    """One line for a shard's failure: the exception its job raised (the last line of the trace
+    that submitit's error quotes), else the error's last line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", ln)]
+    return (raised or lines or [type(exc).__name__])[-1]
 
 
 def merge(run: Run) -> None:

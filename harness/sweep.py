@@ -17,8 +17,8 @@ free. A case that raises becomes a row all the same: `skipped` (errors.Skip,
 with its reason), `oom` (an allocation failed) or `failed` (the error's first
 line); the sweep goes on.
 
-Ctrl-C stops after the current comparison group (or case) and marks the run
-interrupted; a second Ctrl-C stops at once. `--resume` runs only the cases the
+Ctrl-C or SIGTERM stops after the current comparison group (or case) and marks
+the run interrupted; a second one stops at once. `--resume` runs only the cases the
 run has not finished, and a half-finished group whole.
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ from harness.store import GemmPeak, Run, utc_now
 
 EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase",
               "threads", "group_id", "ratio_ref", "ratio")      # benchmark.json's extra_info of each case
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)    # each stops the sweep after the current group, twice at once
 MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
 
@@ -68,8 +69,7 @@ class Sweep:
     """A pytest plugin: parametrises test_case over the throughput cases, and turns each
     finished case into a row on disk before the next one starts."""
 
-    def __init__(self, run: Run, timed: list[ThroughputCase], total: int, quiet: bool = False,
-                 with_stack: bool = False):
+    def __init__(self, run: Run, timed: list[ThroughputCase], total: int, quiet: bool = False, with_stack=False):
         self.run, self.quiet = run, quiet
         self.groups = groups(timed)                       # comparison groups, each timed as one
         self.cases = [c for g in self.groups for c in g]  # pytest's order: a group's members one after another
@@ -78,8 +78,7 @@ class Sweep:
         self.breakdown_rows: list[dict] = []              # the current group's, written with its rows
         self.measured: dict[ThroughputCase, tuple[dict, list[float]]] = {}  # rows whose tests have not run
         self.with_stack = with_stack  # profile with Python stacks (python -m harness profile --with-stack)
-        self.rows: list[dict] = []
-        self.peaks: dict[tuple, float] = {}
+        self.rows, self.peaks = [], {}                    # rows this call wrote; GEMM peaks by (device, dtype, threads)
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)   # seconds, by activity
         self.stop_requested = False
         self.fatal: StoreError | None = None              # a file the run could not write: it stops
@@ -127,7 +126,7 @@ class Sweep:
             timing.record(benchmark, times)
             benchmark.extra_info.update({k: row[k] for k in EXTRA_INFO})
         if self.stop_requested and not any(c in self.measured for c in self.group_of[case]):
-            pytest.exit("interrupted by Ctrl-C", returncode=pytest.ExitCode.INTERRUPTED)
+            pytest.exit("interrupted", returncode=pytest.ExitCode.INTERRUPTED)
         if row["status"] == "skipped":
             pytest.skip(row["reason"])
 
@@ -326,13 +325,15 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
     others = [c for c in cases if not isinstance(c, ThroughputCase)]
     sweep = Sweep(run, timed, total=len(cases), quiet=quiet, with_stack=with_stack)
 
-    def on_sigint(signum, frame):
+    def on_stop(signum, frame):                    # Ctrl-C, or SIGTERM (Slurm's scancel and pre-emption)
         sweep.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)     # a second Ctrl-C stops at once
-        sweep.bar.write("Ctrl-C: stopping after this comparison group or case (Ctrl-C again to stop now)")
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.default_int_handler)           # a second one stops at once
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        sweep.bar.write(f"{name}: stopping after this comparison group or case ({name} again to stop now)")
 
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    previous = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS} if main_thread else {}
     tf32_before = env.tf32_flags()                # the cases set them; the caller gets its own back
     status = "failed"
     try:
@@ -366,8 +367,8 @@ def run_sweep(sc: scenario.Scenario | None, results: Path = env.RESULTS, quiet: 
     except StoreError as exc:
         sweep.fatal = exc
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         env.restore_tf32(tf32_before)
         sweep.bar.close()
         wall = time.perf_counter() - wall0

@@ -1,5 +1,7 @@
 """Shared test fixtures."""
 import functools
+import os
+import subprocess
 
 import pytest
 
@@ -14,3 +16,21 @@ def small_gemm():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flops, "gemm_peak", functools.partial(flops.gemm_peak, size=SMALL_GEMM))
         yield
+
+
+def _slurm_missing() -> str | None:
+    """Why the `slurm` tests cannot run here, or None: make test-slurm passes its own reason on."""
+    if reason := os.environ.get("LSTM_BENCH_SLURM_SKIP"):
+        return reason
+    try:
+        ok = subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return None if ok else "no Slurm cluster answers sinfo (make test-slurm starts one)"
+
+
+def pytest_collection_modifyitems(config, items):
+    slurm = [item for item in items if item.get_closest_marker("slurm")]
+    if slurm and (reason := _slurm_missing()):
+        for item in slurm:
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -204,7 +204,9 @@ def test_sigkill_keeps_finished_rows_and_resume_completes_without_duplicates(tmp
     assert len(rows(run_dir / "timings.csv")) == 8
 
 
-def test_sigint_stops_after_the_current_case(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_sigint_or_sigterm_stops_after_the_current_case(tmp_path, sig):
+    """Ctrl-C, or the SIGTERM that Slurm sends before killing a cancelled or pre-empted job."""
     results = tmp_path / "r"
     p = harness("run", str(write(tmp_path, SLOW)), "--results", str(results), "--quiet",
                 env={"LSTM_BENCH_DUMMY_FAULT": "sleep:0.15"})
@@ -214,12 +216,14 @@ def test_sigint_stops_after_the_current_case(tmp_path):
             time.sleep(0.05)
         run_dir = (results / "latest").resolve()
         wait_for_rows(run_dir / "timings.csv", 2, p)
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
     assert p.returncode == 130, err
     assert "Traceback" not in err and f"--resume {run_dir.name}" in out
+    name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    assert f"{name}: stopping after this comparison group or case ({name} again to stop now)" in out
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "interrupted"
     done = rows(run_dir / "timings.csv")

@@ -134,3 +134,69 @@ def test_a_shard_killed_midway_is_resumed(tmp_path):
 def test_bad_shard_count(tmp_path, capsys, bad):
     assert cli.main(["run", "smoke", "--executor", "local", "--shards", bad, "--results", str(tmp_path)]) == 2
     assert "--shards must be a positive integer" in capsys.readouterr().err
+
+
+def fake_squeue(tmp_path, monkeypatch, script: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "squeue").write_text("#!/bin/sh\n" + script)
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+
+
+def test_slurm_states_read_squeue_arrays_and_call_what_it_no_longer_lists_finished(tmp_path, monkeypatch):
+    fake_squeue(tmp_path, monkeypatch, "printf '12_[1-2,4]|PENDING\\n12_0|RUNNING\\n13|CANCELLED\\n"
+                                       "garbage line\\n99_3|RUNNING\\n'\n")
+    got = shards.slurm_states(["12_0", "12_1", "12_2", "12_3", "12_4", "13", "14"])
+    assert got == {"12_0": "RUNNING", "12_1": "PENDING", "12_2": "PENDING", "12_3": "FINISHED", "12_4": "PENDING",
+                   "13": "CANCELLED", "14": "FINISHED"}
+    assert shards.slurm_states([]) == {}
+
+
+def test_slurm_states_are_unknown_when_squeue_fails(tmp_path, monkeypatch):
+    fake_squeue(tmp_path, monkeypatch, "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n")
+    assert shards.slurm_states(["5_0", "6"]) == {"5_0": "UNKNOWN", "6": "UNKNOWN"}
+
+
+def test_status_names_each_shards_slurm_state(tmp_path, capsys, monkeypatch):
+    results = tmp_path / "r"
+    run = store.Run.create(results, scenario.load("smoke"))
+    run.meta.executor = store.Executor(kind="slurm", shards=2, params=store.ExecutorParams(),
+                                       jobs=[store.Submission(attempt=0, jobs={"000": "7_0", "001": "7_1"}),
+                                             store.Submission(attempt=1, jobs={"000": "9_0"})])
+    for k in range(2):
+        run.new_shard(k, 2)
+    run.save()
+    fake_squeue(tmp_path, monkeypatch, "printf '9_0|RUNNING\\n7_1|TIMEOUT\\n'\n")
+    assert cli.main(["status", run.run_id, "--results", str(results)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  shard")]
+    assert lines == ["  shard 000  pending        0 of    7 cases  jobs: 7_0, 9_0  slurm RUNNING",
+                     "  shard 001  pending        0 of    6 cases  jobs: 7_1  slurm TIMEOUT"]
+
+
+@pytest.mark.parametrize(("minutes", "delay"), [(1, 30), (2, 60), (3, 90), (240, 90)])
+def test_slurm_warns_a_shard_before_its_limit_never_past_half_of_it(minutes, delay):
+    assert shards.signal_delay_s(minutes) == delay
+
+
+def test_submitit_log_goes_to_the_run_not_the_terminal(tmp_path, capsys):
+    import logging
+
+    import submitit  # noqa: F401 -- configures submitit's logger, as in a real run
+
+    log = tmp_path / "submitit" / "coordinator.log"
+    with shards.submitit_log(log):
+        logging.getLogger("submitit").warning("Bypassing sacct error, status may be inaccurate.")
+    captured = capsys.readouterr()
+    assert "Bypassing" not in captured.err + captured.out
+    assert log.read_text().endswith("WARNING Bypassing sacct error, status may be inaccurate.\n")
+    assert [type(h).__name__ for h in logging.getLogger("submitit").handlers] == ["StreamHandler", "StreamHandler"]
+
+
+def test_a_failed_shard_is_named_by_the_exception_its_job_raised():
+    trace = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent "
+             "call last):\n  File \"x.py\", line 1, in <module>\nRuntimeError: shard 000 ended interrupted\n"
+             "----------------------\nYou can check full logs with 'job.stderr(0)'\n  - /r/submitit/11_0_0_log.err\n")
+    assert shards.why_failed(RuntimeError(trace)) == "RuntimeError: shard 000 ended interrupted"
+    assert shards.why_failed(OSError("submitit could not read\nthe result file")) == "the result file"
+    assert shards.why_failed(ValueError()) == "ValueError"
