@@ -1,7 +1,7 @@
 # lstm-bench: thin wrappers over `python -m harness` (see README.md).
 # Every target builds .venv on first use, and rebuilds it when pyproject.toml or
 # constraints.txt change. PYTHON=python3 (or any interpreter) uses that
-# environment instead and installs nothing, e.g. on a GPU image that has torch.
+# environment instead and installs nothing.
 
 VENV        ?= .venv
 PYTHON      ?= $(VENV)/bin/python
@@ -20,18 +20,17 @@ SETUP :=
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench bench-compare report profile tensorboard test test-slurm lint clean
+.PHONY: help setup bench bench-compare report profile tensorboard test test-slurm gpu-check lint clean
 
 help:  ## list the targets
 	@echo "lstm-bench -- make TARGET [VAR=value ...]"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "variables: SCENARIO=$(strip $(SCENARIO)) RUN=$(strip $(RUN)) PORT=$(strip $(PORT)) PYTHON=$(PYTHON)"
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	rm -rf $(VENV)
-	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $@
+# scripts/setup-venv.sh says in one line which path it takes: torch 2.13.0 (CPU) from constraints.txt,
+# or, where python3 already has a CUDA build of torch, a venv that keeps it (constraints-gpu.txt).
+$(VENV)/.installed: pyproject.toml constraints.txt constraints-gpu.txt scripts/setup-venv.sh
+	scripts/setup-venv.sh $(VENV)
 
 setup: $(SETUP)  ## build .venv (every other target does this itself)
 
@@ -59,6 +58,9 @@ test-slurm: $(SETUP)  ## start a one-node Slurm cluster here (root, apt), run th
 	  trap 'scripts/slurm-local.sh stop' EXIT; $(PYTHON) -m pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS); \
 	else echo "$$reason" | tail -n1; echo "Slurm tests skipped: no cluster could be started here"; \
 	  LSTM_BENCH_SLURM_SKIP="$$(echo "$$reason" | tail -n1)" $(PYTHON) -m pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS); fi
+
+gpu-check: $(SETUP)  ## on one GPU, under 8 minutes: CUDA tests, fastrnns and quick on cuda, DeepBench's anchors, a report
+	PYTHON=$(PYTHON) scripts/gpu-check.sh
 
 lint: $(SETUP)  ## ruff over the code, and the import-layer contract (pyproject.toml [tool.importlinter])
 	$(PYTHON) -m ruff check harness tests

@@ -32,7 +32,7 @@ examples:
   python -m harness tensorboard latest          TensorBoard on 127.0.0.1:6006 (make tensorboard)
   python -m harness status latest               a run's status, and its shards'
 """
-SHIPPED = "smoke, quick, full, fastrnns, deepbench, goals"
+SHIPPED = "smoke, quick, full, fastrnns, stacks, deepbench, deepbench-short, goals"
 TENSORBOARD_RELOAD_S = 5            # seconds between TensorBoard's looks for new traces
 
 
@@ -92,6 +92,8 @@ def cmd_run(args) -> int:
     if args.resume:
         if args.scenario:
             raise UsageError("run: give a scenario or --resume RUN_ID, not both")
+        if args.device:
+            raise UsageError("run: --resume continues the run's own cases; --device is for a new run")
         run_dir = store.find_run(results, args.resume)
         files.check_results(results)
         if store.read_meta(run_dir).executor is not None:
@@ -101,6 +103,8 @@ def cmd_run(args) -> int:
         if not args.scenario:
             raise UsageError(f"run: give a scenario ({SHIPPED}, or a path) or --resume RUN_ID")
         sc = scenario.load(args.scenario, max_cases=None if args.yes else scenario.MAX_CASES)
+        if args.device:
+            sc = scenario.on_device(sc, args.device)
         files.check_results(results)
         if sharded:
             return finished_sharded(shards.run_sharded(sc, results, args.executor, args.shards, params,
@@ -233,12 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "run", cmd_run, "run a scenario's sweep (make bench)",
                  ["run quick", "run stacks", "run scenarios/my.toml", "run smoke --results /tmp/results",
-                  "run --resume latest",
+                  "run --resume latest", "run quick --device cuda",
                   "run full --executor slurm --shards 16 --partition gpu --gpus-per-task 1 --timeout-min 240",
                   "run smoke --executor local --shards 2"],
                  description="Run every case of a scenario and write results/<run_id>/.")
     p.add_argument("scenario", nargs="?", help=f"short name ({SHIPPED}) or a path")
     p.add_argument("--resume", metavar="RUN_ID", help="run only the missing cases of an earlier run (or latest)")
+    p.add_argument("--device", help="only the scenario's cases on this device (cpu, cuda, cuda:N); "
+                   "the run is named SCENARIO-DEVICE")
     p.add_argument("--yes", action="store_true",
                    help=f"start a grid of more than {scenario.MAX_CASES:,} cases (refused without it)")
     g = p.add_argument_group("shards (harness/shards.py)")

@@ -254,6 +254,26 @@ def expand(sc: Scenario) -> list:
     return cases
 
 
+def on_device(sc: Scenario, device: str) -> Scenario:
+    """Only the cases of `sc` on `device` (run --device cuda): each section's device list is cut to
+    it, and a section without it is dropped. The run is named NAME-DEVICE (quick-cuda)."""
+    try:
+        registry.device_type(device)
+    except ValueError as exc:
+        raise UsageError(f"run --device: {exc}") from None
+    kept = {}
+    for kind in SECTIONS:
+        sections = []
+        for sec in getattr(sc, kind):
+            if device in _setting(sec, sc.defaults, "device"):
+                sections.append(sec.model_copy(update={"device": [device]}))
+        kept[kind] = sections
+    if not any(kept.values()):
+        raise UsageError(f"{sc.path or sc.name}: no case of scenario {sc.name} runs on {device} "
+                         f"(--device keeps only those)")
+    return sc.model_copy(update={**kept, "name": f"{sc.name}-{device.replace(':', '')}"})
+
+
 def profiled(sc: Scenario) -> Scenario:
     """The scenario's throughput sections with profile = true (and no other section): python -m harness profile."""
     return sc.model_copy(update={"throughput": [t.model_copy(update={"profile": True}) for t in sc.throughput],

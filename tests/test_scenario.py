@@ -215,3 +215,27 @@ def test_stack_axes_expand_and_collapse(tmp_path):
         ("fixed", None, 5), ("uniform:2-9", "packed", 9), ("uniform:2-9", "masked", 9), ("uniform:2-9", "padded", 9)}
     assert {(c.phase, c.layers) for c in cases if c.dropout} == {("train", 2)}
     assert cases[-1].slug == "fused-lstm_cpu_b2_t9_h8_l2_bi_d0.5_u2-9-padded_train"
+
+
+def test_on_device_keeps_only_that_devices_cases_and_names_the_run():
+    quick = scenario.load("quick")
+    cuda = scenario.on_device(quick, "cuda")
+    assert cuda.name == "quick-cuda"
+    cases = scenario.expand(cuda)
+    assert len(cases) == 170 and {c.device for c in cases} == {"cuda"}
+    assert len(cases) + len(scenario.expand(scenario.on_device(quick, "cpu"))) == len(scenario.expand(quick))
+    with pytest.raises(UsageError, match="no case of scenario deepbench-short runs on cuda:1 "):
+        scenario.on_device(scenario.load("deepbench-short"), "cuda:1")       # a device is matched exactly
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["run", "smoke", "--device", "cuda"], "scenarios/smoke.toml: no case of scenario smoke runs on cuda "
+                                           "(--device keeps only those)"),
+    (["run", "smoke", "--device", "tpu"], "run --device: unknown device 'tpu'; allowed: cpu, cuda (or cuda:N)"),
+    (["run", "--resume", "latest", "--device", "cuda"], "run: --resume continues the run's own cases; --device is "
+                                                        "for a new run")])
+def test_device_mistakes_are_one_line(tmp_path, capsys, argv, line):
+    assert cli.main(argv + ["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(line + "\n") and len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
