@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from harness import lengths as varlen
 from harness import registry
 from harness.models import Shape
+
+# A field added after runs were stored: at its default it is left out of case_id, so the ids of
+# those runs' cases (and --resume of them) are unchanged.
+LATER = {"later": True}
 
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers", "bidirectional",
                "proj_size", "dropout", "lengths", "lengths_mode"]
@@ -130,6 +134,7 @@ class GradientCase:
     seeds: int
     threads: int
     layers: int = 1
+    spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
     section: str = "gradients"
 
     @property
@@ -144,6 +149,8 @@ class GradientCase:
             s += f"_fb{self.forget_bias:g}"
         if self.nonlinearity and self.nonlinearity != "tanh":
             s += f"_{self.nonlinearity}"
+        if self.spectral_radius is not None:
+            s += f"_rho{self.spectral_radius:g}"
         return s if self.dtype == "float32" else f"{s}_{self.dtype}"
 
 
@@ -168,6 +175,8 @@ class TaskCase:
     eval_every: int
     eval_size: int
     layers: int = 1
+    nonlinearity: str | None = field(default=None, metadata=LATER)      # RNN only; None where it does not apply
+    spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
     section: str = "task"
 
     @property
@@ -178,7 +187,11 @@ class TaskCase:
     def slug(self) -> str:
         s = f"{self.task}_{self.impl}_{self.device.replace(':', '')}_t{self.seq_len}_h{self.hidden}"
         s += stack_slug(self.shape)
-        return s + (f"_fb{self.forget_bias:g}" if self.forget_bias else "")
+        s += f"_fb{self.forget_bias:g}" if self.forget_bias else ""
+        s += f"_{self.init}" if self.init != "pytorch" else ""
+        s += f"_{self.nonlinearity}" if self.nonlinearity and self.nonlinearity != "tanh" else ""
+        s += f"_rho{self.spectral_radius:g}" if self.spectral_radius is not None else ""
+        return s + (f"_s{self.seed}" if self.seed else "")
 
 
 GROUP_EXCLUDES = ("impl",)    # a comparison group's members differ in these fields only
@@ -220,5 +233,6 @@ CASES = {"throughput": ThroughputCase, "gradients": GradientCase, "task": TaskCa
 def case_id(case) -> str:
     """A short, stable id of a case's configuration: the `case_id` column of every table,
     by which --resume tells finished cases from missing ones."""
-    blob = json.dumps({f.name: getattr(case, f.name) for f in fields(case)}, sort_keys=True)
+    blob = json.dumps({f.name: getattr(case, f.name) for f in fields(case)
+                       if not (f.metadata.get("later") and getattr(case, f.name) == f.default)}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]

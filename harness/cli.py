@@ -32,7 +32,7 @@ examples:
   python -m harness tensorboard latest          TensorBoard on 127.0.0.1:6006 (make tensorboard)
   python -m harness status latest               a run's status, and its shards'
 """
-SHIPPED = "smoke, quick, full, fastrnns, stacks, deepbench, deepbench-short, goals"
+SHIPPED = "smoke, quick, full, fastrnns, stacks, classics, deepbench, deepbench-short, goals"
 TENSORBOARD_RELOAD_S = 5            # seconds between TensorBoard's looks for new traces
 
 

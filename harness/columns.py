@@ -29,22 +29,30 @@ ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "
 GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                     "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
                     # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step", "layers", "case_id"]
+                    "device", "input", "task", "train_step", "layers", "spectral_radius", "case_id"]
 DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                  "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
                  "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "layers",
-                 "case_id"]
+                 "spectral_radius", "case_id"]
 TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
-                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "layers", "case_id"]
+                    "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "layers", "init",
+                    "nonlinearity", "spectral_radius", "steps", "case_id"]
+DYNAMICS_COLUMNS = ["run_id", "case_id", "task", "impl", "cell", "hidden", "seq_len", "init", "forget_bias",
+                    "nonlinearity", "spectral_radius", "seed", "train_step", "t", "jacobian_norm", "forget_mean",
+                    "forget_open"]
+# dynamics.csv (harness/dynamics.py), one row per [[task]] case, checkpoint of training (train_step: 0, the
+# middle, the end) and measured step t of the probe sequences: jacobian_norm, the largest singular value of
+# the one-step Jacobian ds_t/ds_{t-1} (s = h, or (h, c) for an LSTM), averaged over the probe sequences;
+# forget_mean and forget_open (the fraction above 0.9): the LSTM's forget gate at t, blank for an RNN
 BREAKDOWN_COLUMNS = ["run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input",
                      "layers", "bidirectional", "lengths", "lengths_mode", "category", "ms", "source"]
 # where one step's time goes (profiler.CATEGORIES), ms per step; source: "pass" (the sweep's breakdown pass) or
 # "trace" (read from a profiled case's trace)
 TABLES = {"timings.csv": TIMING_COLUMNS, "rounds.csv": ROUND_COLUMNS, "breakdown.csv": BREAKDOWN_COLUMNS,
           "gradients.csv": GRADIENT_COLUMNS,
-          "decay.csv": DECAY_COLUMNS, "training.csv": TRAINING_COLUMNS}
+          "decay.csv": DECAY_COLUMNS, "training.csv": TRAINING_COLUMNS, "dynamics.csv": DYNAMICS_COLUMNS}
 FINAL_TABLES = ("timings.csv", "decay.csv", "training.csv")   # a case is done when its rows are in one of these
 STATUSES = ("ok", "skipped", "failed", "oom")                  # a case's status (the `status` column)
 RUN_STATUSES = ("pending", "running", "complete", "interrupted", "failed")

@@ -170,7 +170,8 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     def factory(seed: int) -> Recurrent:
         return registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype, seed=seed,
                                init=case.init, forget_bias=case.forget_bias or 0.0,
-                               nonlinearity=case.nonlinearity or "tanh", shape=case.shape)
+                               nonlinearity=case.nonlinearity or "tanh", shape=case.shape,
+                               spectral_radius=case.spectral_radius)
 
     seeds = list(range(case.seed, case.seed + case.seeds))
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,
@@ -179,7 +180,8 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
             "forget_bias": case.forget_bias if cell == "lstm" else "",
             "nonlinearity": case.nonlinearity if cell == "rnn" else "", "hidden": case.hidden,
             "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
-            "task": "", "train_step": "", "layers": case.layers}
+            "task": "", "train_step": "", "layers": case.layers,
+            "spectral_radius": "" if case.spectral_radius is None else case.spectral_radius}
     rows = []
     for seed, curves in by_seed.items():
         rows += curve_rows({**base, "input": case.input}, seed, curves)

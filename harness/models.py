@@ -283,7 +283,7 @@ class FusedLSTM(_CanonicalParams):
 
 
 class ScratchRNN(_CanonicalParams):
-    """A tanh (or relu) RNN from scratch, in the tutorial's style:
+    """A tanh (or relu, or linear: the exact oracle of gradient decay) RNN from scratch, in the tutorial's style:
     H = tanh(x W_xh + b + H W_hh + b_h), two torch.mm per step, a Python loop over time."""
 
     cell = "rnn"
@@ -291,7 +291,7 @@ class ScratchRNN(_CanonicalParams):
     def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, nonlinearity: str = "tanh"):
         super().__init__(input_size, hidden_size, shape)
         self.nonlinearity = nonlinearity
-        self.act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
+        self.act = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda z: z}[nonlinearity]
 
     def layer(self, x, state, p, vl):
         (H,) = state

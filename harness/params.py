@@ -23,13 +23,15 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # G: gate blocks per cell type
 CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # one layer's, without the _l{l} suffix
 PROJECTION = "weight_hr"                                       # LSTM with proj_size only
 DIRECTIONS = ("", "_reverse")                                  # nn.LSTM's suffix of direction d
-INITS = ("pytorch", "seed", "d2l", "orthogonal")
-NONLINEARITIES = ("tanh", "relu")  # RNN cells only
+INITS = ("pytorch", "seed", "d2l", "orthogonal", "identity")
+NONLINEARITIES = ("tanh", "relu", "linear")  # RNN cells only; linear: scratch-rnn only (nn.RNN has none)
 # pytorch:    nn's default, every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
 # seed:       the tutorial's: weights ~ N(0, 0.1^2), biases zero
 # d2l:        weights ~ N(0, 0.01^2), biases zero
 # orthogonal: pytorch's input weights and biases, each recurrent (H, Q) gate block a matrix with
 #             orthonormal columns (orthogonal when Q = H)
+# identity:   RNN only: pytorch's input weights, W_hh = I, biases zero. With relu, the IRNN of
+#             Le, Jaitly & Hinton 2015.
 
 
 
@@ -99,6 +101,38 @@ def canonical_params(cell: str, input_size: int, hidden_size: int, seed: int = 0
                     blocks.append(q * torch.sign(torch.diagonal(r)))    # Haar-distributed
                 p[name] = torch.cat(blocks, 0)
         return p
+    if init == "identity":
+        if cell != "rnn":
+            raise ValueError(f"init 'identity' applies to RNN cells only, not {cell.upper()}")
+        k = 1.0 / math.sqrt(H)
+        return {n: (torch.rand(s, **f64) * (2 * k) - k if n.startswith("weight_ih") else
+                    torch.eye(H, dtype=torch.float64) if n.startswith("weight_hh") else
+                    torch.zeros(s, dtype=torch.float64)) for n, s in shapes.items()}
     std = 0.1 if init == "seed" else 0.01
     return {n: (torch.randn(s, **f64) * std if n.startswith("weight") else torch.zeros(s, dtype=torch.float64))
             for n, s in shapes.items()}
+
+
+def spectral_radius(block: Tensor) -> float:
+    """max |eigenvalue| of a square matrix: torch.linalg.eigvals in float64 (exact, not power iteration,
+    which converges slowly when the largest eigenvalues are close in modulus, as a random matrix's are)."""
+    return torch.linalg.eigvals(block.to(torch.float64)).abs().max().item()
+
+
+def rescale_recurrent(params: dict[str, Tensor], cell: str, radius: float) -> None:
+    """Scale each recurrent gate block (every weight_hh's G blocks of (H, H), every layer and
+    direction) so that its spectral radius is `radius`. An orthogonal block has every singular
+    value equal to 1, so after this every singular value is `radius` exactly."""
+    G = GATES[cell]
+    for name in [n for n in params if n.startswith("weight_hh")]:
+        w = params[name]
+        H = w.shape[0] // G
+        if w.shape[1] != H:
+            raise ValueError(f"spectral_radius needs square recurrent blocks; {name} is {tuple(w.shape)} "
+                             f"(proj_size?)")
+        for k in range(G):
+            block = w[k * H:(k + 1) * H]
+            r = spectral_radius(block)
+            if r == 0.0:
+                raise ValueError(f"{name}'s gate block {k} has spectral radius 0: nothing to rescale")
+            block.mul_(radius / r)

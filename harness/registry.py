@@ -39,7 +39,7 @@ from harness.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.params import stack_problem
+from harness.params import rescale_recurrent, stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -96,6 +96,7 @@ class Impl:
     stack: tuple[str, ...] = STACK             # which of the stack's features (STACK) it takes
     lengths_modes: tuple[str, ...] = varlen.MODES    # how it runs a variable-length batch (lengths.MODES)
     lacks: str = "one layer, one direction"    # what a skip for a missing feature says of it
+    nonlinearities: tuple[str, ...] = ("tanh", "relu")   # RNN cells: the h-nonlinearities it has
 
 
 ALL_DTYPES = tuple(DTYPES)
@@ -116,7 +117,7 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("cudnn-lstm", "lstm", ("cuda",), ALL_DTYPES, _lstm, vendor_kernels,
          "nn.LSTM through cuDNN", lengths_modes=NN_MODES),
     Impl("scratch-rnn", "rnn", DEVICES, ALL_DTYPES, ScratchRNN, default_kernels,
-         "tanh RNN from scratch, a Python loop"),
+         "tanh (or relu, or linear) RNN from scratch, a Python loop", nonlinearities=NONLINEARITIES),
     Impl("torch-rnn", "rnn", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="rnn"), default_kernels,
          "nn.RNN (tanh) on the device's default backend", lengths_modes=NN_MODES),
     Impl("torch-gru", "gru", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="gru"), default_kernels,
@@ -190,16 +191,18 @@ def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
 
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
            seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh",
-           shape: Shape = ONE_LAYER, lengths_mode: str | None = None) -> Recurrent:
+           shape: Shape = ONE_LAYER, lengths_mode: str | None = None,
+           spectral_radius: float | None = None) -> Recurrent:
     """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
 
     forget_bias (LSTM only) is added to the forget gate's total bias of every layer and
     direction. nn.LSTM has two biases, bias_ih and bias_hh, whose sum is the gate's bias:
     the value is added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
-    nonlinearity (RNN only): tanh or relu. shape: layers, bidirectional, proj_size (LSTM
-    only, < hidden), dropout between layers in [0, 1) (models.Shape). lengths_mode: how
-    forward(x, lengths=...) runs a variable-length batch (lengths.MODES); None: packed where
-    the implementation has it.
+    nonlinearity (RNN only): tanh, relu, or linear (scratch-rnn only; nn.RNN has none: a Skip).
+    spectral_radius: each recurrent gate block rescaled to it (params.rescale_recurrent).
+    shape: layers, bidirectional, proj_size (LSTM only, < hidden), dropout between layers in
+    [0, 1) (models.Shape). lengths_mode: how forward(x, lengths=...) runs a variable-length
+    batch (lengths.MODES); None: packed where the implementation has it.
     """
     shape = Shape(*shape)
     impl = get(name)
@@ -213,11 +216,16 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}; allowed: {', '.join(NONLINEARITIES)}")
     if nonlinearity != "tanh" and impl.cell != "rnn":
         raise ValueError(f"nonlinearity applies to RNN cells only, not {name}")
+    if impl.cell == "rnn" and nonlinearity not in impl.nonlinearities:
+        raise Skip(f"{name} has no {nonlinearity} nonlinearity (it has {', '.join(impl.nonlinearities)}); "
+                   f"scratch-rnn has")
     if forget_bias and impl.cell != "lstm":
         raise ValueError(f"forget_bias applies to LSTM cells only, not {name}")
     extra = {"nonlinearity": nonlinearity} if impl.cell == "rnn" else {}
     model = impl.builder(input_size, hidden_size, shape, **extra).to(device=device, dtype=DTYPES[dtype])
     params = canonical_params(impl.cell, input_size, hidden_size, seed, init, shape)
+    if spectral_radius is not None:
+        rescale_recurrent(params, impl.cell, spectral_radius)
     if forget_bias:
         for name_, p in params.items():
             if name_.startswith("bias_ih"):

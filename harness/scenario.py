@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from harness import lengths as varlen
 from harness import registry
-from harness.cases import CASES, ThroughputCase
+from harness.cases import CASES, TaskCase, ThroughputCase
 from harness.env import SCENARIOS
 from harness.errors import UsageError
 from harness.schema import DEFAULTS, SECTIONS, Scenario, Settings, from_resolved
@@ -167,8 +167,9 @@ def _normalise(case):
     changes = {}
     if hasattr(case, "forget_bias") and cell != "lstm":
         changes["forget_bias"] = None
-    if hasattr(case, "nonlinearity") and cell != "rnn":
-        changes["nonlinearity"] = None
+    if hasattr(case, "nonlinearity") and (cell != "rnn" or (isinstance(case, TaskCase) and
+                                                           case.nonlinearity == "tanh")):
+        changes["nonlinearity"] = None          # a task's tanh is None: its case_id predates the axis
     if isinstance(case, ThroughputCase):
         bounds = varlen.parse(case.lengths)
         if bounds is None:
@@ -178,6 +179,13 @@ def _normalise(case):
         if case.dropout and (case.phase != "train" or case.layers == 1):
             changes["dropout"] = 0.0
     return replace(case, **changes) if changes else case
+
+
+def _check_init(case, where: str) -> None:
+    """identity is an RNN's init (W_hh = I): one line for any other cell."""
+    if getattr(case, "init", None) == "identity" and registry.get(case.impl).cell != "rnn":
+        raise UsageError(f"{where}, key 'init': 'identity' applies to RNN implementations only, not {case.impl} "
+                         f"(put it in a section of its own)")
 
 
 def _check_stack(case, where: str) -> None:
@@ -240,6 +248,7 @@ def expand(sc: Scenario) -> list:
                     values["input"] = values["hidden"]
                 case = _normalise(case_cls(**values))
                 _check_stack(case, where)
+                _check_init(case, where)
                 if case not in in_section:           # axes that do not apply collapse to one case
                     in_section.add(case)
                     section_cases.append(case)

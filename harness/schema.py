@@ -139,6 +139,17 @@ class Throughput(Settings):
         return v
 
 
+Init = Literal["pytorch", "seed", "d2l", "orthogonal", "identity"]      # params.INITS
+Nonlinearity = Literal["tanh", "relu", "linear"]                        # params.NONLINEARITIES
+
+
+def _positive(cls, v):
+    for x in v or []:
+        if not x > 0:
+            raise ValueError(f"must be positive, not {x}")
+    return v
+
+
 class Gradients(Settings):
     """[[gradients]]: ||dL/dx_t|| over distance, and its fitted decay (harness/gradients.py)."""
 
@@ -147,14 +158,17 @@ class Gradients(Settings):
     input: list[int] | None = None       # default: the same as hidden
     seq_len: list[int]
     batch: list[int] = [1]
-    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
+    init: list[Init] = ["pytorch"]       # params.INITS; identity: RNN only (W_hh = I, zero biases)
     forget_bias: list[float] = [0.0]     # added to the forget gate's total bias (LSTM only)
-    nonlinearity: list[Literal["tanh", "relu"]] = ["tanh"]   # RNN only
+    nonlinearity: list[Nonlinearity] = ["tanh"]   # RNN only; linear: scratch-rnn only (nn.RNN has none)
     seeds: int = Field(3, gt=0)          # how many seeds, from `seed` on: the spread and the interval
     layers: list[int] = [1]              # stacked layers: the gradient reaches x through all of them
+    spectral_radius: list[float] | None = None   # each recurrent gate block rescaled to this spectral
+                                         # radius (params.rescale_recurrent); omit: as drawn
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
-                              "layers", mode="before")(_listify)
+                              "layers", "spectral_radius", mode="before")(_listify)
+    _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)
     _sizes = field_validator("hidden", "input", "seq_len", "batch")(Throughput._sizes.__func__)
@@ -172,13 +186,16 @@ class Task(Settings):
     lr: list[float] = [1e-3]             # Adam's learning rate
     clip: list[float] = [1.0]            # gradient-norm clip; 0: none
     forget_bias: list[float] = [0.0]     # LSTM only
-    init: list[Literal["pytorch", "seed", "d2l", "orthogonal"]] = ["pytorch"]
+    init: list[Init] = ["pytorch"]       # as in [[gradients]]; identity with relu: the IRNN
     eval_every: int = Field(50, gt=0)    # steps between evaluations on the held-out set
     eval_size: int = Field(256, gt=0)    # held-out sequences
     layers: list[int] = [1]              # stacked layers; the head reads the top one
+    nonlinearity: list[Nonlinearity] = ["tanh"]   # RNN only
+    spectral_radius: list[float] | None = None   # as in [[gradients]]
 
     _v_axes = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
-                              "init", "layers", mode="before")(_listify)
+                              "init", "layers", "nonlinearity", "spectral_radius", mode="before")(_listify)
+    _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)
     _sizes = field_validator("hidden", "seq_len", "batch", "steps")(Throughput._sizes.__func__)

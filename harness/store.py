@@ -6,6 +6,7 @@
     results/<run_id>/gradients.csv     ||dL/dx_t|| per step, seed and case
     results/<run_id>/decay.csv         the fitted decay of each [[gradients]] case
     results/<run_id>/training.csv      each [[task]] case's evaluations
+    results/<run_id>/dynamics.csv      each [[task]] case's one-step Jacobian and forget gate, as it trains
     results/<run_id>/benchmark.json    pytest-benchmark's JSON (benchmark-resume-N.json after a resume)
     results/latest                     a link to the newest run
 
@@ -209,7 +210,7 @@ def tables_for(sc: scenario.Scenario) -> dict[str, list[str]]:
     wanted = {"timings.csv": sc.throughput, "rounds.csv": sc.throughput, "breakdown.csv": sc.throughput,
               "gradients.csv": sc.gradients or sc.task,
               "decay.csv": sc.gradients,
-              "training.csv": sc.task}
+              "training.csv": sc.task, "dynamics.csv": sc.task}
     return {name: TABLES[name] for name, sections in wanted.items() if sections}
 
 

@@ -268,8 +268,9 @@ class Sweep:
                 self.run.write_rows("decay.csv", [{**r, **cid} for r in decay_rows])
                 line = console.decay_line(next(r for r in decay_rows if r["wrt"] == "x"))
             else:
-                train_rows, curve_rows = tasks.run_case(case, self.run.run_id)
+                train_rows, curve_rows, dyn_rows = tasks.run_case(case, self.run.run_id)
                 self.run.write_rows("gradients.csv", [{**r, **cid} for r in curve_rows])
+                self.run.write_rows("dynamics.csv", [{**r, **cid} for r in dyn_rows])
                 self.run.write_rows("training.csv", [{**r, **cid} for r in train_rows])
                 line = console.training_line(train_rows[-1])
         except Skip as exc:

@@ -29,7 +29,7 @@ import time
 import torch
 from torch import Tensor, nn
 
-from harness import gradients, registry
+from harness import dynamics, gradients, registry
 from harness.models import Recurrent
 
 TASKS = ("adding", "copy")
@@ -109,14 +109,17 @@ def checkpoints(steps: int) -> list[int]:
     return sorted({0, steps // 2, steps})
 
 
-def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
-    """Train one [[task]] case: (training.csv rows, gradients.csv rows). Raises errors.Skip.
+def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """Train one [[task]] case: (training.csv, gradients.csv, dynamics.csv rows). Raises errors.Skip.
 
-    The rows' columns are columns.TRAINING_COLUMNS and columns.GRADIENT_COLUMNS."""
+    The rows' columns are columns.TRAINING_COLUMNS, GRADIENT_COLUMNS and DYNAMICS_COLUMNS."""
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
+    nonlinearity = (case.nonlinearity or "tanh") if cell == "rnn" else ""
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,
-                           init=case.init, forget_bias=case.forget_bias or 0.0, shape=case.shape)
+                           init=case.init, forget_bias=case.forget_bias or 0.0, shape=case.shape,
+                           nonlinearity=nonlinearity or "tanh", spectral_radius=case.spectral_radius)
+    radius = "" if case.spectral_radius is None else case.spectral_radius
     torch.manual_seed(case.seed)                              # the head's initialisation
     model = TaskModel(core, case.task)
     dtype, device = registry.DTYPES[case.dtype], case.device
@@ -132,16 +135,21 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
             "forget_bias": case.forget_bias if cell == "lstm" else "", "baseline_loss": baseline_loss(case.task,
                                                                                                    case.seq_len),
             "cell": cell, "device": device, "dtype": case.dtype, "batch": case.batch, "lr": case.lr,
-            "clip": case.clip, "seed": case.seed, "layers": case.layers}
+            "clip": case.clip, "seed": case.seed, "layers": case.layers, "init": case.init,
+            "nonlinearity": nonlinearity, "spectral_radius": radius, "steps": case.steps}
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
-                 "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": "tanh" if cell == "rnn"
-                 else "", "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
-                 "dtype": case.dtype, "device": device, "input": I, "task": case.task, "layers": case.layers}
+                 "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": nonlinearity,
+                 "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
+                 "dtype": case.dtype, "device": device, "input": I, "task": case.task, "layers": case.layers,
+                 "spectral_radius": radius}
+    dyn_base = {"run_id": run_id, "task": case.task, "impl": case.impl, "cell": cell, "hidden": case.hidden,
+                "seq_len": case.seq_len, "init": case.init, "forget_bias": grad_base["forget_bias"],
+                "nonlinearity": nonlinearity, "spectral_radius": radius, "seed": case.seed}
     probe_x = ex[:, : min(case.eval_size, 64)]
     grad_base["batch"] = probe_x.shape[1]
     g = gradients.probe_vector(case.hidden, case.seed)
     marks = checkpoints(case.steps)
-    train_rows, grad_rows = [], []
+    train_rows, grad_rows, dyn_rows = [], [], []
     t0 = time.perf_counter()
 
     def evaluate(step: int, train_loss: float | None) -> None:
@@ -157,6 +165,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     def curve(step: int) -> None:
         norms = gradients.grad_norms(core, probe_x, g, states=False)
         grad_rows.extend(gradients.curve_rows({**grad_base, "train_step": step}, case.seed, norms))
+        dyn_rows.extend(dynamics.rows(core, probe_x, nonlinearity, {**dyn_base, "train_step": step}))
 
     every = max(case.eval_every, 1)
     evaluate(0, None)
@@ -176,4 +185,4 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
             running = []
         if step in marks:
             curve(step)
-    return train_rows, grad_rows
+    return train_rows, grad_rows, dyn_rows

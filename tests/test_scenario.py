@@ -67,8 +67,8 @@ def test_every_shipped_scenario_validates(name, count):
 
 
 def test_shipped_list():
-    assert [p.stem for p in scenario.shipped()] == ["deepbench", "fastrnns", "full", "goals", "quick", "smoke",
-                                                          "stacks"]
+    assert [p.stem for p in scenario.shipped()] == ["classics", "deepbench-short", "deepbench", "fastrnns", "full",
+                                                          "goals", "quick", "smoke", "stacks"]
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -114,7 +114,7 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    shipped = "deepbench, fastrnns, full, goals, quick, smoke, stacks"
+    shipped = "classics, deepbench-short, deepbench, fastrnns, full, goals, quick, smoke, stacks"
     with pytest.raises(UsageError, match=f"unknown scenario 'quik'; shipped: {shipped}"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
@@ -142,7 +142,8 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22, "quick": 391, "smoke": 13, "stacks": 80}
+    counts = {"classics": 59, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22,
+              "quick": 391, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
 
@@ -155,8 +156,8 @@ def test_ls_lists_implementations_and_scenarios(capsys):
                                                        "torch-gru", "dummy"]
     assert out[11] == "scenarios"
     assert [line.split()[:3] for line in out[12:]] == [[n, str(c), "cases"] for n, c in (
-        ("deepbench", 88), ("fastrnns", 172), ("full", 4640), ("goals", 22), ("quick", 391), ("smoke", 13),
-        ("stacks", 80))]
+        ("classics", 59), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172), ("full", 4640),
+        ("goals", 22), ("quick", 391), ("smoke", 13), ("stacks", 80))]
 
 
 # -- stacks and variable lengths ------------------------------------------------------------------
