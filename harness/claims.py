@@ -67,9 +67,11 @@ def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
     t = training[training["status"] == "ok"].dropna(subset=["eval_loss"])
     if t.empty:
         return None
-    keys = ["run_id", "task", "impl", "cell", "hidden", "seq_len", "forget_bias", "seed", "lr", "batch"]
+    keys = ["run_id", "task", "impl", "cell", "hidden", "seq_len", "forget_bias", "seed", "lr", "batch", "init",
+            "nonlinearity", "spectral_radius"]
     keys = [k for k in keys if k in t]
-    t = t.assign(forget_bias=t["forget_bias"].fillna(-1))
+    t = t.assign(forget_bias=t["forget_bias"].fillna(-1),
+                 **{k: t[k].astype(object).fillna("") for k in ("init", "nonlinearity", "spectral_radius") if k in t})
     last = t.sort_values("step").groupby(keys, as_index=False, dropna=False).last()
     return last.assign(learned=last["eval_loss"] < LEARNED * last["baseline_loss"])
 
@@ -107,7 +109,8 @@ def gradient_rows(decay: pd.DataFrame | None, cell: str | None = None) -> pd.Dat
     return d if cell is None else d[d["cell"] == cell]
 
 
-CONFIG = ["cell", "hidden", "seq_len", "init", "forget_bias", "nonlinearity", "device", "dtype"]
+CONFIG = ["cell", "hidden", "seq_len", "init", "forget_bias", "nonlinearity", "spectral_radius", "layers", "device",
+          "dtype"]
 
 
 def configurations(d: pd.DataFrame) -> pd.DataFrame:

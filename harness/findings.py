@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness import claims, intervals, profiler, units
+from harness import claims, intervals, learning, profiler, units
 from harness.cases import KEY_COLUMNS
 
 MAX_SENTENCES = 8
@@ -167,6 +167,27 @@ def decay_factors(decay: pd.DataFrame | None) -> list[str]:
             + " (1 = no decay; factor^T is what is left after T steps)."]
 
 
+def edge(decay: pd.DataFrame | None) -> list[str]:
+    """Where each model's gradient turns from vanishing to exploding over the spectral radii swept:
+    the largest rho whose decay interval lies below 1, and the smallest whose interval lies above."""
+    d = learning.decay_by_radius(decay)
+    d = None if d is None else d[d["status"] == "ok"]
+    if d is None or d.empty:
+        return []
+    words = []
+    for model, g in d.groupby("model"):
+        lo, hi = g["decay_ci_low"].fillna(g["decay_factor"]), g["decay_ci_high"].fillna(g["decay_factor"])
+        below, above = g.loc[hi < 1, "spectral_radius"], g.loc[lo > 1, "spectral_radius"]
+        if above.empty:
+            words.append(f"{model} never explodes up to rho={g['spectral_radius'].max():g} (factor "
+                         f"{units.sig(g['decay_factor'].max())} there)")
+        else:
+            words.append(f"{model} vanishes up to rho={below.max():g} and explodes from rho={above.min():g}"
+                         if not below.empty else f"{model} explodes from rho={above.min():g}")
+    return ["Vanishing or exploding, by the recurrent blocks' spectral radius rho (95% intervals of the per-step "
+            "factor wholly below or above 1): " + "; ".join(words) + "."]
+
+
 def tasks(training: pd.DataFrame | None) -> list[str]:
     last = claims.final_losses(training)
     if last is None:
@@ -174,8 +195,8 @@ def tasks(training: pd.DataFrame | None) -> list[str]:
     out = []
     for (task, T), g in last.groupby(["task", "seq_len"]):
         base = g["baseline_loss"].iloc[0]
-        fb = g["forget_bias"].map(lambda v: f" forget_bias {v:g}" if v >= 0 else "")
-        best = g.assign(model=g["impl"] + np.where(g["cell"] == "lstm", fb, ""))
+        best = g.assign(model=learning.model_label(g.assign(forget_bias=g["forget_bias"].where(
+            g["forget_bias"] >= 0))))
         best = best.assign(rel=best["eval_loss"] / base).groupby("model").agg(
             rel=("rel", "min"), learned=("learned", "any"), step=("step", "max"))
         learned, missed = (", ".join(f"{m} ({units.times(r['rel'])} the baseline loss)" for m, r in best.iterrows()
@@ -253,6 +274,6 @@ def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
              breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None) -> list[str]:
     """At most MAX_SENTENCES sentences about these runs, each from their data; empty without data."""
     out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + lstm_rnn_cost(ratios)
-           + decay_factors(t["decay"]) + tasks(t["training"]) + peak_fraction(t["timings"]) + time_split(breakdown)
-           + memory(t["timings"]))
+           + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"]) + peak_fraction(t["timings"])
+           + time_split(breakdown) + memory(t["timings"]))
     return out[:MAX_SENTENCES]

@@ -1,7 +1,9 @@
 """The report's figures: one function per figure, long-form data in, seaborn out.
 
 Each function takes the tidy tables (pandas DataFrames read from a run's CSVs),
-returns a matplotlib Figure, or None when the run has no data for it.
+returns a matplotlib Figure, or None when the run has no data for it. Here: speed,
+memory and cost; the figures of gradients and learning are in learning_plots.py.
+FIGURES lists them all.
 """
 from __future__ import annotations
 
@@ -18,16 +20,18 @@ import seaborn as sns  # noqa: E402
 
 from harness import memory  # noqa: E402
 from harness.axes import log_axis, ratio_axis  # noqa: E402
+from harness.learning_plots import (  # noqa: E402
+    decay_vs_radius,
+    dynamics,
+    learning_curves,
+    training_effect,
+    vanishing_gradients,
+)
 from harness.profiler import CATEGORIES, one_size  # noqa: E402
 from harness.registry import DTYPES  # noqa: E402
+from harness.tables import ok_rows as _ok  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
-
-
-def _fb(df: pd.DataFrame) -> pd.Series:
-    """' fb=<forget bias>' for LSTM rows, '' for the others: appended to a series' label."""
-    fb = df["forget_bias"].map(lambda v: f" fb={float(v):.1f}" if v == v and v is not None and v != "" else "")
-    return pd.Series(np.where(df["cell"] == "lstm", fb, ""), index=df.index)
 
 
 def _dodge(hue: pd.Series, width: float = 0.4) -> float | bool:
@@ -39,98 +43,6 @@ def _size(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
     """'h512 b64 t100' (without t when seq_len is False): a panel's sizes."""
     s = "h" + df["hidden"].astype(int).astype(str) + " b" + df["batch"].astype(int).astype(str)
     return s + (" t" + df["seq_len"].astype(int).astype(str) if seq_len else "")
-
-
-def _ok(df: pd.DataFrame | None) -> pd.DataFrame | None:
-    if df is None or df.empty or "status" not in df:
-        return None
-    out = df[df["status"] == "ok"]
-    return out if not out.empty else None
-
-
-def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Figure | None:
-    """||dL/dx_t|| against distance (log scale), a band over seeds; beside it, the decay factors."""
-    g = _ok(gradients)
-    if g is None:
-        return None
-    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "")]
-    if g.empty:
-        return None
-    # implementations of one cell compute the same function (tests/test_equivalence.py), so hue is the cell
-    g = g.assign(config=g["init"] + _fb(g))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    sns.lineplot(data=g, x="distance", y="grad_norm",
-                 hue="cell",
-                 style="config",
-                 errorbar=("pi", 100), estimator="median", ax=ax)
-    log_axis(ax, "y")
-    ax.set(title="Vanishing gradients: ||dL/dx_t|| against distance (band: min-max over seeds and impls)",
-           xlabel="distance T - t (steps)", ylabel="||dL/dx_t|| (log scale)")
-    ax.legend(fontsize=7, ncol=2)
-    d = _ok(decay)
-    if d is not None:
-        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "")].copy()
-        d["config"] = d["impl"] + " " + d["init"] + _fb(d)
-        d = d.sort_values("decay_factor")
-        lo = (d["decay_factor"] - d["decay_ci_low"]).fillna(0).clip(lower=0)
-        hi = (d["decay_ci_high"] - d["decay_factor"]).fillna(0).clip(lower=0)
-        ax2.errorbar(d["decay_factor"], d["config"], xerr=[lo, hi], fmt="o", capsize=3)
-        ax2.axvline(1.0, color="grey", linestyle="--")
-        ax2.tick_params(axis="y", labelsize=7)
-        ax2.set(title="Per-step decay factor (95% interval over seeds)", xlabel="factor per step (1 = no decay)")
-    fig.tight_layout()
-    return fig
-
-
-def training_effect(gradients: pd.DataFrame) -> plt.Figure | None:
-    """Gradient curves before, during and after training on the long-range task."""
-    g = _ok(gradients)
-    if g is None:
-        return None
-    g = g[(g["wrt"] == "x") & (g["task"].fillna("") != "")]
-    if g.empty:
-        return None
-    g = g.assign(model=g["impl"] + _fb(g), panel=g["task"] + " T=" + g["seq_len"].astype(str),
-                 train_step=g["train_step"].astype(int))
-    grid = sns.relplot(data=g, x="distance", y="grad_norm",
-                       hue="train_step",
-                       col="model",
-                       row="panel",
-                       kind="line", palette="viridis", height=3.2, aspect=1.3, errorbar=None)
-    for ax in grid.axes.flat:
-        log_axis(ax, "y")
-    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
-    grid.set_axis_labels("distance T - t (steps)", "||dL/dx_t|| (log)")
-    grid.figure.suptitle("Training's effect on gradients: curves at the start, middle and end of training", y=1.02)
-    return grid.figure
-
-
-def learning_curves(training: pd.DataFrame) -> plt.Figure | None:
-    """Held-out loss against step, one panel per task and seq_len, the baseline drawn in."""
-    t = _ok(training)
-    if t is None:
-        return None
-    t = t.dropna(subset=["eval_loss"])
-    if t.empty:
-        return None
-    t = t.assign(model=t["impl"] + _fb(t), panel=t["task"] + ", T=" + t["seq_len"].astype(str))
-    seeds = int(t.groupby(["model", "panel"])["seed"].nunique().max()) if "seed" in t else 1
-    # several seeds: their mean, and a band from the lowest to the highest seed at each step
-    grid = sns.relplot(data=t, x="step", y="eval_loss",
-                       hue="model",
-                       col="panel",
-                       kind="line", estimator="mean", errorbar=("pi", 100) if seeds > 1 else None,
-                       col_wrap=min(4, t["panel"].nunique()), height=3.5, aspect=1.2, facet_kws={"sharey": False})
-    for panel, ax in grid.axes_dict.items():
-        base = t.loc[t["panel"] == panel, "baseline_loss"].iloc[0]
-        ax.axhline(base, color="black", linestyle="--", linewidth=1, label="baseline")
-    for ax in grid.axes.flat:
-        log_axis(ax, "y")
-    grid.set_titles(col_template="{col_name}")
-    grid.set_axis_labels("training step", "held-out loss (log; dashed: baseline)")
-    grid.figure.suptitle("Long-range tasks: learning curves" + (f" (mean of {seeds} seeds; band: lowest to highest)"
-                                                                if seeds > 1 else " (one seed)"), y=1.02)
-    return grid.figure
 
 
 def throughput(timings: pd.DataFrame) -> plt.Figure | None:
@@ -370,6 +282,8 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "vanishing_gradients": (vanishing_gradients, ("gradients", "decay")),
     "training_effect": (training_effect, ("gradients",)),
     "learning_curves": (learning_curves, ("training",)),
+    "decay_vs_radius": (decay_vs_radius, ("decay",)),
+    "dynamics": (dynamics, ("dynamics",)),
     "throughput": (throughput, ("timings",)),
     "speedup": (speedup, ("timings",)),
     "roofline": (roofline, ("timings",)),
@@ -380,9 +294,11 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "lengths_cost": (lengths_cost, ("lengths_costs",)),
 }
 NEEDS = {  # file stem -> what a run needs for it: the report's one line where a figure is not drawn
-    "vanishing_gradients": "a [[gradients]] section",
+    "vanishing_gradients": "a [[gradients]] section without spectral_radius",
     "training_effect": "a [[task]] section",
     "learning_curves": "a [[task]] section",
+    "decay_vs_radius": "[[gradients]] cases with a spectral_radius",
+    "dynamics": "a [[task]] section with a one-layer model",
     "throughput": "ok [[throughput]] rows",
     "speedup": "a comparison group with its reference (torch-lstm, torch-rnn, torch-gru) and another member",
     "roofline": "ok [[throughput]] rows with a GEMM peak",

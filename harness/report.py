@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import claims, costs, env, files, findings, intervals, plots, profiler, store, units
+from harness import claims, costs, env, files, findings, intervals, learning, plots, profiler, store, units
 from harness.tables import TABLES, Runs, load_runs, plain
 
 
@@ -217,6 +217,9 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     lengths_costs = costs.lengths_costs(runs.tables["timings"], runs.tables["rounds"])
     inputs = {**flat, "ratios": ratios, "breakdown": breakdown, "layer_costs": layer_costs,
               "lengths_costs": lengths_costs}
+    rates = learning.success_rates(runs.tables["training"])
+    by_radius = learning.decay_by_radius(runs.tables["decay"])
+    forget = learning.forget_summary(runs.tables["dynamics"])
     for stem, (fn, needs) in plots.FIGURES.items():
         try:
             fig = fn(*(inputs[n] for n in needs))
@@ -242,7 +245,9 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     summ.to_csv(out / "summary.csv", index=False)
     fits = findings.scaling(flat["timings"])
     (fits if fits is not None else pd.DataFrame()).to_csv(out / "scaling.csv", index=False)
-    for table, file in ((rr, "run_ratios.csv"), (layer_costs, "layer_costs.csv"), (lengths_costs, "lengths_costs.csv")):
+    for table, file in ((rr, "run_ratios.csv"), (layer_costs, "layer_costs.csv"), (lengths_costs, "lengths_costs.csv"),
+                        (rates, "success_rates.csv"), (by_radius, "decay_by_radius.csv"),
+                        (forget, "dynamics_summary.csv")):
         if table is not None:
             table.to_csv(out / file, index=False)
     noisy = noisy_groups(runs.tables["timings"])
@@ -259,6 +264,16 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
         *([("run-ratios", "Between runs", f"Each case both runs timed: time in the run over time in the base run "
             f"({runs.ids[0]}), with a 95% bootstrap interval over their rounds (run_ratios.csv).",
             run_ratio_view(rr), True)] if len(runs.ids) > 1 else []),
+        *([("classics", "Long-range tasks: solved across seeds", f"Rule: {learning.SOLVED_RULE}. Each seed is one "
+            "training run (success_rates.csv).", learning.success_view(rates), False)] if rates is not None else []),
+        *([("edge", "Vanishing or exploding: decay factor against spectral radius", "The per-step decay factor of "
+            "||dL/dx_t|| with every recurrent gate block rescaled to spectral radius rho, mean and 95% t interval over "
+            "seeds (decay_by_radius.csv). Below 1 the gradient vanishes with distance, above 1 it explodes; a linear "
+            "RNN's factor is rho.", learning.radius_view(by_radius), False)] if by_radius is not None else []),
+        *([("dynamics", "Inside the network while it learns", "The one-step Jacobian's largest singular value (power "
+            "iteration on autograd's products; s = h, or (h, c) for an LSTM) and the LSTM's forget gate, averaged "
+            "over the measured steps and the seeds, at the start, middle and end of training (dynamics.csv, "
+            "dynamics_summary.csv).", learning.forget_view(forget), False)] if forget is not None else []),
         ("environment", "Environment", "", environment_table(runs), False),
         ("not-ok", "Skipped and failed cases", "One row per reason, with how many cases and one of them.",
          not_ok(runs), False),

@@ -26,14 +26,15 @@ from harness.store import RunMeta, read_meta, read_rows
 
 TABLES = {"timings": "timings.csv", "rounds": "rounds.csv", "breakdown": "breakdown.csv",
           "gradients": "gradients.csv", "decay": "decay.csv",
-          "training": "training.csv"}
+          "training": "training.csv", "dynamics": "dynamics.csv"}
 NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_median_s", "time_iqr_s", "time_min_s",
            "tokens_per_s", "flops", "gflops_per_s", "gemm_peak_gflops_per_s", "peak_fraction", "peak_mem_bytes",
            "params", "threads", "seed", "step", "distance", "grad_norm", "decay_factor", "decay_ci_low",
            "decay_ci_high", "vanish_distance", "train_loss", "eval_loss", "baseline_loss", "eval_accuracy", "wall_s",
            "train_step", "forget_bias", "seeds", "section_index", "order_seed", "max_time_s", "median_ci_low_s",
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
-           "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction"]
+           "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction",
+           "spectral_radius", "t", "jacobian_norm", "forget_mean", "forget_open", "steps"]
 
 
 def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray]:
@@ -114,3 +115,11 @@ def load_runs(dirs: list[Path]) -> Runs:
             frames[key].append(df)
     tables = {k: (pd.concat(v, ignore_index=True) if v else None) for k, v in frames.items()}
     return Runs([m.run_id for m in metas], metas, tables, warnings)
+
+
+def ok_rows(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The rows whose status is ok, or None when there are none (or no table)."""
+    if df is None or df.empty or "status" not in df:
+        return None
+    out = df[df["status"] == "ok"]
+    return out if not out.empty else None

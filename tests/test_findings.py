@@ -69,8 +69,8 @@ def test_task_and_cost_sentences():
          "eval_loss": loss, "baseline_loss": 1 / 6, "run_id": "r", "hidden": 8, "seed": 0, "lr": 1e-3, "batch": 8}
         for impl, cell, fb, loss in (("torch-lstm", "lstm", 1.0, 0.01), ("torch-rnn", "rnn", np.nan, 0.17))])
     assert findings.tasks(training) == [
-        "On the adding task (T=50, 100 steps), torch-lstm forget_bias 1 (0.0600x the baseline loss) learned it and "
-        "torch-rnn (1.02x the baseline loss) did not (learned: held-out loss below 0.5x the baseline)."]
+        "On the adding task (T=50, 100 steps), torch-lstm fb=1.0 (0.0600x the baseline loss) learned it and "
+        "torch-rnn tanh (1.02x the baseline loss) did not (learned: held-out loss below 0.5x the baseline)."]
     ratios = pd.DataFrame([{"kind": "params", "ratio": 4.0, "pair": "params LSTM/RNN"},
                            {"kind": "time", "ratio": 2.0, "pair": "time torch-lstm/torch-rnn"},
                            {"kind": "time", "ratio": 3.0, "pair": "time torch-lstm/torch-rnn"}])

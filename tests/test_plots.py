@@ -240,7 +240,7 @@ def synthetic_tables(sc) -> dict:
     from harness import cases as C
     from harness import lengths, registry, scenario, tables
 
-    timings, gradients, decay, training, breakdown = [], [], [], [], []
+    timings, gradients, decay, training, breakdown, dynamics = [], [], [], [], [], []
     cases = scenario.expand(sc)
     # a large grid (full: 4640) by every n-th case: impl varies slowest, so every implementation stays
     for k, case in enumerate(cases[::max(1, len(cases) // MAX_SYNTHETIC)]):
@@ -264,22 +264,29 @@ def synthetic_tables(sc) -> dict:
         elif isinstance(case, C.GradientCase):
             base = {"status": "ok", "wrt": "x", "task": "", "impl": case.impl, "cell": cell, "init": case.init,
                     "forget_bias": case.forget_bias, "seq_len": case.seq_len, "hidden": case.hidden,
-                    "device": case.device}
+                    "device": case.device, "nonlinearity": case.nonlinearity,
+                    "spectral_radius": np.nan if case.spectral_radius is None else case.spectral_radius}
             gradients += [{**base, "distance": d, "grad_norm": 0.7 ** d, "train_step": np.nan, "seed": 0}
                           for d in range(0, case.seq_len, max(1, case.seq_len // 20))]
-            decay.append({**base, "decay_factor": 0.7, "decay_ci_low": 0.6, "decay_ci_high": 0.8})
+            decay.append({**base, "decay_factor": 0.7, "decay_ci_low": 0.6, "decay_ci_high": 0.8, "seeds": case.seeds})
         else:
             for step in (0, case.steps):
                 training.append({"status": "ok", "task": case.task, "impl": case.impl, "cell": cell,
                                  "forget_bias": case.forget_bias, "seq_len": case.seq_len, "step": step,
-                                 "seed": case.seed, "eval_loss": 1 / (1 + step), "baseline_loss": 0.5})
+                                 "seed": case.seed, "eval_loss": 1 / (1 + step), "baseline_loss": 0.5,
+                                 "init": case.init, "nonlinearity": case.nonlinearity})
+                dynamics += [{"task": case.task, "impl": case.impl, "cell": cell, "seq_len": case.seq_len,
+                              "init": case.init, "forget_bias": case.forget_bias, "nonlinearity": case.nonlinearity,
+                              "seed": case.seed, "train_step": step, "t": t, "jacobian_norm": 1.0 - 0.01 * t,
+                              "forget_mean": 0.8 if cell == "lstm" else np.nan,
+                              "forget_open": 0.3 if cell == "lstm" else np.nan} for t in (1, case.seq_len)]
     frame = lambda rows: pd.DataFrame(rows) if rows else None  # noqa: E731
     return {"timings": frame(timings), "gradients": frame(gradients), "decay": frame(decay),
-            "training": frame(training), "breakdown": frame(breakdown)}
+            "training": frame(training), "breakdown": frame(breakdown), "dynamics": frame(dynamics)}
 
 
 # stacks is left out: quick has the same shapes of stacked and variable-length rows
-@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "full", "fastrnns", "deepbench", "goals", "classics"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
     from harness import claims, costs, scenario, tables
 

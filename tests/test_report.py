@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import claims, cli, intervals, report, scenario, store, sweep, tables
+from harness import claims, cli, intervals, learning, report, scenario, store, sweep, tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -50,8 +50,15 @@ def test_report_files(smoke_report):
     for name in ("index.html", "report.md", "summary.csv", "claims.csv"):
         assert (out / name).is_file()
     stems = {p.stem for p in (out / "figures").glob("*.png")}
-    assert {"vanishing_gradients", "learning_curves", "throughput", "roofline", "memory"} <= stems
+    assert {"vanishing_gradients", "learning_curves", "throughput", "roofline", "memory", "dynamics"} <= stems
+    assert "decay_vs_radius" not in stems and not (out / "decay_by_radius.csv").exists()   # smoke sweeps no rho
     assert {p.stem for p in (out / "figures").glob("*.svg")} == stems
+    page = (out / "index.html").read_text()
+    assert "<h2>Long-range tasks: solved across seeds</h2>" in page and html.escape(learning.SOLVED_RULE) in page
+    assert "<h2>Inside the network while it learns</h2>" in page
+    with open(out / "success_rates.csv", newline="") as f:
+        rates = list(csv.DictReader(f))
+    assert [(r["task"], r["model"], r["seeds"]) for r in rates] == [("adding", "torch-lstm fb=0.0", "1")]
 
 
 def test_every_referenced_file_exists(smoke_report):
