@@ -29,7 +29,7 @@ help:  ## list the targets
 
 # scripts/setup-venv.sh says in one line which path it takes: torch 2.13.0 (CPU) from constraints.txt,
 # or, where python3 already has a CUDA build of torch, a venv that keeps it (constraints-gpu.txt).
-$(VENV)/.installed: pyproject.toml constraints.txt constraints-gpu.txt scripts/setup-venv.sh
+$(VENV)/.installed: pyproject.toml constraints.txt constraints-gpu.txt scripts/setup-venv.sh scripts/missing-deps.py
 	scripts/setup-venv.sh $(VENV)
 
 setup: $(SETUP)  ## build .venv (every other target does this itself)

@@ -142,7 +142,7 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"classics": 59, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22,
+    counts = {"classics": 69, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22,
               "quick": 391, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
@@ -156,7 +156,7 @@ def test_ls_lists_implementations_and_scenarios(capsys):
                                                        "torch-gru", "dummy"]
     assert out[11] == "scenarios"
     assert [line.split()[:3] for line in out[12:]] == [[n, str(c), "cases"] for n, c in (
-        ("classics", 59), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172), ("full", 4640),
+        ("classics", 69), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172), ("full", 4640),
         ("goals", 22), ("quick", 391), ("smoke", 13), ("stacks", 80))]
 
 

@@ -24,11 +24,17 @@ def test_gpu_constraints_are_the_cpu_ones_without_torch_and_its_own_requirements
     assert gpu == {k: v for k, v in cpu.items() if k not in TORCH_OWN}
 
 
+LACKS = "pydantic>=2.5\nsubmitit>=1.5\ntorch-tb-profiler>=0.4.3"     # what the fake GPU image lacks
+
+
 def fake_python(tmp_path, probe: str | None) -> Path:
-    """python3, except for what its torch answers setup-venv.sh's probe (None: no torch at all)."""
+    """python3, except for what its torch answers setup-venv.sh's probe (None: no torch at all), and
+    which requirements it lacks: LACKS, and of the dev tools hypothesis."""
     answer = f'echo "{probe}"; exit 0' if probe else "exit 1"
     p = tmp_path / "python3"
-    p.write_text(f'#!/bin/sh\ncase "$*" in *torch.cuda.is_available*) {answer};; esac\nexec python3 "$@"\n')
+    p.write_text(f'#!/bin/sh\ncase "$*" in\n  *torch.cuda.is_available*) {answer};;\n'
+                 f'  *"missing-deps.py pyproject.toml dev"*) echo "hypothesis>=6.100"; exit 0;;\n'
+                 f'  *missing-deps.py*) printf "{LACKS}\\n"; exit 0;;\nesac\nexec python3 "$@"\n')
     p.chmod(0o755)
     return p
 
@@ -43,16 +49,23 @@ def dry_run(tmp_path, probe):
 def test_a_python_with_cuda_torch_keeps_it_and_takes_the_gpu_constraints(tmp_path):
     lines = dry_run(tmp_path, "2.11.0+cu128 True 2")
     base, venv = tmp_path / "python3", tmp_path / "v"
-    assert lines[0] == (f"setup: {base} has torch 2.11.0+cu128 with CUDA (2 GPU(s)): {venv} shares it "
-                        "(--system-site-packages); the rest from constraints-gpu.txt")
-    assert lines[1] == f"+ {base} -m venv --system-site-packages {venv}"
-    install = lines[2].split()
-    assert install[:6] == ["+", f"{venv}/bin/python", "-m", "pip", "install", "--quiet"]
-    assert install[6:8] == ["-c", "constraints-gpu.txt"]
-    names = [d.split(">=")[0] for d in install[8:]]
-    assert "torch" not in names and {"torch-tb-profiler", "pydantic", "submitit", "pytest-benchmark"} <= set(names)
-    assert lines[3] == f"+ echo {REPO} > {venv}/lib/python3.X/site-packages/lstm_bench.pth"
-    assert lines[4].endswith("-c constraints-gpu.txt ruff import-linter hypothesis")
+    assert lines == [
+        f"setup: {base} has torch 2.11.0+cu128 with CUDA (2 GPU(s)): {venv} shares it (--system-site-packages); "
+        "what it lacks from constraints-gpu.txt",
+        f"+ {base} -m venv --system-site-packages {venv}",
+        f"+ {venv}/bin/python -m pip install --quiet -c constraints-gpu.txt pydantic>=2.5 submitit>=1.5 "
+        "torch-tb-profiler>=0.4.3",                      # only what the image lacks; never torch
+        f"+ echo {REPO} > {venv}/lib/python3.X/site-packages/lstm_bench.pth",
+        f"+ {venv}/bin/python -m pip install --quiet -c constraints-gpu.txt hypothesis>=6.100"]
+
+
+def test_missing_deps_names_what_is_absent_or_out_of_range_and_never_torch(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["torch>=99", "pydantic>=2.5", "numpy>=99", "no-such-pkg-here>=1"]\n'
+        '[project.optional-dependencies]\ndev = ["pytest>=8.0"]\n')
+    run = [sys.executable, str(REPO / "scripts" / "missing-deps.py"), str(tmp_path / "pyproject.toml")]
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == "numpy>=99\nno-such-pkg-here>=1\n"
+    assert subprocess.run(run + ["dev"], capture_output=True, text=True, check=True).stdout == "\n"
 
 
 @pytest.mark.parametrize(("probe", "has"), [(None, "no torch"),
