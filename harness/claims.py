@@ -64,7 +64,7 @@ def cost_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None
 def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
     if training is None:
         return None
-    t = training[training["status"] == "ok"].dropna(subset=["eval_loss"])
+    t = training[training["status"].isin(("ok", "nan", "inf"))]       # a diverged training ends at its nan
     if t.empty:
         return None
     keys = ["run_id", "task", "impl", "cell", "hidden", "seq_len", "forget_bias", "seed", "lr", "batch", "init",
@@ -72,7 +72,7 @@ def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
     keys = [k for k in keys if k in t]
     t = t.assign(forget_bias=t["forget_bias"].fillna(-1),
                  **{k: t[k].astype(object).fillna("") for k in ("init", "nonlinearity", "spectral_radius") if k in t})
-    last = t.sort_values("step").groupby(keys, as_index=False, dropna=False).last()
+    last = t.sort_values("step", kind="stable").groupby(keys, dropna=False).tail(1)     # not .last(): it skips nan
     return last.assign(learned=last["eval_loss"] < LEARNED * last["baseline_loss"])
 
 

@@ -188,6 +188,10 @@ def edge(decay: pd.DataFrame | None) -> list[str]:
             "factor wholly below or above 1): " + "; ".join(words) + "."]
 
 
+def _relative(rel: float) -> str:
+    return f"{units.times(rel)} the baseline loss" if np.isfinite(rel) else "diverged: its loss overflowed"
+
+
 def tasks(training: pd.DataFrame | None) -> list[str]:
     last = claims.final_losses(training)
     if last is None:
@@ -199,7 +203,7 @@ def tasks(training: pd.DataFrame | None) -> list[str]:
             g["forget_bias"] >= 0))))
         best = best.assign(rel=best["eval_loss"] / base).groupby("model").agg(
             rel=("rel", "min"), learned=("learned", "any"), step=("step", "max"))
-        learned, missed = (", ".join(f"{m} ({units.times(r['rel'])} the baseline loss)" for m, r in best.iterrows()
+        learned, missed = (", ".join(f"{m} ({_relative(r['rel'])})" for m, r in best.iterrows()
                                      if bool(r["learned"]) == flag) for flag in (True, False))
         s = f"On the {task} task (T={int(T)}, {int(best['step'].max())} steps), "
         s += " and ".join(p for p in [f"{learned} learned it" if learned else "",

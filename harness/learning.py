@@ -43,25 +43,32 @@ def model_label(df: pd.DataFrame) -> pd.Series:
     return df.apply(one, axis=1) if not df.empty else pd.Series([], dtype=str)
 
 
+EVALUATED = ("ok", "nan", "inf")    # an evaluation's status: its loss, or the overflow that ended the training
+
+
 def final_rows(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Each [[task]] case's last evaluation (one case is one seed), with its model label."""
+    """Each [[task]] case's last evaluation (one case is one seed), with its model label. A training
+    whose loss overflowed ends there: its final loss is nan or inf (diverged), never an earlier one."""
     if training is None or training.empty:
         return None
-    t = training[training["status"] == "ok"].dropna(subset=["eval_loss"])
+    t = training[training["status"].isin(EVALUATED)]
     if t.empty:
         return None
-    last = t.sort_values("step").groupby("case_id", as_index=False).last()
-    return last.assign(model=model_label(last), rel=last["eval_loss"] / last["baseline_loss"])
+    last = t.sort_values("step", kind="stable").groupby("case_id").tail(1)
+    return last.assign(model=model_label(last), rel=last["eval_loss"] / last["baseline_loss"],
+                       diverged=~np.isfinite(last["eval_loss"].astype(float)))
 
 
 def success_rates(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Per task, seq_len and model: seeds, how many solved it (SOLVED), the median and best final loss
-    as a multiple of the baseline, the median final accuracy, steps, and the median wall time."""
+    """Per task, seq_len and model: seeds, how many solved it (SOLVED) and how many diverged (a final
+    loss of nan or inf), the median and best final loss as a multiple of the baseline, the median final
+    accuracy, steps, and the median wall time."""
     last = final_rows(training)
     if last is None:
         return None
     out = last.groupby(["task", "seq_len", "model"], as_index=False).agg(
         seeds=("case_id", "nunique"), solved=("rel", lambda r: int((r < SOLVED).sum())),
+        diverged=("diverged", "sum"),
         median_rel_loss=("rel", "median"), best_rel_loss=("rel", "min"),
         median_accuracy=("eval_accuracy", "median"), steps=("step", "max"), median_wall_s=("wall_s", "median"),
         baseline_loss=("baseline_loss", "first"))
@@ -99,7 +106,8 @@ def success_view(rates: pd.DataFrame | None) -> pd.DataFrame | None:
     if rates is None:
         return None
     return pd.DataFrame({"task": rates["task"], "T": rates["seq_len"].astype(int), "model": rates["model"],
-                         "solved": [f"{s} of {n}" for s, n in zip(rates["solved"], rates["seeds"], strict=True)],
+                         "solved": [f"{s} of {n}" + (f" ({int(d)} diverged)" if d else "") for s, n, d in
+                                    zip(rates["solved"], rates["seeds"], rates["diverged"], strict=True)],
                          "final loss / baseline (median, best)": [
                              f"{units.sig(m)}, {units.sig(b)}" for m, b in
                              zip(rates["median_rel_loss"], rates["best_rel_loss"], strict=True)],

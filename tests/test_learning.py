@@ -106,3 +106,16 @@ def test_dynamics_draws_a_panel_per_model_and_task_with_a_line_per_checkpoint():
     lstm = summary[summary["model"] == "onednn-lstm fb=1.0"]
     assert list(lstm["train_step"]) == [0, 50, 100] and set(lstm["forget_open"]) == {0.25}
     assert list(learning.forget_view(summary).iloc[0])[-2:] == ["0.800", "25.0%"]
+
+
+def test_a_training_that_overflowed_is_diverged_not_solved_by_its_earlier_loss():
+    rows = training_rows()
+    irnn = rows[rows["nonlinearity"] == "relu"].copy()
+    late = irnn[irnn["step"] == 100].assign(step=200, eval_loss=np.nan, status="nan")    # every seed blew up
+    t = pd.concat([irnn, late], ignore_index=True)
+    rates = learning.success_rates(t)
+    assert list(rates["solved"]) == [0] and list(rates["diverged"]) == [3]
+    assert learning.success_view(rates)["solved"].iloc[0] == "0 of 3 (3 diverged)"
+    assert not claims.final_losses(t)["learned"].any()
+    assert findings.tasks(t) == ["On the adding task (T=100, 200 steps), torch-rnn relu identity (diverged: its loss "
+                                 "overflowed) did not learn it (learned: held-out loss below 0.5x the baseline)."]
