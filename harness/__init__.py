@@ -8,7 +8,9 @@ and figure -- and each module imports only the modules listed below it
     report      make report: HTML and Markdown
     findings    what a run found: the report's opening sentences, scaling fits, run-to-run ratios
     claims      the tutorial's claims, in its words: rules, evidence, verdicts
-    plots       one function per figure
+    plots       one function per figure: speed, memory, cost; the registry of every figure
+    learning_plots  the figures of gradients and learning: vanishing, learning curves, rho, dynamics
+    learning    the learning tables: success across seeds, the decay factor by spectral radius
     compare     the regression gate: a rank test and a ratio interval per case
     axes        the figures' log and ratio axes
     costs       what stacks and variable lengths cost: ratios with intervals
@@ -20,6 +22,7 @@ and figure -- and each module imports only the modules listed below it
     timing      throughput cases built, and timed as interleaved comparison groups
     tasks       the adding and copy-memory tasks, training
     gradients   gradient norms over distance, the decay fit
+    dynamics    inside a model while it learns: the one-step Jacobian's norm, the forget gate
     memory      peak memory, and whether a case fits
     flops       the FLOP model and the GEMM peak
     profiler    torch.profiler: which backend ran, profiled passes, trace tables, where the time goes

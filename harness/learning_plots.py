@@ -159,7 +159,7 @@ def dynamics(dyn: pd.DataFrame | None) -> plt.Figure | None:
                        col="model",
                        row="panel",
                        kind="line", palette="viridis", estimator="mean", errorbar=("pi", 100),
-                       height=2.8, aspect=1.3, facet_kws={"sharey": False})
+                       height=2.8, aspect=1.3, facet_kws={"sharey": False, "sharex": False})
     for ax in grid.axes.flat:
         ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")

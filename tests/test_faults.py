@@ -69,7 +69,8 @@ def rows(path):
     ('name = "x"\n[[throughput]]\nimpl = "lstm"\nhidden = 4\nseq_len = 2\nbatch = 1\n', None,
      "key 'impl': unknown implementation 'lstm'; allowed: scratch-lstm,"),
     ('name = "x"\n[[gradients]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\ninit = "xavier"\n', None,
-     "[[gradients]] #1, key 'init': Input should be 'pytorch', 'seed', 'd2l' or 'orthogonal', not 'xavier'"),
+     "[[gradients]] #1, key 'init': Input should be 'pytorch', 'seed', 'd2l', 'orthogonal' or 'identity', "
+     "not 'xavier'"),
     ('name = "x"\n[[task]]\ntask = "parity"\nimpl = "dummy"\nhidden = 4\nseq_len = 2\n', None,
      "[[task]] #1, key 'task': Input should be 'adding' or 'copy', not 'parity'"),
     ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = [1, 1]\n', None,

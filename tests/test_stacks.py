@@ -173,5 +173,5 @@ def test_gradients_and_tasks_take_layers():
     t = TaskCase(task="adding", impl="torch-lstm", device="cpu", dtype="float32", hidden=8, seq_len=10, batch=8,
                  steps=2, lr=1e-2, clip=1.0, forget_bias=0.0, init="pytorch", seed=0, threads=1, eval_every=1,
                  eval_size=16, layers=3)
-    rows, _ = tasks.run_case(t, "r")
+    rows, _, _ = tasks.run_case(t, "r")
     assert {r["layers"] for r in rows} == {3} and t.slug == "adding_torch-lstm_cpu_t10_h8_l3"

@@ -28,8 +28,8 @@ def test_exit_code_and_layout(smoke):
     code, results, run_dir, rows = smoke
     assert code == 0
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        ".lock", "benchmark.json", "breakdown.csv", "decay.csv", "gradients.csv", "rounds.csv", "run.json",
-        "timings.csv", "training.csv"]
+        ".lock", "benchmark.json", "breakdown.csv", "decay.csv", "dynamics.csv", "gradients.csv", "rounds.csv",
+        "run.json", "timings.csv", "training.csv"]
     assert (results / "latest").is_symlink() and run_dir.parent == results.resolve()
 
 

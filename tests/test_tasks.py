@@ -54,7 +54,7 @@ def case(**kw):
 
 
 def test_training_rows_and_checkpoint_curves():
-    rows, curves = tasks.run_case(case(), "r")
+    rows, curves, _ = tasks.run_case(case(), "r")
     assert [r["step"] for r in rows] == [0, 5, 10, 15, 20]
     assert rows[0]["train_loss"] == "" and all(isinstance(r["train_loss"], float) for r in rows[1:])
     assert {r["baseline_loss"] for r in rows} == {1 / 6}
@@ -64,8 +64,8 @@ def test_training_rows_and_checkpoint_curves():
 
 
 def test_training_is_reproducible_and_learns_something():
-    a, _ = tasks.run_case(case(task="copy", steps=10, seq_len=5), "r")
-    b, _ = tasks.run_case(case(task="copy", steps=10, seq_len=5), "r")
+    a, _, _ = tasks.run_case(case(task="copy", steps=10, seq_len=5), "r")
+    b, _, _ = tasks.run_case(case(task="copy", steps=10, seq_len=5), "r")
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in a]
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in b]
     assert a[-1]["eval_loss"] < a[0]["eval_loss"]
