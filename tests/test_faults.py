@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, report, scenario, sweep
+from harness import cli, report, scenario, store, sweep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -274,8 +275,22 @@ def test_two_runs_at_once_get_two_directories(tmp_path):
 
 
 # -- broken results ------------------------------------------------------------------------------
-def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys):
-    run, _ = sweep.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
+@pytest.fixture(scope="module")
+def slow_results(tmp_path_factory):
+    """One finished SLOW run, for the tests that break a copy of it."""
+    tmp = tmp_path_factory.mktemp("slow")
+    run, _ = sweep.run_sweep(scenario.load(write(tmp, SLOW)), tmp / "r", quiet=True)
+    return tmp / "r", run.run_id
+
+
+def copy_of(slow_results, tmp_path):
+    results, run_id = slow_results
+    shutil.copytree(results, tmp_path / "r", symlinks=True)
+    return store.Run.open(tmp_path / "r" / run_id)
+
+
+def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys, slow_results):
+    run = copy_of(slow_results, tmp_path)
     path = run.dir / "timings.csv"
     lines = path.read_text().splitlines()
     lines.insert(3, "garbage,\x00\x01,not a row")
@@ -287,8 +302,8 @@ def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys):
     assert "skipped a broken line" in page and '<table id="claims"' in page
 
 
-def test_report_reads_an_interrupted_run(tmp_path):
-    run, _ = sweep.run_sweep(scenario.load(write(tmp_path, SLOW)), tmp_path / "r", quiet=True)
+def test_report_reads_an_interrupted_run(tmp_path, slow_results):
+    run = copy_of(slow_results, tmp_path)
     meta = json.loads((run.dir / "run.json").read_text())
     meta["status"] = "interrupted"
     (run.dir / "run.json").write_text(json.dumps(meta))
