@@ -81,7 +81,7 @@ def test_dynamics_of_a_linear_rnn_are_its_recurrent_matrix():
 def test_dynamics_of_an_lstm_match_its_explicit_jacobian():
     model = registry.create("torch-lstm", 3, 5, dtype="float64", seed=2)
     p = model.canonical()
-    x = torch.randn(4, 1, 3, dtype=torch.float64)
+    x = torch.randn(4, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(11))   # slow to converge
     step, _ = dynamics._step("lstm", {k: v.detach() for k, v in p.items()}, "tanh")
     s = torch.zeros(1, 10, dtype=torch.float64)
     want = []
@@ -90,7 +90,7 @@ def test_dynamics_of_an_lstm_match_its_explicit_jacobian():
         want.append(torch.linalg.svdvals(J[0, :, 0, :])[0].item())
         s = step(xt, s)[0]
     got = [r["jacobian_norm"] for r in dynamics.rows(model, x, "tanh", {})]
-    assert got == pytest.approx(want, rel=1e-5)        # converged power iteration: the top value
+    assert got == pytest.approx(want, rel=1e-9)        # converged power iteration: the top value
 
 
 @pytest.mark.parametrize(("bias", "open_fraction"), [(30.0, 1.0), (-30.0, 0.0)])
