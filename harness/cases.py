@@ -21,8 +21,8 @@ from harness import lengths as varlen
 from harness import registry
 from harness.models import Shape
 
-# A field added after runs were stored: at its default it is left out of case_id, so the ids of
-# those runs' cases (and --resume of them) are unchanged.
+# A field added after runs were stored: at its default, or None where it does not apply, it is left
+# out of case_id, so the ids of those runs' cases (and --resume of them) are unchanged.
 LATER = {"later": True}
 
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers", "bidirectional",
@@ -175,7 +175,7 @@ class TaskCase:
     eval_every: int
     eval_size: int
     layers: int = 1
-    nonlinearity: str | None = field(default=None, metadata=LATER)      # RNN only; None where it does not apply
+    nonlinearity: str | None = field(default="tanh", metadata=LATER)    # RNN only; None where it does not apply
     spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
     section: str = "task"
 
@@ -234,5 +234,5 @@ def case_id(case) -> str:
     """A short, stable id of a case's configuration: the `case_id` column of every table,
     by which --resume tells finished cases from missing ones."""
     blob = json.dumps({f.name: getattr(case, f.name) for f in fields(case)
-                       if not (f.metadata.get("later") and getattr(case, f.name) == f.default)}, sort_keys=True)
+                       if not (f.metadata.get("later") and getattr(case, f.name) in (f.default, None))}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness import intervals
+from harness import intervals, learning
 from harness.gradients import VANISH_RATIO
 from harness.tables import PAIR_COLUMNS, pair_ratio, round_times
 from harness.tutorial import STATEMENTS, Statement
@@ -62,17 +62,10 @@ def cost_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None
 
 
 def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    if training is None:
+    """Each [[task]] case's last evaluation (learning.final_rows), and whether it learned (LEARNED)."""
+    last = learning.final_rows(training)
+    if last is None:
         return None
-    t = training[training["status"].isin(("ok", "nan", "inf"))]       # a diverged training ends at its nan
-    if t.empty:
-        return None
-    keys = ["run_id", "task", "impl", "cell", "hidden", "seq_len", "forget_bias", "seed", "lr", "batch", "init",
-            "nonlinearity", "spectral_radius"]
-    keys = [k for k in keys if k in t]
-    t = t.assign(forget_bias=t["forget_bias"].fillna(-1),
-                 **{k: t[k].astype(object).fillna("") for k in ("init", "nonlinearity", "spectral_radius") if k in t})
-    last = t.sort_values("step", kind="stable").groupby(keys, dropna=False).tail(1)     # not .last(): it skips nan
     return last.assign(learned=last["eval_loss"] < LEARNED * last["baseline_loss"])
 
 

@@ -199,9 +199,7 @@ def tasks(training: pd.DataFrame | None) -> list[str]:
     out = []
     for (task, T), g in last.groupby(["task", "seq_len"]):
         base = g["baseline_loss"].iloc[0]
-        best = g.assign(model=learning.model_label(g.assign(forget_bias=g["forget_bias"].where(
-            g["forget_bias"] >= 0))))
-        best = best.assign(rel=best["eval_loss"] / base).groupby("model").agg(
+        best = g.assign(rel=g["eval_loss"] / base).groupby("model").agg(
             rel=("rel", "min"), learned=("learned", "any"), step=("step", "max"))
         learned, missed = (", ".join(f"{m} ({_relative(r['rel'])})" for m, r in best.iterrows()
                                      if bool(r["learned"]) == flag) for flag in (True, False))

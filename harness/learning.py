@@ -47,14 +47,14 @@ EVALUATED = ("ok", "nan", "inf")    # an evaluation's status: its loss, or the o
 
 
 def final_rows(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Each [[task]] case's last evaluation (one case is one seed), with its model label. A training
-    whose loss overflowed ends there: its final loss is nan or inf (diverged), never an earlier one."""
+    """Each [[task]] case's last evaluation in each run (one case is one seed), with its model label. A
+    training whose loss overflowed ends there: its final loss is nan or inf (diverged), never an earlier one."""
     if training is None or training.empty:
         return None
     t = training[training["status"].isin(EVALUATED)]
     if t.empty:
         return None
-    last = t.sort_values("step", kind="stable").groupby("case_id").tail(1)
+    last = t.sort_values("step", kind="stable").groupby(["run_id", "case_id"]).tail(1)   # not .last(): it skips nan
     return last.assign(model=model_label(last), rel=last["eval_loss"] / last["baseline_loss"],
                        diverged=~np.isfinite(last["eval_loss"].astype(float)))
 
@@ -75,13 +75,19 @@ def success_rates(training: pd.DataFrame | None) -> pd.DataFrame | None:
     return out.assign(success_rate=out["solved"] / out["seeds"]).sort_values(["task", "seq_len", "model"])
 
 
+def has_radius(df: pd.DataFrame) -> pd.Series:
+    """The rows of a case with a spectral_radius (the rho sweeps); blank or absent: as drawn."""
+    if "spectral_radius" not in df:
+        return pd.Series(False, index=df.index)
+    return df["spectral_radius"].notna() & (df["spectral_radius"].astype(str) != "")
+
+
 def decay_by_radius(decay: pd.DataFrame | None) -> pd.DataFrame | None:
     """The [[gradients]] decay factors of ||dL/dx_t|| for cases with a spectral_radius: model (without
     rho), spectral_radius, the factor and its interval, and how many of its seeds were fitted."""
-    if decay is None or decay.empty or "spectral_radius" not in decay:
+    if decay is None or not has_radius(decay).any():
         return None
-    d = decay[(decay["wrt"] == "x") & (decay["task"].fillna("") == "") & decay["spectral_radius"].notna()]
-    d = d[d["spectral_radius"].astype(str) != ""]
+    d = decay[(decay["wrt"] == "x") & (decay["task"].fillna("") == "") & has_radius(decay)]
     if d.empty:
         return None
     d = d.assign(spectral_radius=d["spectral_radius"].astype(float))

@@ -16,17 +16,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness.axes import log_axis  # noqa: E402
-from harness.learning import decay_by_radius, model_label  # noqa: E402
+from harness.learning import decay_by_radius, has_radius, model_label  # noqa: E402
 from harness.tables import ok_rows as _ok  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
-
-
-def _no_radius(df: pd.DataFrame) -> pd.Series:
-    """Rows without a spectral_radius: decay_vs_radius draws the others."""
-    if "spectral_radius" not in df:
-        return pd.Series(True, index=df.index)
-    return df["spectral_radius"].isna() | (df["spectral_radius"].astype(str) == "")
 
 
 def _fb(df: pd.DataFrame) -> pd.Series:
@@ -40,7 +33,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     g = _ok(gradients)
     if g is None:
         return None
-    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "") & _no_radius(g)]
+    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "") & ~has_radius(g)]  # decay_vs_radius draws the others
     if g.empty:
         return None
     # implementations of one cell compute the same function (tests/test_equivalence.py), so hue is the cell
@@ -56,7 +49,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     ax.legend(fontsize=7, ncol=2)
     d = _ok(decay)
     if d is not None:
-        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "") & _no_radius(d)].copy()
+        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "") & ~has_radius(d)].copy()
         d["config"] = d["impl"] + " " + d["init"] + _fb(d)
         d = d.sort_values("decay_factor")
         lo = (d["decay_factor"] - d["decay_ci_low"]).fillna(0).clip(lower=0)

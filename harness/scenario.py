@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from harness import lengths as varlen
 from harness import registry
-from harness.cases import CASES, TaskCase, ThroughputCase
+from harness.cases import CASES, ThroughputCase
 from harness.env import SCENARIOS
 from harness.errors import UsageError
 from harness.schema import DEFAULTS, SECTIONS, Scenario, Settings, from_resolved
@@ -167,9 +167,8 @@ def _normalise(case):
     changes = {}
     if hasattr(case, "forget_bias") and cell != "lstm":
         changes["forget_bias"] = None
-    if hasattr(case, "nonlinearity") and (cell != "rnn" or (isinstance(case, TaskCase) and
-                                                           case.nonlinearity == "tanh")):
-        changes["nonlinearity"] = None          # a task's tanh is None: its case_id predates the axis
+    if hasattr(case, "nonlinearity") and cell != "rnn":
+        changes["nonlinearity"] = None
     if isinstance(case, ThroughputCase):
         bounds = varlen.parse(case.lengths)
         if bounds is None:

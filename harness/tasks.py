@@ -115,7 +115,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
     The rows' columns are columns.TRAINING_COLUMNS, GRADIENT_COLUMNS and DYNAMICS_COLUMNS."""
     cell = registry.get(case.impl).cell
     I = input_size(case.task)
-    nonlinearity = (case.nonlinearity or "tanh") if cell == "rnn" else ""
+    nonlinearity = case.nonlinearity if cell == "rnn" else ""
     core = registry.create(case.impl, I, case.hidden, device=case.device, dtype=case.dtype, seed=case.seed,
                            init=case.init, forget_bias=case.forget_bias or 0.0, shape=case.shape,
                            nonlinearity=nonlinearity or "tanh", spectral_radius=case.spectral_radius)

@@ -66,7 +66,8 @@ def test_fastest_names_the_winner_and_its_speed_up():
 def test_task_and_cost_sentences():
     training = pd.DataFrame([
         {"status": "ok", "task": "adding", "impl": impl, "cell": cell, "forget_bias": fb, "seq_len": 50, "step": 100,
-         "eval_loss": loss, "baseline_loss": 1 / 6, "run_id": "r", "hidden": 8, "seed": 0, "lr": 1e-3, "batch": 8}
+         "eval_loss": loss, "baseline_loss": 1 / 6, "run_id": "r", "hidden": 8, "seed": 0, "lr": 1e-3, "batch": 8,
+         "case_id": impl}
         for impl, cell, fb, loss in (("torch-lstm", "lstm", 1.0, 0.01), ("torch-rnn", "rnn", np.nan, 0.17))])
     assert findings.tasks(training) == [
         "On the adding task (T=50, 100 steps), torch-lstm fb=1.0 (0.0600x the baseline loss) learned it and "

@@ -317,7 +317,7 @@ def test_claims_quote_the_tutorial():
 def training(rows):
     base = {"task": "adding", "status": "ok", "baseline_loss": 1 / 6, "seq_len": 50, "hidden": 8, "seed": 0,
             "lr": 1e-3, "batch": 8, "run_id": "r", "forget_bias": None}
-    return pd.DataFrame([{**base, **r} for r in rows])
+    return pd.DataFrame([{**base, "case_id": r["impl"], **r} for r in rows])      # one case per implementation
 
 
 def test_claim_c_verdicts():
