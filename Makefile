@@ -20,7 +20,7 @@ SETUP :=
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench bench-compare report profile tensorboard test test-slurm gpu-check lint clean
+.PHONY: help setup bench bench-compare report profile tensorboard test test-slurm gpu-check lint mutation clean
 
 help:  ## list the targets
 	@echo "lstm-bench -- make TARGET [VAR=value ...]"
@@ -62,10 +62,15 @@ test-slurm: $(SETUP)  ## start a one-node Slurm cluster here (root, apt), run th
 gpu-check: $(SETUP)  ## on one GPU, under 8 minutes: CUDA tests, fastrnns and quick on cuda, DeepBench's anchors, a report
 	PYTHON=$(PYTHON) scripts/gpu-check.sh
 
+mutation: $(SETUP)  ## mutmut over the pure logic, then the score per module (not in make test: an hour or more)
+	$(PYTHON) -m pip install -q -c constraints.txt mutmut
+	$(PYTHON) -m mutmut run --max-children $$(nproc) $$($(PYTHON) scripts/mutation-score.py --scope)
+	$(PYTHON) scripts/mutation-score.py
+
 lint: $(SETUP)  ## ruff over the code, and the import-layer contract (pyproject.toml [tool.importlinter])
 	$(PYTHON) -m ruff check harness tests
 	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())' 
 
 clean:  ## remove .venv and caches (results/ and reports/ are kept)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .benchmarks build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .benchmarks build *.egg-info mutants
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

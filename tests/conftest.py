@@ -2,6 +2,8 @@
 import functools
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,36 @@ def small_gemm():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flops, "gemm_peak", functools.partial(flops.gemm_peak, size=SMALL_GEMM))
         yield
+
+
+PYTHON_BIN = Path(sys.executable).parent    # the venv's bin: python itself, and its scripts (tensorboard)
+LIBRARY_CHILDREN = ("cpuinfo",)   # python -m cpuinfo: pytest-benchmark's machine info; and torch.compile's own
+# children (its compile workers, its check that a built kernel loads: "inductor" in their arguments)
+
+
+def _runs_project_code(args) -> bool:
+    """Whether a child process would run Python or one of the repository's scripts (not git, squeue, mount)."""
+    argv = [str(a) for a in ([args] if isinstance(args, str | os.PathLike) else args)]
+    first = argv[0] if argv else ""
+    if any(lib in argv for lib in LIBRARY_CHILDREN) or any("inductor" in a for a in argv):
+        return False
+    return first.startswith(str(PYTHON_BIN)) or first == sys.executable or "scripts/" in first or first.endswith(".sh")
+
+
+@pytest.fixture(autouse=True)
+def _subprocess_tests_are_marked(request, monkeypatch):
+    """A test that starts Python or a script in a child must carry @pytest.mark.subprocess: mutmut leaves those
+    out of its runs (its trampolines do not reach a child), and an unmarked one would fail there, not here."""
+    if request.node.get_closest_marker("subprocess"):
+        return
+    real_init = subprocess.Popen.__init__
+
+    def init(self, args, *a, **kw):
+        if _runs_project_code(args):
+            pytest.fail(f"{request.node.nodeid} starts {args!r} in a child process: mark it @pytest.mark.subprocess")
+        real_init(self, args, *a, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", init)
 
 
 def _slurm_missing() -> str | None:

@@ -23,6 +23,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.subprocess
 @needs_linter
 def test_the_layer_contract_is_kept():
     out = lint_imports(REPO)
@@ -36,6 +37,7 @@ def test_the_layer_contract_is_kept():
     ("store.py", "def _later():\n    from harness import sweep\n"),   # one hidden inside a function
     ("claims.py", "from harness import plots"),    # two modules of one layer
 ])
+@pytest.mark.subprocess
 def test_the_contract_breaks_on_an_upward_import(tmp_path, module, line):
     shutil.copytree(HARNESS, tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path)
@@ -46,6 +48,7 @@ def test_the_contract_breaks_on_an_upward_import(tmp_path, module, line):
     assert "Contracts: 0 kept, 1 broken." in out.stdout
 
 
+@pytest.mark.subprocess
 @needs_linter
 def test_a_new_module_must_be_placed_in_the_contract(tmp_path):
     shutil.copytree(HARNESS, tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__"))
@@ -55,6 +58,7 @@ def test_a_new_module_must_be_placed_in_the_contract(tmp_path):
     assert out.returncode == 1 and "harness.stray" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.source
 def test_no_module_is_over_the_size_limit():
     sizes = {p.name: len(p.read_text().splitlines()) for p in HARNESS.glob("*.py")}
     assert len(sizes) >= 20
@@ -72,3 +76,16 @@ def test_every_module_is_named_in_the_package_docstring():
     documented = {line.split()[0] for line in harness.__doc__.splitlines() if line.startswith("    ")}
     modules = {p.stem for p in HARNESS.glob("*.py") if not p.stem.startswith("__")}
     assert documented == modules
+
+
+@pytest.mark.parametrize(("argv", "marked"), [
+    ([sys.executable, "-m", "harness", "run", "smoke"], True),
+    (["scripts/gpu-check.sh"], True),
+    ([str(Path(sys.executable).parent / "tensorboard"), "--logdir", "x"], True),
+    (["git", "rev-parse", "HEAD"], False),
+    (["squeue", "--noheader"], False),
+    ([sys.executable, "-m", "cpuinfo", "--internal-cpuid"], False),       # pytest-benchmark's machine info
+])
+def test_a_child_that_runs_python_or_a_script_needs_the_subprocess_mark(argv, marked):
+    from conftest import _runs_project_code
+    assert _runs_project_code(argv) is marked

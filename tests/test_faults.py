@@ -107,6 +107,7 @@ class _nothing:
         return False
 
 
+@pytest.mark.subprocess
 def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
     p = harness("run", str(write(tmp_path, 'name = "x"\n[[throughput]]\nimpl = 3\n')), "--results", str(tmp_path / "r"))
     out, err = p.communicate(timeout=120)
@@ -170,6 +171,7 @@ def only_run(results):
     return d
 
 
+@pytest.mark.subprocess
 def test_sigkill_keeps_finished_rows_and_resume_completes_without_duplicates(tmp_path):
     results = tmp_path / "r"
     p = harness("run", str(write(tmp_path, SLOW)), "--results", str(results), "--quiet",
@@ -206,6 +208,7 @@ def test_sigkill_keeps_finished_rows_and_resume_completes_without_duplicates(tmp
     assert len(rows(run_dir / "timings.csv")) == 8
 
 
+@pytest.mark.subprocess
 def test_sigterm_stops_after_the_current_case(tmp_path):
     """The SIGTERM that Slurm sends before killing a cancelled or pre-empted job, handled like Ctrl-C
     (whose first press the next test sees stop gracefully too)."""
@@ -233,6 +236,7 @@ def test_sigterm_stops_after_the_current_case(tmp_path):
     assert len(rows(run_dir / "timings.csv")) == 8
 
 
+@pytest.mark.subprocess
 def test_a_second_sigint_stops_at_once_and_leaves_valid_files(tmp_path):
     results = tmp_path / "r"
     p = harness("run", str(write(tmp_path, SLOW)), "--results", str(results), "--quiet",
@@ -260,6 +264,7 @@ def test_a_second_sigint_stops_at_once_and_leaves_valid_files(tmp_path):
     assert len(done) >= 1 and all(r["case_id"] and r["status"] == "ok" for r in done)
 
 
+@pytest.mark.subprocess
 def test_two_runs_at_once_get_two_directories(tmp_path):
     results = tmp_path / "r"
     sc = write(tmp_path, 'name = "c"\n[defaults]\nthreads = 1\nrounds = 1\nwarmup = 0\n[[throughput]]\n'

@@ -147,6 +147,7 @@ def test_a_failed_append_leaves_the_table_as_it_was(tmp_path, monkeypatch):
 
 
 # -- two writers -------------------------------------------------------------------------------------------------
+@pytest.mark.subprocess
 def test_a_second_writer_is_refused_and_a_killed_one_is_not(tmp_path, capsys):
     slow = TINY.replace("hidden = 4", "hidden = [4, 5, 6, 7, 8, 9]")
     (tmp_path / "s.toml").write_text(slow)

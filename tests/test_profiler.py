@@ -98,6 +98,7 @@ def get(url, timeout=10):
         return json.loads(r.read().decode())
 
 
+@pytest.mark.subprocess
 def test_tensorboard_plugin_api_finds_the_case(profiled_run):
     _, run, _ = profiled_run
     port = free_port()

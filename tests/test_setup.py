@@ -46,6 +46,7 @@ def dry_run(tmp_path, probe):
     return out.splitlines()
 
 
+@pytest.mark.subprocess
 def test_a_python_with_cuda_torch_keeps_it_and_takes_the_gpu_constraints(tmp_path):
     lines = dry_run(tmp_path, "2.11.0+cu128 True 2")
     base, venv = tmp_path / "python3", tmp_path / "v"
@@ -59,6 +60,7 @@ def test_a_python_with_cuda_torch_keeps_it_and_takes_the_gpu_constraints(tmp_pat
         f"+ {venv}/bin/python -m pip install --quiet -c constraints-gpu.txt hypothesis>=6.100"]
 
 
+@pytest.mark.subprocess
 def test_missing_deps_names_what_is_absent_or_out_of_range_and_never_torch(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\ndependencies = ["torch>=99", "pydantic>=2.5", "numpy>=99", "no-such-pkg-here>=1"]\n'
@@ -68,6 +70,7 @@ def test_missing_deps_names_what_is_absent_or_out_of_range_and_never_torch(tmp_p
     assert subprocess.run(run + ["dev"], capture_output=True, text=True, check=True).stdout == "\n"
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("probe", "has"), [(None, "no torch"),
                                            ("2.13.0+cpu False 0", "torch 2.13.0+cpu without CUDA")])
 def test_a_python_without_cuda_gets_the_pinned_cpu_torch(tmp_path, probe, has):
@@ -78,6 +81,7 @@ def test_a_python_without_cuda_gets_the_pinned_cpu_torch(tmp_path, probe, has):
                      f"+ {venv}/bin/python -m pip install --quiet -c constraints.txt -e .[dev]"]
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: gpu-check would run")
 def test_gpu_check_without_cuda_is_one_line_and_exit_2():
     p = subprocess.run(["scripts/gpu-check.sh"], cwd=REPO, capture_output=True, text=True,

@@ -14,7 +14,7 @@ import pytest
 
 from harness import cli, scenario, shards, sweep
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITION = "debug"              # scripts/slurm-local.sh's one partition

@@ -87,6 +87,7 @@ def test_run_json(smoke):
     assert all(float(r["gemm_peak_gflops_per_s"]) == peak["gemm_peak_gflops_per_s"] for r in ok)
 
 
+@pytest.mark.subprocess
 def test_benchmark_json_reads_in_pytest_benchmark(smoke):
     _, _, run_dir, rows = smoke
     data = json.loads((run_dir / "benchmark.json").read_text())
