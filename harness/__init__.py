@@ -13,11 +13,12 @@ and figure -- and each module imports only the modules listed below it
     learning    the learning tables: success across seeds, the decay factor by spectral radius
     compare     the regression gate: a rank test and a ratio interval per case
     axes        the figures' log and ratio axes
-    costs       what stacks and variable lengths cost: ratios with intervals
+    costs       what stacks, variable lengths and compilers cost: ratios with intervals, break-even steps
     tables      a run's CSVs as typed pandas DataFrames, and ratios of two rows
     shards      submitit shards (Slurm, local) of one run
     sweep       runs the cases: the pytest-benchmark plugin, rows on disk, Ctrl-C, resume
     console     the text a person reads in the terminal
+    preflight   skips before a case is built: memory that would not fit, a compile fitted to take too long
     store       run directories, run.json (declared once), the CSV reader, the run finder
     timing      throughput cases built, and timed as interleaved comparison groups
     tasks       the adding and copy-memory tasks, training
@@ -31,6 +32,7 @@ and figure -- and each module imports only the modules listed below it
     cases       the cases a grid expands to, and their ids
     registry    implementation names, backend contexts, skips
     bptt        bptt-lstm: the explicit backward pass
+    compiled    fused-lstm compiled: torch.compile (cell, whole loop), TorchScript, CUDA graphs; compile counters
     tutorial    the tutorial's own example, corrected
     models      the implementations (scratch, fused, nn.*, the dummy) and the stack around them
     env         paths, threads, provenance, device names, CPU steal

@@ -26,10 +26,10 @@ from harness.models import Shape
 LATER = {"later": True}
 
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers", "bidirectional",
-               "proj_size", "dropout", "lengths", "lengths_mode"]
+               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode"]
 # what identifies a throughput measurement across runs (not rounds, warm-up, seed or threads): compare's key
 KEY_DEFAULTS = {"layers": "1", "bidirectional": "False", "proj_size": "0", "dropout": "0.0", "lengths": "fixed",
-                "lengths_mode": ""}
+                "lengths_mode": "", "autocast": "none", "tf32": "", "compile_mode": ""}
 # the key columns' values, as timings.csv writes them, for rows of runs made before the column existed
 
 
@@ -57,6 +57,10 @@ class ThroughputCase:
     dropout: float = 0.0          # between layers, train phase only (0 where it cannot act)
     lengths: str = varlen.FIXED   # "fixed" or "uniform:LO-HI" (harness/lengths.py); seq_len is HI
     lengths_mode: str | None = None   # packed | masked | padded; None for fixed lengths
+    autocast: str = field(default="none", metadata=LATER)   # none | bfloat16 | float16: torch.autocast's dtype
+    tf32: bool | None = field(default=None, metadata=LATER)  # CUDA: TF32 for float32 GEMMs and cuDNN; None on CPU
+    compile_mode: str | None = field(default=None, metadata=LATER)   # torch.compile's mode; None: not compiled
+    max_compile_s: float = field(default=120.0, metadata=LATER)      # preflight skips a longer expected compile
     interleave: bool = True   # time the group round-robin (False: each case's rounds as one block)
     max_time_s: float = 30.0  # rounds = "auto": stop the group's rounds after this many seconds
     section_index: int = 1    # which [[throughput]] section of the file (1-based): groups stay within one
@@ -78,6 +82,9 @@ class ThroughputCase:
             s += f"_i{self.input}"
         if self.dtype != "float32":
             s += f"_{self.dtype}"
+        s += f"_ac-{self.autocast}" if self.autocast != "none" else ""
+        s += "_tf32" if self.tf32 else ""
+        s += f"_{self.compile_mode}" if self.compile_mode not in (None, "default") else ""
         return f"{s}{stack_slug(self.shape, self.lengths, self.lengths_mode)}_{self.phase}"
 
     def key(self) -> tuple:
@@ -100,8 +107,9 @@ def stack_slug(shape: Shape, lengths: str = varlen.FIXED, mode: str | None = Non
 
 
 def stack_label(row: dict) -> str:
-    """'4 layers, bidirectional, proj 128, dropout 0.2, uniform:30-100 packed'; "" for one plain layer
-    of fixed length (the `stack` column)."""
+    """'4 layers, bidirectional, proj 128, dropout 0.2, uniform:30-100 packed, autocast bfloat16, tf32'; ""
+    for one plain layer of fixed length in the parameters' own precision, compiled (if at all) in torch.compile's
+    default mode (the `stack` column: the claims and size figures compare only those)."""
     parts = []
     if int(row.get("layers") or 1) != 1:
         parts.append(f"{int(row['layers'])} layers")
@@ -113,6 +121,12 @@ def stack_label(row: dict) -> str:
         parts.append(f"dropout {float(row['dropout']):g}")
     if (row.get("lengths") or "fixed") != "fixed":
         parts.append(f"{row['lengths']} {row.get('lengths_mode') or ''}".strip())
+    if str(row.get("autocast") or "none") not in ("none", "nan"):
+        parts.append(f"autocast {row['autocast']}")
+    if str(row.get("tf32")) == "True":
+        parts.append("tf32")
+    if str(row.get("compile_mode") or "default") not in ("default", "nan"):
+        parts.append(str(row["compile_mode"]))
     return ", ".join(parts)
 
 
@@ -194,11 +208,12 @@ class TaskCase:
         return s + (f"_s{self.seed}" if self.seed else "")
 
 
-GROUP_EXCLUDES = ("impl",)    # a comparison group's members differ in these fields only
+GROUP_EXCLUDES = ("impl", "compile_mode")   # a comparison group's members differ in these fields only: a compiled
+# member in each mode is timed beside the eager ones (whose compile_mode is None)
 
 
 def group_key(case: ThroughputCase) -> tuple:
-    """What a case shares with the other members of its comparison group: every field but impl."""
+    """What a case shares with the other members of its comparison group: every field but GROUP_EXCLUDES."""
     return tuple(getattr(case, f.name) for f in fields(case) if f.name not in GROUP_EXCLUDES)
 
 

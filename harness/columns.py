@@ -23,6 +23,11 @@ TIMING_COLUMNS = [
     "median_ci_low_s", "median_ci_high_s",        # 95% interval of time_median_s (intervals.median_ci)
     "ratio_ref", "ratio", "ratio_ci_low", "ratio_ci_high",  # time / ratio_ref's time, 95% paired bootstrap
     "steal_fraction", "load_avg", "noisy",        # CPU steal and load over the group's rounds; noisy: steal > 5%
+    # precision and compilers (harness/compiled.py): autocast's dtype ("none"), what the step computed in (its
+    # output's dtype); the compiler (inductor | torchscript | cudagraph) and torch.compile's mode; compile_s, the
+    # first call less the steady median; recompiles and graph_breaks, from dynamo's counters. Blank when eager.
+    "autocast", "compute_dtype", "compile_backend", "compile_mode", "compile_s", "recompiles", "graph_breaks",
+    "max_compile_s",
 ]
 ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "time_s"]
 # round: 0, 1, ... (paired across a group's members); position: the member's place in that round's order

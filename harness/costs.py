@@ -1,7 +1,8 @@
-"""What stacks and variable lengths cost: ratios of a run's timings, with 95% intervals.
+"""What stacks, variable lengths and compilers cost: ratios of a run's timings, with 95% intervals.
 
     layer_costs(timings, rounds)      # each stacked case over one layer, one direction, at its sizes
     lengths_costs(timings, rounds)    # each variable-length case over a fixed batch of its real tokens
+    compile_costs(timings, rounds)    # each compiled case: compile time, speed-up over eager, break-even
 
 Both read the tidy timings (harness/tables.py) and the raw rounds; each ratio's interval is
 the bootstrap of tables.pair_ratio (unpaired: the two cases are in different comparison groups).
@@ -12,9 +13,11 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import lengths as varlen
+from harness import units
 from harness.tables import PAIR_COLUMNS, pair_ratio, round_times
 
-SIZES = ["run_id", "device_label", "dtype", "impl", "phase", "batch", "hidden", "input"]   # what a ratio holds equal
+SIZES = ["run_id", "device_label", "dtype", "impl", "phase", "batch", "hidden", "input", "autocast", "tf32",
+         "compile_mode"]   # what a ratio holds equal
 TOKEN_MATCH = 0.10   # a fixed-length batch "of the same real tokens": within 10% of them (the cost is per token)
 
 
@@ -22,7 +25,10 @@ def _ok(timings: pd.DataFrame | None) -> pd.DataFrame | None:
     if timings is None or "stack" not in timings:
         return None
     t = timings[timings["status"] == "ok"]
-    return None if t.empty else t.assign(bi=t["bidirectional"].astype(str) == "True")
+    if t.empty:
+        return None
+    blank = {c: t[c].fillna("").astype(str) if c in t else "" for c in ("autocast", "tf32", "compile_mode")}
+    return t.assign(bi=t["bidirectional"].astype(str) == "True", **blank)      # group and merge on blank, not NaN
 
 
 def _ratio(times: dict, row: pd.Series, suffix: str, keys: list[str]) -> tuple[float, float, float]:
@@ -84,3 +90,63 @@ def lengths_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = No
                     "fixed_seq_len": row["seq_len_fixed"], "fixed_tokens": row["tokens_fixed"], "cost": r * per_token,
                     "cost_ci_low": lo * per_token, "cost_ci_high": hi * per_token})
     return pd.DataFrame(out)
+
+
+EAGER_REFS = ("fused-lstm", "onednn-lstm", "cudnn-lstm")
+# what a compiled case's speed-up is taken against, where its comparison group timed them: the eager code it
+# compiles (fused-lstm), and the vendor kernel of its device
+
+
+def compile_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Per compiled case (a compile_backend) and eager reference of its comparison group (EAGER_REFS): the
+    steady speed-up eager time / compiled time, with its paired 95% interval, beside compile_s; and the
+    break-even, compile_s / (eager - compiled time per step) steps, where the interval shows the compiled step
+    faster (lower bound above 1), else NaN: it never pays back its compile (None without compiled rows)."""
+    t = _ok(timings)
+    if t is None or "compile_backend" not in t:
+        return None
+    compiled = t[t["compile_backend"].fillna("").astype(str) != ""]
+    if compiled.empty:
+        return None
+    times = round_times(rounds)
+    out = []
+    for _, row in compiled.iterrows():
+        group = t[(t["run_id"] == row["run_id"]) & (t["group_id"] == row["group_id"])]
+        for ref_impl in EAGER_REFS:
+            ref = group[group["impl"] == ref_impl]
+            if ref.empty:
+                continue
+            ref = ref.iloc[0]
+            r, lo, hi = pair_ratio(times, ref, row)                 # eager / compiled: above 1 is a speed-up
+            saving = ref["time_median_s"] - row["time_median_s"]    # seconds per step
+            pays = lo == lo and lo > 1 and saving > 0
+            out.append({**{k: row[k] for k in ("run_id", "device_label", "dtype", "phase", "batch", "seq_len",
+                                               "hidden", "impl", "compile_backend", "compile_mode", "autocast")},
+                        "compile_s": row["compile_s"], "recompiles": row.get("recompiles"),
+                        "graph_breaks": row.get("graph_breaks"), "time_s": row["time_median_s"], "ref": ref_impl,
+                        "ref_time_s": ref["time_median_s"], "speedup": r, "speedup_ci_low": lo,
+                        "speedup_ci_high": hi,
+                        "break_even_steps": row["compile_s"] / saving if pays else float("nan")})
+    return pd.DataFrame(out) if out else None
+
+
+def compile_view(cc: pd.DataFrame | None) -> pd.DataFrame:
+    """compile_costs() in human units: break-even in steps, "never" where the compiled step is not measurably
+    faster, "no interval" where its rounds are missing."""
+    if cc is None or cc.empty:
+        return pd.DataFrame()
+
+    def paid(r) -> str:
+        if r["speedup_ci_low"] != r["speedup_ci_low"]:
+            return "no interval"
+        return "never" if r["break_even_steps"] != r["break_even_steps"] else f"{r['break_even_steps']:,.0f} steps"
+    return pd.DataFrame({
+        "device": cc["device_label"], "phase": cc["phase"], "size": [f"b{r.batch} t{r.seq_len} h{r.hidden}"
+                                                                    for r in cc.itertuples()],
+        "impl": cc["impl"], "mode": cc["compile_mode"].fillna(""), "autocast": cc["autocast"],
+        "compile": cc["compile_s"].map(units.seconds), "recompiles": cc["recompiles"],
+        "graph breaks": cc["graph_breaks"], "steady step": cc["time_s"].map(units.seconds), "against": cc["ref"],
+        "its step": cc["ref_time_s"].map(units.seconds), "speed-up": cc["speedup"].map(units.times),
+        "95% interval": [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                         zip(cc["speedup_ci_low"], cc["speedup_ci_high"], strict=True)],
+        "break-even": [paid(r) for _, r in cc.iterrows()]})

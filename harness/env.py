@@ -67,9 +67,10 @@ def set_threads(threads: int | None = None) -> int:
 
 
 TF32 = False
-# Whether CUDA float32 work may use TF32 (cuBLAS matmuls and cuDNN's RNNs): off, so float32 means full
-# float32 on every CUDA path and the GEMM peak is measured in the same arithmetic as the cases held
-# against it. (PyTorch's own defaults differ: cuDNN on, cuBLAS off.) A tf32 axis would make it a setting.
+# Whether CUDA float32 work may use TF32 (cuBLAS matmuls and cuDNN's RNNs), by default: off, so float32
+# means full float32 on every CUDA path. (PyTorch's own defaults differ: cuDNN on, cuBLAS off, so a
+# float32 cudnn-lstm against torch-lstm compares different arithmetic.) The scenario's `tf32` axis sets it
+# per case, both flags together, and the GEMM peak a case is held against is measured under the same flags.
 
 
 def tf32_flags() -> tuple[bool, bool]:
@@ -84,9 +85,10 @@ def set_tf32(enabled: bool = TF32) -> bool:
     return enabled
 
 
-def tf32_for(device: str) -> bool | None:
-    """Fix TF32 for work on `device`: TF32 on CUDA, returned to be recorded; None on CPU, which has no TF32."""
-    return set_tf32(TF32) if device.startswith("cuda") else None
+def tf32_for(device: str, enabled: bool | None = None) -> bool | None:
+    """Fix TF32 for work on `device`: on CUDA, `enabled` (None: TF32), returned to be recorded; None on CPU,
+    which has no TF32."""
+    return set_tf32(TF32 if enabled is None else enabled) if device.startswith("cuda") else None
 
 
 def restore_tf32(flags: tuple[bool, bool]) -> None:

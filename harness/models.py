@@ -247,13 +247,27 @@ class ScratchLSTM(_CanonicalParams):
         return out
 
 
+def fused_cell(xw_t: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """fused-lstm's step: gates = xw_t + h W_hh^T (n, 4H) in one GEMM, chunked i, f, g, o; the new (h, c)
+    before any projection. xw_t (n, 4H) holds x_t W_ih^T + both biases; h (n, Q), c (n, H), w_hh (Q, 4H).
+    Plain tensors in and out, so torch.compile and TorchScript take it as it is (harness/compiled.py)."""
+    gates = torch.addmm(xw_t, h, w_hh)                                       # (n, 4H)
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
 class FusedLSTM(_CanonicalParams):
     """From scratch, optimised: the input projection of all T steps is one GEMM
     before the loop (over the real steps only, when packed), split per step with unbind
     (indexing xw[t] would make the backward O(T^2)); one (B, Q) x (Q, 4H) GEMM per step;
-    gates by chunk."""
+    gates by chunk (`fused_cell`, which compiled-lstm and scripted-lstm replace by its compiled form)."""
 
     cell = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER):
+        super().__init__(input_size, hidden_size, shape)
+        self.cell_step: Callable[..., tuple[Tensor, Tensor]] = fused_cell
 
     def layer(self, x, state, p, vl):
         T, B, I = x.shape
@@ -270,10 +284,7 @@ class FusedLSTM(_CanonicalParams):
             with self._label(t):
                 n = xw_t.shape[0]
                 hp, cp = (h, c) if n == B else (h[:n], c[:n])                # packed: the running rows only
-                gates = torch.addmm(xw_t, hp, w_hh)                          # (n, 4H)
-                i, f, g, o = gates.chunk(4, 1)
-                cn = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
-                hn = torch.sigmoid(o) * torch.tanh(cn)
+                hn, cn = self.cell_step(xw_t, hp, cp, w_hh)                  # (n, H) each
                 if p.w_hr is not None:
                     hn = torch.mm(hn, p.w_hr.t())                            # (n, P)
                 (h, c), out = self.advance(vl, t, (hn, cn), (h, c))

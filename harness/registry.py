@@ -26,6 +26,7 @@ import torch
 
 from harness import lengths as varlen
 from harness.bptt import BPTTLSTM
+from harness.compiled import COMPILE_MODES, CompiledLoopLSTM, CompiledLSTM, CudaGraphLSTM, ScriptedLSTM
 from harness.errors import Skip
 from harness.models import (
     NONLINEARITIES,
@@ -43,10 +44,14 @@ from harness.params import rescale_recurrent, stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
-BACKENDS = ("native", "onednn", "cudnn")
+NO_AUTOCAST = "none"
+AUTOCASTS = {"cpu": ("none", "bfloat16"), "cuda": ("none", "bfloat16", "float16")}   # the autocast axis, by device
+# type: float16 on CPU is refused (CPUs without AVX512-FP16 emulate it; bfloat16 is the CPU's mixed precision)
+BACKENDS = ("native", "onednn", "cudnn", "inductor", "torchscript", "cudagraph")
 # native: PyTorch's own ATen kernels (a Python loop of them, for the scratch models)
 # onednn: oneDNN's fused RNN primitive, aten::mkldnn_rnn_layer (CPU)
 # cudnn:  cuDNN's fused RNN, aten::_cudnn_rnn (CUDA)
+# inductor, torchscript, cudagraph: the compiled implementations' compilers (harness/compiled.py)
 
 
 # -- backend contexts -----------------------------------------------------------
@@ -80,6 +85,8 @@ def default_kernels(device_type: str) -> ContextManager:
 # -- the registry -------------------------------------------------------------------------------
 STACK = Shape._fields                    # layers, bidirectional, proj_size, dropout: what a stack can have
 NN_MODES = ("packed", "padded")          # nn.* take a PackedSequence; a mask is no input they have
+COMPILED_LACKS = ("compiled: one plain layer, and variable lengths run padded only: a packed batch changes the "
+                  "cell's rows every step, a recompile or a new graph each time")
 ONEDNN_LACKS = ("oneDNN's LSTM takes no PackedSequence and no projection: for those PyTorch runs its native "
                 "kernels (torch-lstm) instead")
 
@@ -97,6 +104,7 @@ class Impl:
     lengths_modes: tuple[str, ...] = varlen.MODES    # how it runs a variable-length batch (lengths.MODES)
     lacks: str = "one layer, one direction"    # what a skip for a missing feature says of it
     nonlinearities: tuple[str, ...] = ("tanh", "relu")   # RNN cells: the h-nonlinearities it has
+    compiler: str = ""                         # inductor | torchscript | cudagraph (harness/compiled.py); "": eager
 
 
 ALL_DTYPES = tuple(DTYPES)
@@ -122,6 +130,18 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
          "nn.RNN (tanh) on the device's default backend", lengths_modes=NN_MODES),
     Impl("torch-gru", "gru", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="gru"), default_kernels,
          "nn.GRU on the device's default backend (extra)", lengths_modes=NN_MODES),
+    Impl("compiled-lstm", "lstm", DEVICES, ALL_DTYPES, CompiledLSTM, default_kernels,
+         "fused-lstm's cell under torch.compile, the loop over T in Python", stack=(), lengths_modes=("padded",),
+         lacks=COMPILED_LACKS, compiler="inductor"),
+    Impl("compiled-loop-lstm", "lstm", DEVICES, ALL_DTYPES, CompiledLoopLSTM, default_kernels,
+         "fused-lstm's whole forward under torch.compile, unrolled over T", stack=(), lengths_modes=("padded",),
+         lacks=COMPILED_LACKS, compiler="inductor"),
+    Impl("scripted-lstm", "lstm", DEVICES, ALL_DTYPES, ScriptedLSTM, default_kernels,
+         "fused-lstm's cell under TorchScript (fastrnns' jit_premul)", stack=(), lengths_modes=("padded",),
+         lacks=COMPILED_LACKS, compiler="torchscript"),
+    Impl("cudagraph-lstm", "lstm", ("cuda",), ALL_DTYPES, CudaGraphLSTM, default_kernels,
+         "fused-lstm's forward and backward captured in a CUDA graph per shape, replayed", stack=(),
+         lengths_modes=("padded",), lacks=COMPILED_LACKS, compiler="cudagraph"),
     Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
          "not an LSTM: a one-GEMM stand-in for testing the harness", stack=(), lengths_modes=("padded",),
          lacks="a one-layer, one-direction stand-in"),
@@ -192,7 +212,7 @@ def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
            seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh",
            shape: Shape = ONE_LAYER, lengths_mode: str | None = None,
-           spectral_radius: float | None = None) -> Recurrent:
+           spectral_radius: float | None = None, compile_mode: str | None = None) -> Recurrent:
     """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
 
     forget_bias (LSTM only) is added to the forget gate's total bias of every layer and
@@ -200,6 +220,8 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     the value is added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
     nonlinearity (RNN only): tanh, relu, or linear (scratch-rnn only; nn.RNN has none: a Skip).
     spectral_radius: each recurrent gate block rescaled to it (params.rescale_recurrent).
+    compile_mode: torch.compile's mode (compiled.COMPILE_MODES) for the inductor implementations;
+    None: "default" there, and the only value the others take.
     shape: layers, bidirectional, proj_size (LSTM only, < hidden), dropout between layers in
     [0, 1) (models.Shape). lengths_mode: how forward(x, lengths=...) runs a variable-length
     batch (lengths.MODES); None: packed where the implementation has it.
@@ -222,6 +244,12 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     if forget_bias and impl.cell != "lstm":
         raise ValueError(f"forget_bias applies to LSTM cells only, not {name}")
     extra = {"nonlinearity": nonlinearity} if impl.cell == "rnn" else {}
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile_mode {compile_mode!r}; allowed: {', '.join(COMPILE_MODES)}")
+    if impl.compiler == "inductor":
+        extra["mode"] = compile_mode or "default"
+    elif compile_mode is not None:
+        raise ValueError(f"compile_mode applies to torch.compile's implementations only, not {name}")
     model = impl.builder(input_size, hidden_size, shape, **extra).to(device=device, dtype=DTYPES[dtype])
     params = canonical_params(impl.cell, input_size, hidden_size, seed, init, shape)
     if spectral_radius is not None:

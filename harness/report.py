@@ -215,6 +215,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     rr = findings.run_ratios(runs.tables["timings"], runs.tables["rounds"], runs.ids)
     layer_costs = costs.layer_costs(runs.tables["timings"], runs.tables["rounds"])
     lengths_costs = costs.lengths_costs(runs.tables["timings"], runs.tables["rounds"])
+    compile_costs = costs.compile_costs(runs.tables["timings"], runs.tables["rounds"])
     inputs = {**flat, "ratios": ratios, "breakdown": breakdown, "layer_costs": layer_costs,
               "lengths_costs": lengths_costs}
     rates = learning.success_rates(runs.tables["training"])
@@ -246,6 +247,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     fits = findings.scaling(flat["timings"])
     (fits if fits is not None else pd.DataFrame()).to_csv(out / "scaling.csv", index=False)
     for table, file in ((rr, "run_ratios.csv"), (layer_costs, "layer_costs.csv"), (lengths_costs, "lengths_costs.csv"),
+                        (compile_costs, "compile_costs.csv"),
                         (rates, "success_rates.csv"), (by_radius, "decay_by_radius.csv"),
                         (forget, "dynamics_summary.csv")):
         if table is not None:
@@ -261,6 +263,11 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
         ("scaling", "Scaling", "Exponents of time against each size, by log-log least squares over the sizes "
          "measured (time ~ hidden^a seq_len^b batch^c); an exponent of 1 is linear (scaling.csv).",
          scaling_view(fits), False),
+        *([("compile", "Compilers: compile time against the steady speed-up", "Each compiled case against the eager "
+            "implementations its comparison group timed: compile = its first call less a steady one; speed-up = "
+            "their step over its step, with a paired 95% bootstrap interval; break-even = compile / (their step - "
+            "its step) steps, where the interval's lower bound is above 1, else never (compile_costs.csv).",
+            costs.compile_view(compile_costs), False)] if compile_costs is not None else []),
         *([("run-ratios", "Between runs", f"Each case both runs timed: time in the run over time in the base run "
             f"({runs.ids[0]}), with a 95% bootstrap interval over their rounds (run_ratios.csv).",
             run_ratio_view(rr), True)] if len(runs.ids) > 1 else []),

@@ -177,6 +177,10 @@ def _normalise(case):
             changes["seq_len"] = bounds[1]
         if case.dropout and (case.phase != "train" or case.layers == 1):
             changes["dropout"] = 0.0
+        if registry.get(case.impl).compiler != "inductor":
+            changes["compile_mode"] = None
+        if not case.device.startswith("cuda"):
+            changes["tf32"] = None
     return replace(case, **changes) if changes else case
 
 
@@ -197,6 +201,26 @@ def _check_stack(case, where: str) -> None:
                          f"(put it in a section of its own)")
     if proj >= case.hidden:
         raise UsageError(f"{where}, key 'proj_size': must be < hidden (0: none), not {proj} with hidden {case.hidden}")
+
+
+def _check_precision(case, where: str) -> None:
+    """What autocast, tf32 and a compiler cannot take, as one line: float16 autocast or tf32 on a CPU case,
+    autocast over parameters that are not float32, and a compiled case with no warm-up (its first call
+    compiles, and is timed apart: timing.compile_columns)."""
+    if not isinstance(case, ThroughputCase):
+        return
+    kind = registry.device_type(case.device)
+    if case.autocast not in registry.AUTOCASTS[kind]:
+        raise UsageError(f"{where}, key 'autocast': {case.autocast!r} does not run on {kind}; allowed there: "
+                         f"{', '.join(registry.AUTOCASTS[kind])}")
+    if case.autocast != registry.NO_AUTOCAST and case.dtype != "float32":
+        raise UsageError(f"{where}, key 'autocast': applies to float32 parameters, not {case.dtype} "
+                         f"(dtype {case.dtype} alone computes in {case.dtype})")
+    if case.tf32 and kind != "cuda":
+        raise UsageError(f"{where}, key 'tf32': applies to CUDA cases only, not {case.device} (allowed: false)")
+    if registry.get(case.impl).compiler and case.warmup < 1:
+        raise UsageError(f"{where}, key 'warmup': {case.impl} compiles on its first call, which is timed "
+                         f"apart: warmup must be >= 1, not {case.warmup}")
 
 
 def _identity(case) -> tuple:
@@ -245,7 +269,9 @@ def expand(sc: Scenario) -> list:
                 values = dict(zip(axes, combo, strict=True))
                 if values.get("input", 0) is None:
                     values["input"] = values["hidden"]
-                case = _normalise(case_cls(**values))
+                case = case_cls(**values)
+                _check_precision(case, where)
+                case = _normalise(case)
                 _check_stack(case, where)
                 _check_init(case, where)
                 if case not in in_section:           # axes that do not apply collapse to one case

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from harness import lengths as varlen
 from harness import registry
+from harness.compiled import COMPILE_MODES
 from harness.params import stack_problem
 
 
@@ -96,9 +97,20 @@ class Throughput(Settings):
     dropout: list[float] = [0.0]         # between layers, train phase only, in [0, 1)
     lengths: list[str] = ["fixed"]       # "fixed", or "uniform:LO-HI": each sequence's length ~ U{LO..HI}, seq_len HI
     lengths_mode: list[Literal["packed", "masked", "padded"]] = ["packed"]   # how a variable-length batch runs
+    # precision and compilers (harness/compiled.py, timing.autocast_context)
+    autocast: list[Literal["none", "bfloat16", "float16"]] = ["none"]
+    # torch.autocast(dtype) around the step's forward, with float32 parameters (dtype is theirs): bfloat16 on
+    # CPU and CUDA, float16 on CUDA only. A row records what the step computed in (compute_dtype); where an
+    # implementation does not compute in the autocast dtype, its row is skipped with the reason
+    tf32: list[StrictBool] = [False]     # CUDA only: float32 GEMMs (cuBLAS) and cuDNN's RNN may use TF32
+    compile_mode: list[Literal[COMPILE_MODES]] = ["default"]   # torch.compile's mode, for compiled-lstm and
+    # compiled-loop-lstm: default | max-autotune-no-cudagraphs | reduce-overhead (the others have none)
+    max_compile_s: float = Field(120.0, gt=0)   # preflight: skip a compile that the fit of compile_s against
+    # seq_len (harness/compile_cost.py) expects to take longer, seconds
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
-                              "proj_size", "dropout", "lengths", "lengths_mode", mode="before")(_listify)
+                              "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode",
+                              mode="before")(_listify)
 
     @field_validator("layers", "dropout")
     @classmethod

@@ -38,6 +38,7 @@ from harness.cases import GradientCase, TaskCase, ThroughputCase, case_id, group
 from harness.columns import BREAKDOWN_COLUMNS
 from harness.errors import Skip, StoreError, failure
 from harness.files import cannot_write
+from harness.preflight import CompileFit, check_fits
 from harness.store import GemmPeak, Run, utc_now
 
 EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase",
@@ -45,24 +46,6 @@ EXTRA_INFO = ("impl", "cell", "backend", "device", "dtype", "batch", "seq_len", 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)    # each stops the sweep after the current group, twice at once
 MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
-
-
-def check_fits(case) -> None:
-    """Raise errors.Skip when a case that could run here would not fit in free memory."""
-    if registry.skip_reason(case.impl, case.device, case.dtype) is not None:
-        return                          # the case's own skip (device, dtype) is reported when it is built
-    cell, shape = registry.get(case.impl).cell, case.shape
-    if isinstance(case, ThroughputCase):
-        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input,
-                                    train=case.phase == "train", shape=shape)
-    elif isinstance(case, GradientCase):
-        est = memory.estimate_bytes(cell, case.dtype, case.batch, case.seq_len, case.hidden, case.input, shape=shape)
-    else:
-        T, I = tasks.sequence_length(case.task, case.seq_len), tasks.input_size(case.task)
-        est = max(memory.estimate_bytes(cell, case.dtype, case.batch, T, case.hidden, I, shape=shape),
-                  memory.estimate_bytes(cell, case.dtype, case.eval_size, T, case.hidden, I, False, shape))
-    if reason := memory.why_too_large(est, case.device):
-        raise Skip(reason)
 
 
 class Sweep:
@@ -78,7 +61,9 @@ class Sweep:
         self.breakdown_rows: list[dict] = []              # the current group's, written with its rows
         self.measured: dict[ThroughputCase, tuple[dict, list[float]]] = {}  # rows whose tests have not run
         self.with_stack = with_stack  # profile with Python stacks (python -m harness profile --with-stack)
-        self.rows, self.peaks = [], {}                    # rows this call wrote; GEMM peaks by (device, dtype, threads)
+        self.rows, self.peaks = [], {}                    # rows this call wrote; GEMM peaks by (device, dtype, threads,
+        # tf32); compile_s against seq_len, from this host's earlier runs and this one (max_compile_s's preflight)
+        self.compile_fit = CompileFit.from_results(run.dir.parent, env.short_host())
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)   # seconds, by activity
         self.stop_requested = False
         self.fatal: StoreError | None = None              # a file the run could not write: it stops
@@ -96,15 +81,15 @@ class Sweep:
 
     # -- the machine's ceiling ------------------------------------------------------
     def measure_peaks(self) -> None:
-        wanted = sorted({(c.device, c.dtype, c.threads) for c in self.cases if registry.device_missing(c.device)
-                         is None})
-        for device, dtype, threads in wanted:
+        wanted = sorted({(c.device, c.dtype, c.threads, c.tf32) for c in self.cases
+                         if registry.device_missing(c.device) is None}, key=str)
+        for device, dtype, threads, case_tf32 in wanted:
             n = env.set_threads(threads or None)
-            tf32 = env.tf32_for(device)           # the same arithmetic as the cases it is held against
+            tf32 = env.tf32_for(device, case_tf32)   # the same arithmetic as the cases it is held against
             t0 = time.perf_counter()
             peak = flops.gemm_peak(device, registry.DTYPES[dtype])
             self.spent["peaks"] += time.perf_counter() - t0
-            self.peaks[(device, dtype, threads)] = peak["gemm_peak_gflops_per_s"]
+            self.peaks[(device, dtype, threads, case_tf32)] = peak["gemm_peak_gflops_per_s"]
             self.run.meta.gemm_peaks.append(GemmPeak(device=device, device_name=env.device_name(device),
                                                      dtype=dtype, threads=n, tf32=tf32, **peak))
             self.bar.write(f"GEMM peak {device} {dtype} ({n} threads): {peak['gemm_peak_gflops_per_s']:.1f} GFLOP/s "
@@ -143,14 +128,18 @@ class Sweep:
         try:
             memory.release_cache(case.device)
             check_fits(case)
+            self.compile_fit.check(case)
             t0 = clock()
             step = timing.build_step(case)
             row.update(params=step.params, tokens=step.tokens, padding_fraction=step.padding_fraction,
-                       random_outputs=bool(case.dropout))      # dropout > 0: each step's outputs are random
+                       random_outputs=bool(case.dropout), compute_dtype=step.compute_dtype)
+            # dropout > 0: each step's outputs are random
             t1 = clock()
-            # which backend ran: read off the CPU memory pass's profile below, or else from
-            # a short profiled pass here (T=2, the case's batch)
-            if not (case.memory and case.device == "cpu"):
+            # which backend ran: a compiled model's compiler (its first call is timed); else read off the CPU
+            # memory pass's profile below, or from a short profiled pass here (T=2, the case's batch)
+            if compiler := registry.get(case.impl).compiler:
+                row["backend"] = compiler
+            elif not (case.memory and case.device == "cpu"):
                 row["backend"] = profiler.backend_ran(step.model, case.batch)
             self.spent["build"] += t1 - t0
             self.spent["backend"] += clock() - t1
@@ -170,14 +159,14 @@ class Sweep:
             work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase, case.shape,
                                tokens=step.tokens)                 # real tokens only, padding not counted
             rate = work / row["time_median_s"] / 1e9
-            peak = self.peaks.get((case.device, case.dtype, case.threads))
+            peak = self.peaks.get((case.device, case.dtype, case.threads, case.tf32))
             row.update(flops=work, gflops_per_s=rate, tokens_per_s=step.tokens / row["time_median_s"],
                        gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
             if case.memory:
                 t4 = clock()
                 step.setup()
                 row["peak_mem_bytes"], ops = memory.measure(step.run, case.device)
-                if ops is not None:
+                if ops is not None and not registry.get(case.impl).compiler:
                     row["backend"] = profiler.backend_from_ops(ops)
                 self.spent["memory"] += clock() - t4
             if case.profile:
@@ -209,7 +198,7 @@ class Sweep:
         """Build, time (timing.time_group), measure and write every member of one comparison group."""
         first = group[0]
         threads = env.set_threads(first.threads or None)
-        tf32 = env.tf32_for(first.device)
+        tf32 = env.tf32_for(first.device, first.tf32)
         rows = {c: {**self._base_row(c), "threads": threads, "tf32": tf32} for c in group}
         built = [(c, step) for c in group if (step := self._build(c, rows[c])) is not None]
         t0 = time.perf_counter()
@@ -217,12 +206,14 @@ class Sweep:
                                seed=rows[first]["order_seed"] or 0, max_time_s=first.max_time_s)
         self.spent["timing"] += time.perf_counter() - t0
         noisy = gt.steal_fraction is not None and gt.steal_fraction > env.NOISY_STEAL
-        for (c, step), times, err in zip(built, gt.times, gt.errors, strict=True):
-            rows[c].update(steal_fraction=gt.steal_fraction, load_avg=gt.load_avg, noisy=noisy)
+        for (c, step), times, err, first_s in zip(built, gt.times, gt.errors, gt.first_s, strict=True):
+            rows[c].update(steal_fraction=gt.steal_fraction, load_avg=gt.load_avg, noisy=noisy,
+                           **timing.compile_columns(step, first_s, times))
             if err is not None:
                 rows[c]["status"], rows[c]["reason"] = failure(err)
             else:
                 self._finish(c, rows[c], step, times)
+                self.compile_fit.add(rows[c])
         times_of = {c: t for (c, _), t in zip(built, gt.times, strict=True)}
         ok = [c for c in group if rows[c].get("status") == "ok"]
         for c in ok:

@@ -34,7 +34,8 @@ NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_medi
            "train_step", "forget_bias", "seeds", "section_index", "order_seed", "max_time_s", "median_ci_low_s",
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
            "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction",
-           "spectral_radius", "t", "jacobian_norm", "forget_mean", "forget_open", "steps"]
+           "spectral_radius", "t", "jacobian_norm", "forget_mean", "forget_open", "steps", "compile_s", "recompiles",
+           "graph_breaks", "max_compile_s"]
 
 
 def round_times(rounds: pd.DataFrame | None) -> dict[tuple[str, str], np.ndarray]:

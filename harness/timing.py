@@ -36,16 +36,19 @@ from __future__ import annotations
 
 import contextlib
 import random
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 from pytest_benchmark.stats import Stats
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness import env, intervals, registry
 from harness import lengths as varlen
 from harness.cases import ThroughputCase
+from harness.errors import Skip
 from harness.models import Recurrent, param_count
 
 
@@ -58,6 +61,7 @@ class Step:
     params: int
     tokens: int = 0               # real tokens per step: batch * seq_len, less the padding
     padding_fraction: float = 0.0
+    compute_dtype: str = ""       # what the step really computed in: its output's dtype (autocast can change it)
 
     def timed(self) -> None:
         self.run()
@@ -67,7 +71,8 @@ class Step:
 def build_step(case: ThroughputCase) -> Step:
     """Build the model and inputs for `case`; raises errors.Skip where it cannot run."""
     model = registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype,
-                            seed=case.seed, shape=case.shape, lengths_mode=case.lengths_mode)
+                            seed=case.seed, shape=case.shape, lengths_mode=case.lengths_mode,
+                            compile_mode=case.compile_mode)
     model.train(case.phase == "train")                                    # dropout acts in training only
     gen = torch.Generator().manual_seed(case.seed + 1)
     x = torch.randn(case.seq_len, case.batch, case.input, generator=gen)  # (T, B, I)
@@ -84,13 +89,14 @@ def build_step(case: ThroughputCase) -> Step:
     def label(name):  # record_function labels, only while profiling
         return torch.profiler.record_function(name) if model.label_steps else contextlib.nullcontext()
 
+    cast = autocast_context(case.device, case.autocast)
     if case.phase == "forward":
         def run():
-            with torch.no_grad(), label("forward"):
+            with torch.no_grad(), label("forward"), cast():
                 return model(x, lengths=lengths)
     else:
         def run():
-            with label("forward"):
+            with label("forward"), cast():
                 y, _ = model(x, lengths=lengths)
                 loss = y.sum() if real is None else (y * real).sum()
             with label("backward"):
@@ -101,7 +107,63 @@ def build_step(case: ThroughputCase) -> Step:
         sync()
 
     tokens = case.batch * case.seq_len if lengths is None else int(lengths.sum())
-    return Step(model, run, setup, sync, param_count(model), tokens, varlen.padding_fraction(lengths, case.seq_len))
+    computed = case.dtype if case.autocast == NO_AUTOCAST else probe_autocast(model, x, lengths, case)
+    return Step(model, run, setup, sync, param_count(model), tokens, varlen.padding_fraction(lengths, case.seq_len),
+                computed)
+
+
+NO_AUTOCAST = registry.NO_AUTOCAST
+PROBE_STEPS = 2           # time steps of the autocast probe: what the model computes in, not how fast
+
+
+def autocast_context(device: str, autocast: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """torch.autocast over the step's forward, or nothing for "none"."""
+    if autocast == NO_AUTOCAST:
+        return contextlib.nullcontext
+    kind, dtype = registry.device_type(device), registry.DTYPES[autocast]
+    return lambda: torch.autocast(kind, dtype=dtype)
+
+
+GEMMS = ("mm", "addmm", "bmm", "baddbmm", "mkldnn_rnn_layer", "_cudnn_rnn", "_thnn_fused_lstm_cell")
+# the aten ops whose output dtype says what a step's matrix work ran in (the elementwise gates follow the
+# state's dtype: autocast keeps a float32 state float32)
+
+
+class _GemmDtypes(TorchDispatchMode):
+    """The output dtypes of every GEMMS op run under it (after autocast has cast their inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ in GEMMS:
+            first = out[0] if isinstance(out, tuple | list) else out
+            self.seen.add(str(first.dtype).removeprefix("torch."))
+        return out
+
+
+def probe_autocast(model: Recurrent, x: torch.Tensor, lengths, case: ThroughputCase) -> str:
+    """What `model`'s GEMMs compute in under the case's autocast, from a forward of its first PROBE_STEPS
+    steps: errors.Skip, naming the cause, where autocast raises or a GEMM is not in the autocast dtype
+    (nn.LSTM's native CPU kernels are not on autocast's list: they run float32, which is no bfloat16 row).
+    A compiled model computes fused-lstm's arithmetic: its eager twin is probed, so the probe compiles nothing."""
+    if getattr(model, "compiler", ""):
+        twin = registry.create("fused-lstm", case.input, case.hidden, device=case.device, dtype=case.dtype)
+        model = twin.load_canonical({k: v.detach() for k, v in model.canonical().items()})
+    part = None if lengths is None else lengths.clamp(max=PROBE_STEPS)
+    try:
+        with torch.no_grad(), autocast_context(case.device, case.autocast)(), _GemmDtypes() as seen:
+            model(x[:PROBE_STEPS], lengths=part)
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise Skip(f"{case.impl} fails under {case.autocast} autocast on {case.device}: {first}") from exc
+    if seen.seen != {case.autocast}:
+        ran = " and ".join(sorted(seen.seen)) or "no GEMM"
+        raise Skip(f"{case.impl}'s GEMMs run in {ran} under {case.autocast} autocast on {case.device} (its "
+                   f"kernels are not on autocast's list): no {case.autocast} row")
+    return case.autocast
 
 
 AUTO_PRECISION = 0.02       # rounds = "auto": done when every member's median interval is within +-2%
@@ -120,6 +182,8 @@ class GroupTimes:
     steal_fraction: float | None = None          # CPU steal over the group's rounds (env.steal_between)
     load_avg: float | None = None                # one-minute load average over them
     wall_s: float = 0.0                          # warm-up and rounds, seconds
+    first_s: list[float | None] = field(default_factory=list)   # each member's first call (warm-up or not):
+    # where a compiled member compiles (compile_columns)
 
 
 def orders(n: int, seed: int) -> Iterator[list[int]]:
@@ -150,7 +214,8 @@ def time_group(steps: list[Step], rounds: int | str, warmup: int, interleave: bo
                max_time_s: float = 30.0, clock: Callable[[], float] = time.perf_counter) -> GroupTimes:
     """Time every step of a comparison group, interleaved or blocked (module docstring)."""
     n = len(steps)
-    out = GroupTimes(times=[[] for _ in steps], errors=[None] * n, seed=seed, interleaved=interleave)
+    out = GroupTimes(times=[[] for _ in steps], errors=[None] * n, seed=seed, interleaved=interleave,
+                     first_s=[None] * n)
     auto = rounds == "auto"
     limit = MAX_AUTO_ROUNDS if auto else int(rounds)
 
@@ -165,6 +230,8 @@ def time_group(steps: list[Step], rounds: int | str, warmup: int, interleave: bo
         except Exception as exc:  # noqa: BLE001 -- the member drops out; its row says why
             out.errors[i] = exc
             return
+        if out.first_s[i] is None:
+            out.first_s[i] = dt
         if timed:
             out.times[i].append(dt)
             out.rounds.append((i, r, pos, dt))
@@ -196,6 +263,19 @@ def time_group(steps: list[Step], rounds: int | str, warmup: int, interleave: bo
     out.wall_s = clock() - wall0
     out.steal_fraction, out.load_avg = env.steal_between(before, env.cpu_sample())
     return out
+
+
+def compile_columns(step: Step, first_s: float | None, times: list[float]) -> dict:
+    """compile_backend, compile_mode, compile_s (the first call less the steady median), recompiles and
+    graph_breaks (torch.compile only, harness/compiled.py); blank for an eager implementation."""
+    compiler = getattr(step.model, "compiler", "")
+    if not compiler:
+        return {}
+    stats = getattr(step.model, "compile_stats", None)
+    steady = statistics.median(times) if times else None      # time_median_s
+    return {"compile_backend": compiler, "compile_mode": getattr(step.model, "compile_mode", None),
+            "compile_s": first_s - steady if first_s is not None and steady is not None else None,
+            "recompiles": stats.recompiles if stats else None, "graph_breaks": stats.graph_breaks if stats else None}
 
 
 def stats_columns(times: list[float]) -> dict:

@@ -5,6 +5,8 @@ Each test draws fresh random weights, inputs and initial state from its own seed
 loads the same canonical weights into every implementation, and compares them in
 float64 on the CPU (onednn-lstm, which is float32 only, against the float64 result).
 """
+import contextlib
+
 import pytest
 import torch
 
@@ -35,9 +37,10 @@ def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64", shape=ONE_LAYER, lengths=None,
-             mode=None, rng_seed=None):
+             mode=None, rng_seed=None, autocast=None):
     """Outputs and gradients of `name` on fresh random data drawn from `seed`: a stack of `shape`,
-    and a variable-length batch run in `mode` where `lengths` (B,) is given."""
+    a variable-length batch run in `mode` where `lengths` (B,) is given, the forward under
+    torch.autocast(dtype=autocast) where it is given."""
     gen = torch.Generator().manual_seed(seed)
     weights = canonical_params(cell, I, H, seed=seed + 1000, shape=shape)
     # random, not pytorch-default, scale: exercises saturation and sign changes
@@ -54,7 +57,9 @@ def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64", shape=
     state = [s.to(device, tdtype).requires_grad_(True) for s in state]
     if rng_seed is not None:                      # dropout: the same masks, drawn from the global generator
         torch.manual_seed(rng_seed)
-    y, final = model(x, tuple(state), lengths)
+    with (torch.autocast(device.split(":")[0], dtype=registry.DTYPES[autocast]) if autocast
+          else contextlib.nullcontext()):
+        y, final = model(x, tuple(state), lengths)
     loss = (y * gy.to(device, tdtype)).sum()
     loss = loss + sum((f * g.to(device, tdtype)).sum() for f, g in zip(final, gs, strict=True))
     loss.backward()

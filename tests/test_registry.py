@@ -11,12 +11,14 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not ava
 
 def test_registered_names():
     assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm",
-                                    "cudnn-lstm", "scratch-rnn", "torch-rnn", "torch-gru", "dummy"]
+                                    "cudnn-lstm", "scratch-rnn", "torch-rnn", "torch-gru", "compiled-lstm",
+                                    "compiled-loop-lstm", "scripted-lstm", "cudagraph-lstm", "dummy"]
 
 
-@pytest.mark.parametrize("name", list(registry.IMPLS))
+@pytest.mark.parametrize("name", [n for n in registry.IMPLS if registry.get(n).compiler != "inductor"])
 def test_one_interface(name):
-    """Same constructor arguments, time-major input, (T, B, H) output and nn.LSTM's (L*D, B, H) states."""
+    """Same constructor arguments, time-major input, (T, B, H) output and nn.LSTM's (L*D, B, H) states
+    (torch.compile's implementations: tests/test_compilers.py, which compiles each once)."""
     device = registry.get(name).devices[0]
     if reason := registry.skip_reason(name, device):
         pytest.skip(reason)

@@ -59,16 +59,16 @@ def test_slug_is_readable():
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 391), ("full", 4640), ("fastrnns", 172),
-                                        ("deepbench", 88), ("goals", 22), ("stacks", 80)])
+@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 394), ("full", 4640), ("fastrnns", 172),
+                                        ("deepbench", 88), ("goals", 22), ("stacks", 80), ("compilers", 48)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
 
 
 def test_shipped_list():
-    assert [p.stem for p in scenario.shipped()] == ["classics", "deepbench-short", "deepbench", "fastrnns", "full",
-                                                          "goals", "quick", "smoke", "stacks"]
+    assert [p.stem for p in scenario.shipped()] == ["classics", "compilers", "deepbench-short", "deepbench",
+                                                    "fastrnns", "full", "goals", "quick", "smoke", "stacks"]
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -114,7 +114,7 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    shipped = "classics, deepbench-short, deepbench, fastrnns, full, goals, quick, smoke, stacks"
+    shipped = "classics, compilers, deepbench-short, deepbench, fastrnns, full, goals, quick, smoke, stacks"
     with pytest.raises(UsageError, match=f"unknown scenario 'quik'; shipped: {shipped}"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
@@ -142,8 +142,8 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"classics": 69, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640, "goals": 22,
-              "quick": 391, "smoke": 13, "stacks": 80}
+    counts = {"classics": 69, "compilers": 48, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640,
+              "goals": 22, "quick": 394, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
 
@@ -151,13 +151,14 @@ def test_ls_lists_implementations_and_scenarios(capsys):
     assert cli.main(["ls"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"implementations (devices available here: {', '.join(registry.available_devices())})"
-    assert [line.split()[0] for line in out[1:11]] == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm",
+    assert [line.split()[0] for line in out[1:15]] == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm",
                                                        "onednn-lstm", "cudnn-lstm", "scratch-rnn", "torch-rnn",
-                                                       "torch-gru", "dummy"]
-    assert out[11] == "scenarios"
-    assert [line.split()[:3] for line in out[12:]] == [[n, str(c), "cases"] for n, c in (
-        ("classics", 69), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172), ("full", 4640),
-        ("goals", 22), ("quick", 391), ("smoke", 13), ("stacks", 80))]
+                                                       "torch-gru", "compiled-lstm", "compiled-loop-lstm",
+                                                       "scripted-lstm", "cudagraph-lstm", "dummy"]
+    assert out[15] == "scenarios"
+    assert [line.split()[:3] for line in out[16:]] == [[n, str(c), "cases"] for n, c in (
+        ("classics", 69), ("compilers", 48), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
+        ("full", 4640), ("goals", 22), ("quick", 394), ("smoke", 13), ("stacks", 80))]
 
 
 # -- stacks and variable lengths ------------------------------------------------------------------
