@@ -172,8 +172,8 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
         out.verdicts[final] += 1
         change = f"{100 * (ratio - 1):+6.1f}% [{100 * (lo - 1):+.1f}, {100 * (hi - 1):+.1f}]"
         mb, mn = float(b[k][0]["time_median_s"]), float(n[k][0]["time_median_s"])
-        out.lines.append(f"{' '.join(k):58s} {mb * 1e3:7.3f} ms {mn * 1e3:7.3f} ms {change:>26s} {p:8.2g}  {vs}"
-                         + (final.upper() if final == "slower" else final))
+        out.lines.append(f"{case_name(k, impl=True):58s} {mb * 1e3:7.3f} ms {mn * 1e3:7.3f} ms {change:>26s} "
+                         f"{p:8.2g}  {vs}" + (final.upper() if final == "slower" else final))
     if floor >= alpha:
         out.lines.append(f"warning: with this few rounds p cannot go below {floor:.2g} (>= alpha {alpha:g}), so "
                          "some cases cannot be called slower: time more rounds")
@@ -192,7 +192,7 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
                if most else
                "not most, so more likely the machine during those groups' rounds than the code: a member counts "
                "only where it also moved against its group's shift (--no-group-drift: each case alone)"))
-    rule = (f"ratio > {up:.3g} and p < {alpha:g}" + (", and so against its group's shift where the group has "
+    rule = (f"ratio > {up:g} and p < {alpha:g}" + (", and so against its group's shift where the group has "
                                                     f"{MIN_GROUP_FOR_DRIFT}+ members" if shifts else ""))
     out.lines.append(f"{out.verdicts['slower']} of {len(common)} cases slower than {base_dir.name} ({rule}), "
                      f"{out.verdicts['faster']} faster, {out.verdicts['same']} the same"

@@ -175,7 +175,7 @@ def with_factors(src, dest, factors, seed) -> str:
 def grouped_gate(grouped_runs, tmp_path, capsys):
     results, a, b = grouped_runs
 
-    def run(factors, args=(), commit=None):
+    def run(factors, args=(), commit=None, with_base=False):
         base = with_factors(results / a, tmp_path, {}, seed=1)
         new = with_factors(results / b, tmp_path, factors, seed=2)
         for run_id, sha in ((base, None), (new, commit)):    # clean, whatever the checkout's state; RUN's commit
@@ -187,7 +187,7 @@ def grouped_gate(grouped_runs, tmp_path, capsys):
         code = cli.main(["compare", base, new, "--results", str(tmp_path), *args])
         out = capsys.readouterr().out
         shutil.rmtree(tmp_path / base), shutil.rmtree(tmp_path / new)
-        return code, out
+        return (code, out, base) if with_base else (code, out)
     return run
 
 
@@ -232,3 +232,70 @@ def test_most_groups_slower_in_one_clean_commit_is_the_machine(grouped_gate):
 def test_no_group_drift_judges_each_case_alone(grouped_gate):
     code, out = grouped_gate(WHOLE_GROUP, ["--no-group-drift"])
     assert code == 1 and "3 of 9 cases slower" in out and "vs group" not in out
+
+
+def test_the_whole_printout_of_a_known_comparison(grouped_gate):
+    """Every line below the environments, literally: the table's numbers and words, the group line, the rule."""
+    code, out, base = grouped_gate({**WHOLE_GROUP, ("torch-lstm", 3): 0.7}, with_base=True)
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[next(i for i, x in enumerate(lines) if x.startswith("case ")):] == [
+        ("case                                                             base        run      change [95"
+         "% interval]        p  vs group  verdict"),
+        ("dummy cpu float32 1 2 4 4 train 1                            1.003 ms   0.996 ms         -0.7% ["
+         "-1.5, +0.9]     0.56    -1.1%   same"),
+        ("dummy cpu float32 2 2 4 4 train 1                            0.999 ms   1.399 ms      +40.0% [+3"
+         "8.7, +42.1]  6.8e-08    +0.0%   same"),
+        ("dummy cpu float32 3 2 4 4 train 1                            0.992 ms   0.997 ms         +0.5% ["
+         "-0.9, +2.1]      0.3    +0.3%   same"),
+        ("scratch-lstm cpu float32 1 2 4 4 train 1                     1.001 ms   1.005 ms         +0.4% ["
+         "-0.9, +1.7]     0.54    +0.0%   same"),
+        ("scratch-lstm cpu float32 2 2 4 4 train 1                     1.002 ms   1.390 ms      +38.7% [+3"
+         "7.1, +40.1]  6.8e-08    -0.9%   same"),
+        ("scratch-lstm cpu float32 3 2 4 4 train 1                     0.997 ms   0.999 ms         +0.2% ["
+         "-1.0, +1.7]     0.51    +0.0%   same"),
+        ("torch-lstm cpu float32 1 2 4 4 train 1                       0.998 ms   1.004 ms         +0.6% ["
+         "-0.8, +2.9]     0.17    +0.2%   same"),
+        ("torch-lstm cpu float32 2 2 4 4 train 1                       1.000 ms   1.409 ms      +40.9% [+3"
+         "8.1, +42.6]  6.8e-08    +0.7%   same"),
+        ("torch-lstm cpu float32 3 2 4 4 train 1                       1.003 ms   0.699 ms      -30.2% [-3"
+         "1.4, -29.3]  6.8e-08   -30.4%   faster"),
+        ("group cpu float32 2 2 4 4 train 1: 3 members moved +40.0% together (median; 3 of them slower on "
+         "their own): a shift of the whole group"),
+        ("1 of 3 comparison groups moved as a whole (1 slower); not most, so more likely the machine durin"
+         "g those groups' rounds than the code: a member counts only where it also moved against its group"
+         "'s shift (--no-group-drift: each case alone)"),
+        (f"0 of 9 cases slower than {base} (ratio > 1.1 and p < 0.01, and so against its group's shift wher"
+         f"e the group has 3+ members), 1 faster, 8 the same"),
+    ]
+
+
+def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
+    """alpha 0 is refused like 1; a threshold under 1% is a threshold; compare() on its own warns of another machine
+    without refusing it, and judges each case against its group's shift."""
+    from harness import compare
+    results, a, b = two_runs
+    r = str(results)
+    for alpha in ("0", "1"):
+        assert cli.main(["compare", a, b, "--results", r, "--alpha", alpha]) == 2
+        assert capsys.readouterr().err == f"error: compare: --alpha must be between 0 and 1, not {float(alpha)}\n"
+    assert cli.main(["compare", a, b, "--results", r, "--threshold", "-1"]) == 2
+    assert capsys.readouterr().err == "error: compare: --threshold must be >= 0 (percent), not -1.0\n"
+    base = with_rounds(results / a, tmp_path, [1e-3] * ROUNDS)
+    new = with_rounds(results / b, tmp_path, [1.004e-3] * ROUNDS)        # 0.4% slower, every round
+    assert cli.main(["compare", base, new, "--results", str(tmp_path), "--threshold", "0.5"]) == 0
+    assert "0 of 1 cases slower than" in capsys.readouterr().out
+    assert cli.main(["compare", base, new, "--results", str(tmp_path), "--threshold", "0.3"]) == 1
+    assert "(ratio > 1.003 and p < 0.01)" in capsys.readouterr().out
+    moved = store.Run.open(tmp_path / new)
+    moved.meta.environment["cpu_model"] = "Another CPU"
+    moved.save()
+    out = compare.compare(tmp_path / base, tmp_path / new)
+    assert "warning: the runs come from different machines or threads; a change may be the machine's" in out.lines
+    grouped, ga, gb = grouped_runs
+    assert any(line.endswith("vs group  verdict") for line in compare.compare(grouped / ga, grouped / gb).lines)
+
+
+def test_min_p_is_the_exact_tests_floor():
+    from harness.compare import min_p
+    assert (min_p(3, 3), min_p(1, 1), min_p(0, 4), min_p(20, 20)) == (0.1, 1.0, 1.0, pytest.approx(2 / 137846528820))

@@ -129,3 +129,22 @@ def test_decay_interval_across_seeds():
     half = 4.302653 * 0.05 / math.sqrt(3)   # t(0.975, df=2)
     assert row["decay_ci_low"] == pytest.approx(0.85 - half) and row["decay_ci_high"] == pytest.approx(0.85 + half)
     assert row["seeds"] == 3 and row["window_min"] == 1 and row["window_max"] == 19
+
+
+def test_the_fit_keeps_to_its_window_and_to_the_curve():
+    """norms[T-1-d] = 0.5^d for d = 0..2, then flat: the window picks the points, not its neighbours."""
+    bent = [1.0] * 7 + [0.25, 0.5, 1.0]                           # T = 10: distance 0 is the last step
+    assert gradients.fit_decay(bent, window=(0, 2)) == (pytest.approx(0.5), 3)
+    halves = [0.5 ** (9 - t) for t in range(10)]
+    assert gradients.fit_decay(halves, window=(7, 10)) == (pytest.approx(0.5), 3)   # distance 10 is off the curve
+    assert gradients.fit_decay(halves, window=(8, 12)) == (None, 2)
+
+
+def test_vanish_distance_reads_underflow_nan_and_the_threshold():
+    assert gradients.vanish_distance([[0.0, 1.0]]) == 1                           # an underflow has vanished
+    assert gradients.vanish_distance([[1e-3, 1.0]]) is None                       # exactly 1e-3 is not below it
+    assert gradients.vanish_distance([[1e-4, float("nan"), 1.0]]) is None         # nan first: no distance
+    assert gradients.vanish_distance([[1e-4, 1.0, 1.0]]) == 2
+    # the geometric mean over seeds, against the mean log at distance 0 (here 2 and 8: 4)
+    assert gradients.vanish_distance([[5e-3, 2.0], [5e-3, 8.0]]) is None          # 5e-3 is 1.25e-3 of 4
+    assert gradients.vanish_distance([[3e-3, 2.0], [3e-3, 8.0]]) == 1             # 3e-3 is 0.75e-3 of 4

@@ -293,9 +293,13 @@ def test_claim_b_quotes_the_far_end_after_training():
             rows += [{"status": "ok", "wrt": "x", "task": "adding", "impl": impl, "cell": cell, "hidden": 8,
                       "seq_len": 50, "forget_bias": 1.0 if cell == "lstm" else None, "train_step": step,
                       "distance": d, "grad_norm": g} for d, g in ((0, 2.0), (49, 2.0 * far))]
-    far = claims.far_end_gradients(pd.DataFrame(rows))
+    noise = [{**rows[0], "grad_norm": 99.0, **change} for change in (
+        {"status": "nan"}, {"wrt": "h"}, {"task": ""}, {"task": None})]       # none of these is a task's x curve
+    far = claims.far_end_gradients(pd.DataFrame(rows + noise))
     assert far.set_index(["cell", "train_step"])["far_ratio"].to_dict() == pytest.approx(
         {("lstm", 0): 1e-4, ("lstm", 100): 0.5, ("rnn", 0): 1e-9, ("rnn", 100): 1e-8})
+    assert far.groupby("cell")["forget_bias"].first().to_dict() == {"lstm": 1.0, "rnn": -1.0}   # -1: none
+    assert claims.far_end_gradients(pd.DataFrame(noise[1:])) is None
     b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]), pd.DataFrame(rows))
     assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, step 0 -> 100: LSTM 0.0001 -> "
                                "0.5, RNN 1e-09 -> 1e-08")

@@ -228,6 +228,8 @@ def test_on_device_keeps_only_that_devices_cases_and_names_the_run():
     assert len(cases) + len(scenario.expand(scenario.on_device(quick, "cpu"))) == len(scenario.expand(quick))
     with pytest.raises(UsageError, match="no case of scenario deepbench-short runs on cuda:1 "):
         scenario.on_device(scenario.load("deepbench-short"), "cuda:1")       # a device is matched exactly
+    one = quick.model_copy(update={"throughput": [quick.throughput[0].model_copy(update={"device": ["cuda:1"]})]})
+    assert scenario.on_device(one, "cuda:1").name == "quick-cuda1"          # the run's name has no colon
 
 
 @pytest.mark.parametrize(("argv", "line"), [
