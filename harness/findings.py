@@ -17,7 +17,7 @@ import pandas as pd
 from harness import claims, intervals, learning, profiler, units
 from harness.cases import KEY_COLUMNS
 
-MAX_SENTENCES = 8
+MAX_SENTENCES = 10
 SIZE = ["hidden", "batch", "seq_len"]
 AXES = ("hidden", "seq_len", "batch")     # scaling(): the exponents fitted, when an axis has 2+ values
 
@@ -272,10 +272,28 @@ def between_runs(rr: pd.DataFrame | None) -> list[str]:
     return out
 
 
+def compilers(cc: pd.DataFrame | None) -> list[str]:
+    """Per device and compiled implementation, against eager fused-lstm: its compile time, its speed-up's range
+    and whether (and after how many steps, at best) the compile pays back (costs.compile_costs)."""
+    if cc is None or cc.empty:
+        return []
+    out = []
+    for (dev, impl), g in cc[cc["ref"] == "fused-lstm"].groupby(["device_label", "impl"], sort=False):
+        pays = g["break_even_steps"].dropna()
+        lo, hi = g["speedup"].min(), g["speedup"].max()
+        speed = units.times(lo) if lo == hi else f"{units.times(lo)}–{units.times(hi)}"
+        out.append(f"On {_device(dev)}, {impl} compiles in {units.seconds(g['compile_s'].median())} (median of "
+                   f"{len(g)} cases) and runs at {speed} fused-lstm's speed: "
+                   + (f"its compile pays back after {pays.min():,.0f} steps at best ({len(pays)} of {len(g)} cases)."
+                      if len(pays) else "it is never measurably faster, so its compile never pays back."))
+    return out
+
+
 def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
-             breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None) -> list[str]:
+             breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None,
+             cc: pd.DataFrame | None = None) -> list[str]:
     """At most MAX_SENTENCES sentences about these runs, each from their data; empty without data."""
     out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + lstm_rnn_cost(ratios)
-           + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"]) + peak_fraction(t["timings"])
-           + time_split(breakdown) + memory(t["timings"]))
+           + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"]) + compilers(cc)
+           + peak_fraction(t["timings"]) + time_split(breakdown) + memory(t["timings"]))
     return out[:MAX_SENTENCES]

@@ -236,7 +236,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
             fig.savefig(out / "figures" / f"{stem}.{ext}", dpi=110, bbox_inches="tight")
         plots.plt.close(fig)
         page.figures.append((stem, (fn.__doc__ or stem).strip().splitlines()[0]))
-    page.found = findings.findings(flat, ratios, breakdown, rr)
+    page.found = findings.findings(flat, ratios, breakdown, rr, compile_costs)
     page.claims = claims.claims(flat, ratios)
     claims_df = pd.DataFrame([{"key": c.key, "claim": c.claim, "quote_zh": c.statement.quote_zh,
                                "quote_en": c.statement.quote_en, "measured": c.statement.measured,

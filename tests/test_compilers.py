@@ -2,6 +2,7 @@
 against float64 nn.LSTM; the compile columns, the compile-time fit and its preflight skip; autocast's
 probe; the report's break-even. torch.compile is slow on a CPU (seconds per graph), so each compiled
 implementation compiles once here, at a small size."""
+import re
 import textwrap
 
 import pandas as pd
@@ -37,6 +38,19 @@ def test_bfloat16_autocast_matches_float64(name):
     ref = run_case("torch-lstm", "lstm", 9, 4, 8, 8, seed=2002)
     got = run_case(name, "lstm", 9, 4, 8, 8, seed=2002, dtype="float32", autocast="bfloat16")
     assert_same(got, ref, AUTOCAST_BF16)
+
+
+def test_compiled_cell_under_bfloat16_autocast_matches_float64():
+    """inductor compiles the cell with autocast's casts in it: float32 parameters, bfloat16 GEMMs."""
+    ref = run_case("torch-lstm", "lstm", *SIZE, seed=2004)
+    got = run_case("compiled-lstm", "lstm", *SIZE, seed=2004, dtype="float32", autocast="bfloat16")
+    assert_same(got, ref, AUTOCAST_BF16)
+
+
+def test_scripted_lstm_without_torchscript_is_a_skip(monkeypatch):
+    monkeypatch.delattr(torch.jit, "script")
+    with pytest.raises(Skip, match=re.escape(f"torch {torch.__version__} has no TorchScript (torch.jit.script)")):
+        registry.create("scripted-lstm", 3, 4)
 
 
 def test_bfloat16_autocast_is_not_float32():
@@ -318,3 +332,15 @@ def test_a_compiled_step_that_is_not_faster_never_breaks_even():
     no_rounds = costs.compile_costs(_timings(compiled_s=1.0, compile_s=5.0)[0], None)
     assert costs.compile_view(no_rounds)["break-even"].tolist() == ["no interval"]
     assert costs.compile_costs(_timings(1.0, 5.0)[0].iloc[:1], None) is None       # no compiled row
+
+
+def test_the_findings_say_whether_a_compile_pays_back():
+    from harness import findings
+    pays = costs.compile_costs(*_timings(compiled_s=1.0, compile_s=5.0))
+    assert findings.compilers(pays) == ["On cpu (x), compiled-lstm compiles in 5.00 s (median of 1 cases) and "
+                                        "runs at 2.00x fused-lstm's speed: its compile pays back after 5 steps at "
+                                        "best (1 of 1 cases)."]
+    never = costs.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
+    assert findings.compilers(never)[0].endswith("runs at 0.800x fused-lstm's speed: it is never measurably faster, "
+                                                 "so its compile never pays back.")
+    assert findings.compilers(None) == []
