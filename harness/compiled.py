@@ -154,9 +154,12 @@ class CudaGraphLSTM(FusedLSTM):
     def run(self, x, state, lengths):
         if x.device.type != "cuda":
             raise Skip("cudagraph-lstm runs on cuda only")
+        if torch.is_autocast_enabled("cuda"):
+            raise Skip("cudagraph-lstm takes no autocast: make_graphed_callables needs autocast's weight cache off, "
+                       "which would slow every other implementation's loop")
         h, c = state
         grad = torch.is_grad_enabled()
-        key = (tuple(x.shape), x.dtype, x.device, grad)
+        key = (tuple(x.shape), x.dtype, x.device, grad, x.requires_grad, h.requires_grad, c.requires_grad)
         if key not in self._graphs:
             self._graphs[key] = self._capture(x, h, c, grad)
         y, hn, cn = self._graphs[key](x, h, c)
@@ -164,8 +167,9 @@ class CudaGraphLSTM(FusedLSTM):
 
     def _capture(self, x: Tensor, h: Tensor, c: Tensor, grad: bool):
         eager = _Eager(self)                                                 # h, c: (1, B, H)
-        if grad:
-            return torch.cuda.make_graphed_callables(eager, (x.detach(), h.detach(), c.detach()))
+        if grad:                       # the sample inputs need the real ones' requires_grad: dx is graphed or not
+            sample = tuple(a.detach().clone().requires_grad_(a.requires_grad) for a in (x, h, c))
+            return torch.cuda.make_graphed_callables(eager, sample)
         static = [x.clone(), h.clone(), c.clone()]
         side = torch.cuda.Stream(x.device)
         side.wait_stream(torch.cuda.current_stream(x.device))

@@ -66,3 +66,25 @@ def pytest_collection_modifyitems(config, items):
     if slurm and (reason := _slurm_missing()):
         for item in slurm:
             item.add_marker(pytest.mark.skip(reason=reason))
+    if os.environ.get("MUTANT_UNDER_TEST"):     # under mutmut, which stops at the first failure: cheap tests first
+        items.sort(key=_cost)
+
+
+SHARED_SCOPES = ("session", "package", "module", "class")
+MUTMUT_STATS = Path(__file__).resolve().parent.parent / "mutmut-stats.json"   # in mutmut's copy, mutants/
+
+
+def _cost(item) -> tuple[bool, float]:
+    """(needs a shared fixture, such as a whole sweep; the test's own seconds in mutmut's stats run)."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = any(d.scope in SHARED_SCOPES for name, ds in defs.items() if name != "small_gemm" for d in ds)
+    return shared, _durations().get(item.nodeid, 0.0)
+
+
+@functools.cache
+def _durations() -> dict[str, float]:
+    import json
+    try:
+        return json.loads(MUTMUT_STATS.read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return {}
