@@ -19,9 +19,13 @@ the cell's row count every step, which is a recompile or a new graph each time.
 Compile cost. A compiled model compiles on its first call. timing.time_group times that call
 apart (compile_s = that call less a steady one); `CompileStats` counts, around every call of the
 model, the graph breaks dynamo reports and the frames it compiled after the first call
-(`recompiles`), from torch._dynamo's counters. Every torch.compile'd model starts cold: dynamo's
-cache is reset when it is built, and inductor compiles with its on-disk caches off
-(force_disable_caches), so compile_s is the same cold compile whatever an earlier run left behind.
+(`recompiles`), from torch._dynamo's counters. Every torch.compile'd model starts from an empty dynamo
+cache (reset when it is built), and inductor compiles with its on-disk caches off (force_disable_caches),
+so nothing an earlier run left behind shortens a compile. Within one process inductor still reuses the
+kernels it has built: compiled-lstm's cell at T=100 right after T=25 compiled in 1.7 s against 13.7 s
+(B=32, H=256, train, 2 threads), which is what a user's second model in one process sees too.
+TorchScript compiles when the model is built (torch.jit.script); its compile_s is the profiling
+executor's first, unoptimised call.
 """
 from __future__ import annotations
 

@@ -126,7 +126,8 @@ def compile_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = No
                         "graph_breaks": row.get("graph_breaks"), "time_s": row["time_median_s"], "ref": ref_impl,
                         "ref_time_s": ref["time_median_s"], "speedup": r, "speedup_ci_low": lo,
                         "speedup_ci_high": hi,
-                        "break_even_steps": row["compile_s"] / saving if pays else float("nan")})
+                        "break_even_steps": max(row["compile_s"], 0.0) / saving if pays else float("nan")})
+    # compile_s below 0: the first call was no slower than a steady one (noise), so nothing to pay back
     return pd.DataFrame(out) if out else None
 
 

@@ -81,7 +81,7 @@ class Sweep:
 
     # -- the machine's ceiling ------------------------------------------------------
     def measure_peaks(self) -> None:
-        wanted = sorted({(c.device, c.dtype, c.threads, c.tf32) for c in self.cases
+        wanted = sorted({(c.device, timing.gemm_dtype(c), c.threads, c.tf32) for c in self.cases
                          if registry.device_missing(c.device) is None}, key=str)
         for device, dtype, threads, case_tf32 in wanted:
             n = env.set_threads(threads or None)
@@ -159,7 +159,7 @@ class Sweep:
             work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase, case.shape,
                                tokens=step.tokens)                 # real tokens only, padding not counted
             rate = work / row["time_median_s"] / 1e9
-            peak = self.peaks.get((case.device, case.dtype, case.threads, case.tf32))
+            peak = self.peaks.get((case.device, timing.gemm_dtype(case), case.threads, case.tf32))
             row.update(flops=work, gflops_per_s=rate, tokens_per_s=step.tokens / row["time_median_s"],
                        gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
             if case.memory:

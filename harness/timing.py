@@ -113,6 +113,11 @@ def build_step(case: ThroughputCase) -> Step:
 
 
 NO_AUTOCAST = registry.NO_AUTOCAST
+
+
+def gemm_dtype(case: ThroughputCase) -> str:
+    """The dtype a case's GEMMs run in, and so the GEMM peak it is held against: autocast's, else its own."""
+    return case.dtype if case.autocast == NO_AUTOCAST else case.autocast
 PROBE_STEPS = 2           # time steps of the autocast probe: what the model computes in, not how fast
 
 
