@@ -66,6 +66,10 @@ def pytest_collection_modifyitems(config, items):
     if slurm and (reason := _slurm_missing()):
         for item in slurm:
             item.add_marker(pytest.mark.skip(reason=reason))
+    if "MUTANT_UNDER_TEST" in os.environ:       # under mutmut: its runs share this machine's mounts
+        for item in items:
+            if item.get_closest_marker("mount"):
+                item.add_marker(pytest.mark.skip(reason="mounts a tmpfs: not under mutmut"))
     if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):   # a mutant's run stops at its first failure:
         items.sort(key=_cost)                                   # cheap tests first (not in mutmut's stats run)
 

@@ -77,7 +77,7 @@ def tmpfs(path: Path, options: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-@pytest.mark.parametrize("kind", ["file", "missing parent", "read-only"])
+@pytest.mark.parametrize("kind", ["file", "missing parent", pytest.param("read-only", marks=pytest.mark.mount)])
 def test_a_results_path_that_cannot_be_written_is_one_line(tmp_path, capsys, kind):
     (tmp_path / "s.toml").write_text(TINY)
     if kind == "file":
@@ -105,6 +105,7 @@ def harness(*args, env=None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.mount
 def test_a_full_disk_stops_the_run_in_one_line_and_resume_completes(tmp_path, capsys):
     many = TINY.replace("hidden = 4", "hidden = [" + ", ".join(str(n) for n in range(1, 61)) + "]")
     (tmp_path / "s.toml").write_text(many)
