@@ -104,6 +104,7 @@ def test_environments_are_printed_and_strict_env_refuses_another_machine(two_run
     assert cli.main(["compare", base, new, "--results", str(tmp_path), "--strict-env"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: compare --strict-env: the runs were measured differently (cpu_model: ")
+    assert err.endswith("); compare runs of one machine and thread count, or drop --strict-env\n")
     assert err.count("\n") == 1
 
 
@@ -299,3 +300,23 @@ def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
 def test_min_p_is_the_exact_tests_floor():
     from harness.compare import min_p
     assert (min_p(3, 3), min_p(1, 1), min_p(0, 4), min_p(20, 20)) == (0.1, 1.0, 1.0, pytest.approx(2 / 137846528820))
+
+
+@pytest.mark.parametrize("factor,word", [(1.5, "slower"), (0.5, "faster")])
+def test_a_p_value_at_alpha_is_not_below_it(two_runs, tmp_path, capsys, factor, word):
+    """Three rounds a side without ties: the exact test's p is 2 / C(6, 3) = 0.1 at best, so alpha 0.1 calls
+    nothing slower or faster, and says why."""
+    results, a, b = two_runs
+    base = with_rounds(results / a, tmp_path, [1.00e-3, 1.01e-3, 1.02e-3])
+    new = with_rounds(results / b, tmp_path, [factor * t for t in (1.00e-3, 1.01e-3, 1.02e-3)])
+    capsys.readouterr()
+    assert cli.main(["compare", base, new, "--results", str(tmp_path), "--alpha", "0.1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "environments: the same machine, threads, software and commit"
+    assert [line.split()[-1] for line in out if line.startswith("dummy ")] == ["same"]
+    assert ("warning: with this few rounds p cannot go below 0.1 (>= alpha 0.1), so some cases cannot be called "
+            "slower: time more rounds") in out
+    assert cli.main(["compare", base, new, "--results", str(tmp_path), "--alpha", "0.11", "--threshold", "0"]) == \
+        (1 if word == "slower" else 0)
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("dummy ")] == [
+        word.upper() if word == "slower" else word]
