@@ -59,7 +59,7 @@ test-slurm: $(SETUP)  ## start a one-node Slurm cluster here (root, apt), run th
 	else echo "$$reason" | tail -n1; echo "Slurm tests skipped: no cluster could be started here"; \
 	  LSTM_BENCH_SLURM_SKIP="$$(echo "$$reason" | tail -n1)" $(PYTHON) -m pytest -m slurm tests/test_slurm.py $(PYTEST_ARGS); fi
 
-gpu-check: $(SETUP)  ## on one GPU, under 8 minutes: CUDA tests, fastrnns and quick on cuda, DeepBench's anchors, a report
+gpu-check: $(SETUP)  ## on one GPU, one call: CUDA tests, fastrnns, quick, DeepBench's anchors and the compilers on cuda, a report
 	PYTHON=$(PYTHON) scripts/gpu-check.sh
 
 mutation: $(SETUP)  ## mutmut over the pure logic, then the score per module (not in make test: an hour or more)
