@@ -463,3 +463,35 @@ def test_html_opens_in_headless_chromium_offline(two_run_report, tmp_path):
     assert result["innerWidth"] == 1280 and result["scrollWidth"] <= 1280   # never scrolls sideways
     assert result["findings"] and all(re.search(r"\d", f) for f in result["findings"])
     assert len(result["verdicts"]) == 6 and set(result["verdicts"]) <= set(claims.VERDICTS)
+
+
+def test_configurations_pool_implementations_and_stand_in_for_a_missing_interval():
+    d = decay([rnn(0.5, None, None), rnn(0.6, 0.55, 0.7, impl="scratch-rnn"), rnn(0.9, None, None, hidden=128)])
+    got = claims.configurations(d).set_index("hidden")[["lo", "hi", "decay_factor"]].to_dict("index")
+    assert got == {64: {"lo": 0.5, "hi": 0.7, "decay_factor": pytest.approx(0.55)},      # envelope, median
+                   128: {"lo": 0.9, "hi": 0.9, "decay_factor": 0.9}}                     # no interval: the factor
+
+
+def test_far_end_reads_the_farthest_distance_the_last_step_and_every_task():
+    def curve(task, cell, impl, step, norms, T=50):
+        return [{"status": "ok", "wrt": "x", "task": task, "impl": impl, "cell": cell, "hidden": 8, "seq_len": T,
+                 "forget_bias": None, "train_step": step, "distance": d, "grad_norm": g} for d, g in norms]
+    rows = []
+    for step, far in ((0, 1e-6), (50, 1e-4), (100, 1e-2)):                  # three steps: first and last quoted
+        rows += curve("adding", "rnn", "torch-rnn", step, [(0, 2.0), (10, 1.0), (49, 2.0 * far)])
+    rows += curve("copy", "rnn", "torch-rnn", 0, [(0, 1.0), (19, 0.5)], T=20)
+    rows += curve("copy", "rnn", "torch-rnn", 10, [(0, 1.0), (19, 0.25)], T=20)
+    rows += curve("adding", "rnn", "scratch-rnn", 0, [(10, 1.0), (49, 0.5)])   # no distance 0: no ratio
+    rows += curve("adding", "lstm", "torch-lstm", 0, [(0, 0.0), (49, 0.5)])    # zero at distance 0: no ratio
+    far = claims.far_end_gradients(pd.DataFrame(rows))
+    assert sorted(far["impl"]) == ["torch-rnn"] * 5
+    assert far[far["task"] == "adding"].set_index("train_step")["far_ratio"].to_dict() == pytest.approx(
+        {0: 1e-6, 50: 1e-4, 100: 1e-2})
+    assert set(far["far_distance"]) == {49, 19}
+    b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]), pd.DataFrame(rows))
+    assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, step 0 -> 100: RNN 1e-06 -> "
+                               "0.01; copy T=20, gradient at distance 19 over distance 0, step 0 -> 10: RNN 0.5 -> "
+                               "0.25")
+    half = pd.DataFrame(curve("adding", "lstm", "torch-lstm", 0, [(0, 0.5), (49, 0.25)]))
+    assert claims.far_end_gradients(half)["far_ratio"].tolist() == [0.5]     # a norm below 1 at distance 0 counts
+    assert claims.far_end_gradients(pd.DataFrame(rows[-4:])) is None            # no usable curve: None, not empty
