@@ -320,3 +320,29 @@ def test_a_p_value_at_alpha_is_not_below_it(two_runs, tmp_path, capsys, factor, 
         (1 if word == "slower" else 0)
     assert [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("dummy ")] == [
         word.upper() if word == "slower" else word]
+
+
+def test_the_group_lines_word_for_word(grouped_gate):
+    """A whole group faster; a member that moved with its group but a little more is judged against the group;
+    and each summary line whole."""
+    faster = {(impl, 2): 0.6 for impl in ("dummy", "scratch-lstm", "torch-lstm")}
+    code, out = grouped_gate({**faster, ("dummy", 3): 1.3, ("scratch-lstm", 3): 1.3, ("torch-lstm", 3): 1.35})
+    lines = out.splitlines()
+    assert code == 0
+    assert "group cpu float32 2 2 4 4 train 1: 3 members moved -40.0% together (median; 3 of them faster on their " \
+           "own): a shift of the whole group" in lines
+    assert [x.split()[-1] for x in lines if x.startswith("torch-lstm cpu float32 3 ")] == ["same"]   # 1.35 / 1.3
+    assert ("2 of 3 comparison groups moved as a whole (1 slower); not most, so more likely the machine during "
+            "those groups' rounds than the code: a member counts only where it also moved against its group's "
+            "shift (--no-group-drift: each case alone)") in lines
+    code, out = grouped_gate(MOST_GROUPS, commit="0123456789abcdef")
+    assert ("2 of 3 comparison groups moved as a whole (2 slower); most groups were slower: a change common to "
+            "every case (the software or the commit changed, but it may still be the machine for the whole run: "
+            "see the GEMM peaks, and rerun both back to back), so it counts") in out.splitlines()
+    code, out = grouped_gate(MOST_GROUPS)
+    assert ("2 of 3 comparison groups moved as a whole (2 slower); most groups were slower, but both runs are one "
+            "clean commit on the same software: the machine for the whole run (see the GEMM peaks), so a member "
+            "counts only where it also moved against its group") in out.splitlines()
+    code, out = grouped_gate({}, ["--no-group-drift"])
+    header = next(x for x in out.splitlines() if x.startswith("case "))
+    assert header.split() == ["case", "base", "run", "change", "[95%", "interval]", "p", "verdict"]
