@@ -99,6 +99,7 @@ def test_environments_are_printed_and_strict_env_refuses_another_machine(two_run
     capsys.readouterr()
     assert cli.main(["compare", base, new, "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"environments, {base} -> {new}:"
     assert "  cpu_model: " in out and "-> Another CPU" in out and "  torch: " in out and "-> 9.9.9" in out
     assert "warning: the runs come from different machines or threads" in out
     assert cli.main(["compare", base, new, "--results", str(tmp_path), "--strict-env"]) == 2
