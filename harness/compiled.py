@@ -87,6 +87,10 @@ class _Dynamo(FusedLSTM):
     def _compiled(self, fn):
         return torch.compile(fn, backend=BACKEND, mode=None if self.compile_mode == "default" else self.compile_mode)
 
+    def run(self, x, state, lengths):
+        with self.compile_stats.counting(), _cold():
+            return self._loop(self, x, state, lengths)
+
 
 class CompiledLSTM(_Dynamo):
     """compiled-lstm: models.fused_cell under torch.compile; the loop over T in Python."""
@@ -94,10 +98,7 @@ class CompiledLSTM(_Dynamo):
     def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, mode: str = "default"):
         super().__init__(input_size, hidden_size, shape, mode)
         self.cell_step = self._compiled(fused_cell)
-
-    def run(self, x, state, lengths):
-        with self.compile_stats.counting(), _cold():
-            return super().run(x, state, lengths)
+        self._loop = FusedLSTM.run                  # eager: only the cell is compiled
 
 
 class CompiledLoopLSTM(_Dynamo):
@@ -106,10 +107,6 @@ class CompiledLoopLSTM(_Dynamo):
     def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, mode: str = "default"):
         super().__init__(input_size, hidden_size, shape, mode)
         self._loop = self._compiled(FusedLSTM.run)
-
-    def run(self, x, state, lengths):
-        with self.compile_stats.counting(), _cold():
-            return self._loop(self, x, state, lengths)
 
 
 def torchscript_missing() -> str | None:

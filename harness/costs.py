@@ -13,7 +13,6 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import lengths as varlen
-from harness import units
 from harness.tables import PAIR_COLUMNS, pair_ratio, round_times
 
 SIZES = ["run_id", "device_label", "dtype", "impl", "phase", "batch", "hidden", "input", "autocast", "tf32",
@@ -130,24 +129,3 @@ def compile_costs(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = No
     # compile_s below 0: the first call was no slower than a steady one (noise), so nothing to pay back
     return pd.DataFrame(out) if out else None
 
-
-def compile_view(cc: pd.DataFrame | None) -> pd.DataFrame:
-    """compile_costs() in human units: break-even in steps, "never" where the compiled step is not measurably
-    faster, "no interval" where its rounds are missing."""
-    if cc is None or cc.empty:
-        return pd.DataFrame()
-
-    def paid(r) -> str:
-        if r["speedup_ci_low"] != r["speedup_ci_low"]:
-            return "no interval"
-        return "never" if r["break_even_steps"] != r["break_even_steps"] else f"{r['break_even_steps']:,.0f} steps"
-    return pd.DataFrame({
-        "device": cc["device_label"], "phase": cc["phase"], "size": [f"b{r.batch} t{r.seq_len} h{r.hidden}"
-                                                                    for r in cc.itertuples()],
-        "impl": cc["impl"], "mode": cc["compile_mode"].fillna(""), "autocast": cc["autocast"],
-        "compile": cc["compile_s"].map(units.seconds), "recompiles": cc["recompiles"],
-        "graph breaks": cc["graph_breaks"], "steady step": cc["time_s"].map(units.seconds), "against": cc["ref"],
-        "its step": cc["ref_time_s"].map(units.seconds), "speed-up": cc["speedup"].map(units.times),
-        "95% interval": [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
-                         zip(cc["speedup_ci_low"], cc["speedup_ci_high"], strict=True)],
-        "break-even": [paid(r) for _, r in cc.iterrows()]})

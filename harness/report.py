@@ -135,6 +135,27 @@ def run_ratio_view(rr: pd.DataFrame | None) -> pd.DataFrame:
                                         zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]})
 
 
+def compile_view(cc: pd.DataFrame | None) -> pd.DataFrame:
+    """compile_costs() in human units: break-even in steps, "never" where the compiled step is not measurably
+    faster, "no interval" where its rounds are missing."""
+    if cc is None or cc.empty:
+        return pd.DataFrame()
+
+    def paid(r) -> str:
+        if r["speedup_ci_low"] != r["speedup_ci_low"]:
+            return "no interval"
+        return "never" if r["break_even_steps"] != r["break_even_steps"] else f"{r['break_even_steps']:,.0f} steps"
+    return pd.DataFrame({
+        "device": cc["device_label"], "phase": cc["phase"], "size": cc.apply(findings.size_label, axis=1),
+        "impl": cc["impl"], "mode": cc["compile_mode"].fillna(""), "autocast": cc["autocast"],
+        "compile": cc["compile_s"].map(units.seconds), "recompiles": cc["recompiles"],
+        "graph breaks": cc["graph_breaks"], "steady step": cc["time_s"].map(units.seconds), "against": cc["ref"],
+        "its step": cc["ref_time_s"].map(units.seconds), "speed-up": cc["speedup"].map(units.times),
+        "95% interval": [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                         zip(cc["speedup_ci_low"], cc["speedup_ci_high"], strict=True)],
+        "break-even": [paid(r) for _, r in cc.iterrows()]})
+
+
 # -- rendering ----------------------------------------------------------------------------------
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
 padding:0 1em;color:#222;line-height:1.4}table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
@@ -267,7 +288,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
             "implementations its comparison group timed: compile = its first call less a steady one; speed-up = "
             "their step over its step, with a paired 95% bootstrap interval; break-even = compile / (their step - "
             "its step) steps, where the interval's lower bound is above 1, else never (compile_costs.csv).",
-            costs.compile_view(compile_costs), False)] if compile_costs is not None else []),
+            compile_view(compile_costs), False)] if compile_costs is not None else []),
         *([("run-ratios", "Between runs", f"Each case both runs timed: time in the run over time in the base run "
             f"({runs.ids[0]}), with a 95% bootstrap interval over their rounds (run_ratios.csv).",
             run_ratio_view(rr), True)] if len(runs.ids) > 1 else []),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_equivalence import CUDA, SIZES, assert_same, full_float32, run_case  # noqa: F401 -- a fixture
 
-from harness import cli, costs, env, preflight, registry, scenario, sweep, timing
+from harness import cli, costs, env, preflight, registry, report, scenario, sweep, timing
 from harness.cases import ThroughputCase
 from harness.compiled import CompileStats
 from harness.errors import Skip
@@ -326,15 +326,15 @@ def test_break_even_is_compile_time_over_the_saving_per_step():
     assert (row["impl"], row["ref"], row["speedup"], row["break_even_steps"]) == ("compiled-lstm", "fused-lstm",
                                                                                   2.0, 5.0)
     assert row["speedup_ci_low"] > 1
-    assert costs.compile_view(cc)["break-even"].tolist() == ["5 steps"]
+    assert report.compile_view(cc)["break-even"].tolist() == ["5 steps"]
 
 
 def test_a_compiled_step_that_is_not_faster_never_breaks_even():
     cc = costs.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
     assert cc.iloc[0]["speedup"] == 0.8
-    assert costs.compile_view(cc)["break-even"].tolist() == ["never"]
+    assert report.compile_view(cc)["break-even"].tolist() == ["never"]
     no_rounds = costs.compile_costs(_timings(compiled_s=1.0, compile_s=5.0)[0], None)
-    assert costs.compile_view(no_rounds)["break-even"].tolist() == ["no interval"]
+    assert report.compile_view(no_rounds)["break-even"].tolist() == ["no interval"]
     assert costs.compile_costs(_timings(1.0, 5.0)[0].iloc[:1], None) is None       # no compiled row
 
 
