@@ -157,14 +157,17 @@ def grouped_runs(tmp_path_factory, small_gemm):
     return tmp / "r", a.run_id, b.run_id
 
 
-def with_factors(src, dest, factors, seed) -> str:
-    """A copy of run `src` whose cases have ROUNDS raw rounds each, around 1 ms x factors[(impl, batch)]."""
+def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
+    """A copy of run `src` whose cases have ROUNDS raw rounds each, around 1 ms x factors[(impl, batch)], or
+    exactly rounds_of[(impl, batch)]; the cases in `drop` are left out."""
     shutil.copytree(src, dest / src.name, symlinks=True)
     run = store.Run.open(dest / src.name)
     rng = np.random.default_rng(seed)
-    rows, rounds = store.read_rows(run.dir / "timings.csv"), []
+    rows = [r for r in store.read_rows(run.dir / "timings.csv") if (r["impl"], int(r["batch"])) not in drop]
+    rounds = []
     for row in rows:
         seconds = 1e-3 * factors.get((row["impl"], int(row["batch"])), 1.0) * rng.lognormal(0, 0.02, ROUNDS)
+        seconds = (rounds_of or {}).get((row["impl"], int(row["batch"])), seconds)
         row["time_median_s"] = repr(float(np.median(seconds)))
         rounds += [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"], "impl": row["impl"],
                     "round": k, "position": 0, "time_s": t} for k, t in enumerate(seconds)]
@@ -177,9 +180,10 @@ def with_factors(src, dest, factors, seed) -> str:
 def grouped_gate(grouped_runs, tmp_path, capsys):
     results, a, b = grouped_runs
 
-    def run(factors, args=(), commit=None, with_base=False):
-        base = with_factors(results / a, tmp_path, {}, seed=1)
-        new = with_factors(results / b, tmp_path, factors, seed=2)
+    def run(factors, args=(), commit=None, with_base=False, rounds_of=None, drop=(), runs=None):
+        src, ra, rb = runs or (results, a, b)
+        base = with_factors(src / ra, tmp_path, {}, seed=1)
+        new = with_factors(src / rb, tmp_path, factors, seed=2, rounds_of=rounds_of, drop=drop)
         for run_id, sha in ((base, None), (new, commit)):    # clean, whatever the checkout's state; RUN's commit
             r = store.Run.open(tmp_path / run_id)
             r.meta.git.dirty = False
@@ -347,3 +351,46 @@ def test_the_group_lines_word_for_word(grouped_gate):
     code, out = grouped_gate({}, ["--no-group-drift"])
     header = next(x for x in out.splitlines() if x.startswith("case "))
     assert header.split() == ["case", "base", "run", "change", "[95%", "interval]", "p", "verdict"]
+
+
+def test_a_member_is_judged_against_its_group_by_its_rounds_divided_by_the_shift(grouped_gate):
+    """The group at batch 2 ran 2x slower; torch-lstm's rounds there are split, 9 at 1.8 ms and 11 at 2.6 ms: its
+    median is 1.3x the group's shift, but divided by the shift its rounds straddle the base's (rank-test p ~ 0.8),
+    so against its group it is the same, and so is its verdict. (Multiplied by the shift, they would not be.)"""
+    split = np.array([1.8e-3] * 9 + [2.6e-3] * 11)
+    code, out = grouped_gate({(impl, 2): 2.0 for impl in ("dummy", "scratch-lstm")},
+                             rounds_of={("torch-lstm", 2): split})
+    [line] = [x for x in out.splitlines() if x.startswith("torch-lstm cpu float32 2 ")]
+    assert code == 0
+    assert line.split()[-2:] == ["+30.0%", "same"]
+    assert "0 of 9 cases slower" in out
+
+
+def test_a_group_too_small_for_drift_says_n_a_beside_groups_that_have_it(grouped_gate):
+    code, out = grouped_gate({}, drop={("torch-lstm", 3)})
+    lines = out.splitlines()
+    assert [x[-16:] for x in lines if x.startswith("dummy cpu float32 3 ")] == ["     n/a    same"]
+    assert [x[-16:] for x in lines if x.startswith("dummy cpu float32 1 ")][0].endswith("%   same")
+    code, out = grouped_gate({}, ["--no-group-drift"])
+    assert "n/a" not in out
+    assert [x[-12:] for x in out.splitlines() if x.startswith("dummy cpu float32 1 ")][0].endswith("  same")
+
+
+@pytest.fixture(scope="module")
+def four_groups(tmp_path_factory, small_gemm):
+    """Two real runs of four comparison groups (batch 1 to 4) of three members each."""
+    tmp = tmp_path_factory.mktemp("four")
+    sc = scenario.load(write_group(tmp, batch="[1, 2, 3, 4]"))
+    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
+    return tmp / "r", a.run_id, b.run_id
+
+
+def test_exactly_half_the_groups_slower_is_not_most(grouped_gate, four_groups):
+    half = {(impl, batch): 1.4 for impl in ("dummy", "scratch-lstm", "torch-lstm") for batch in (1, 2)}
+    code, out = grouped_gate(half, commit="0123456789abcdef", runs=four_groups)
+    assert code == 0
+    assert ("2 of 4 comparison groups moved as a whole (2 slower); not most, so more likely the machine during "
+            "those groups' rounds than the code: a member counts only where it also moved against its group's "
+            "shift (--no-group-drift: each case alone)") in out.splitlines()
+    assert "0 of 12 cases slower" in out
