@@ -59,14 +59,11 @@ def resolve(name_or_path: str) -> Path:
     raise UsageError(f"unknown scenario {name_or_path!r}; shipped: {names} (or give a path to a .toml file)")
 
 
-def _where(path: Path, loc: tuple, data: dict) -> str:
-    """'file: [[throughput]] #2, key 'batch'' from a pydantic error location."""
-    parts = [str(path)]
-    if not loc:
-        return parts[0]
+def _where(path: Path, loc: tuple) -> str:
+    """'file: [[throughput]] #2, key 'batch'' from a pydantic error location (never empty: every field of a
+    Scenario is a key, and it has no model-wide validator)."""
     if loc[0] in SECTIONS and len(loc) > 1 and isinstance(loc[1], int):
-        where = f"[[{loc[0]}]] #{loc[1] + 1}"
-        rest = loc[2:]
+        where, rest = f"[[{loc[0]}]] #{loc[1] + 1}", loc[2:]
     elif loc[0] == "defaults":
         where, rest = "[defaults]", loc[1:]
     else:
@@ -75,23 +72,24 @@ def _where(path: Path, loc: tuple, data: dict) -> str:
     return f"{path}: {where}" + (f", key {key!r}" if key else "")
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    if loc and loc[0] in SECTIONS:
-        own = [k for k in SECTIONS[loc[0]].model_fields if k not in Settings.model_fields]
+def _allowed_keys(section: str | None) -> list[str]:
+    """The keys a [[section]], [defaults] or (None) the top level may hold, in the schema's order."""
+    if section in SECTIONS:
+        own = [k for k in SECTIONS[section].model_fields if k not in Settings.model_fields]
         return own + list(Settings.model_fields)
-    if loc and loc[0] == "defaults":
+    if section == "defaults":
         return list(Settings.model_fields)
     return [k for k in Scenario.model_fields if k != "path"]
 
 
-def _one_line(path: Path, exc: ValidationError, data: dict) -> str:
+def _one_line(path: Path, exc: ValidationError) -> str:
     # an unknown key first: a misspelt key also makes the real one "missing"
     err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = tuple(err["loc"])
-    where = _where(path, loc, data)
-    if err["type"] == "extra_forbidden":
+    where = _where(path, loc)
+    if err["type"] == "extra_forbidden":            # in a section or [defaults]: load() checks the top level
         key = str(loc[-1])
-        allowed = _allowed_keys(loc[:-1] if loc[0] not in SECTIONS else loc[:2])
+        allowed = _allowed_keys(str(loc[0]))
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where}: unknown key{hint} allowed: {', '.join(allowed)}"
@@ -135,14 +133,14 @@ def load(name_or_path: str | Path, max_cases: int | None = MAX_CASES) -> Scenari
         raise UsageError(f"{path}: cannot read: {exc}") from None
     unknown = [k for k in data if k not in Scenario.model_fields or k == "path"]
     for key in unknown:
-        allowed = _allowed_keys(())
+        allowed = _allowed_keys(None)
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UsageError(f"{path}: top level, key {key!r}: unknown key or section{hint} allowed: {', '.join(allowed)}")
     try:
         sc = Scenario(**data, path=str(path))
     except ValidationError as exc:
-        raise UsageError(_one_line(path, exc, data)) from None
+        raise UsageError(_one_line(path, exc)) from None
     if not (sc.throughput or sc.gradients or sc.task):
         raise UsageError(f"{path}: no sections: add at least one of {', '.join(f'[[{s}]]' for s in SECTIONS)}")
     if max_cases is not None and (size := grid_size(sc)) > max_cases:

@@ -243,3 +243,43 @@ def test_device_mistakes_are_one_line(tmp_path, capsys, argv, line):
     err = capsys.readouterr().err
     assert err.endswith(line + "\n") and len(err.splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+SETTINGS_KEYS = "device, dtype, threads, seed, rounds, warmup, interleave, max_time_s"
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("threads = 1", "thread = 1",        # [defaults] allows the settings only, and suggests the closest one
+     f"s.toml: [defaults], key 'thread': unknown key; did you mean 'threads'? allowed: {SETTINGS_KEYS}"),
+    ("threads = 1", "zzz = 1", f"s.toml: [defaults], key 'zzz': unknown key allowed: {SETTINGS_KEYS}"),
+    ('name = "t"', "name = 5", "s.toml: top level, key 'name': Input should be a valid string"),
+    ("[[throughput]]\nimpl = \"scratch-rnn\"", "[[gradients]]\nimpl = \"scratch-rnn\"",
+     "s.toml: [[gradients]] #1, key 'phase': unknown key allowed: impl, hidden, input, seq_len, batch, init, "
+     f"forget_bias, nonlinearity, seeds, layers, spectral_radius, {SETTINGS_KEYS}"),
+    ('name = "t"', 'name = "t"\ntask = [5]',           # an entry that is not a table: the section, no key
+     "s.toml: [[task]] #1: Input should be a valid dictionary or instance of Task"),
+    ("[[throughput]]", "[[throughputs]]",
+     "s.toml: top level, key 'throughputs': unknown key or section; did you mean 'throughput'? allowed: name, "
+     "description, defaults, throughput, gradients, task"),
+])
+def test_bad_keys_and_values_name_their_place_literally(tmp_path, old, new, message):
+    with pytest.raises(UsageError) as err:
+        scenario.load(write(tmp_path, GRID.replace(old, new, 1)))
+    assert str(err.value).removeprefix(f"{tmp_path}/") == message
+
+
+def test_a_grid_too_large_says_how_long_it_would_take():
+    err = scenario.TooLarge("big.toml", 1_000_800)       # 1,000,800 x 0.27 s = 75.06 h
+    assert err.size == 1_000_800
+    assert str(err) == ("big.toml: 1,000,800 cases, more than 100,000: at least 75.1 h at 0.27 s a case; run it "
+                        "with --yes to start it anyway, or make the grid smaller")
+
+
+def test_profiled_keeps_only_the_throughput_sections_with_profile_on(tmp_path):
+    text = GRID + ('[[gradients]]\nimpl = "scratch-rnn"\nhidden = 8\nseq_len = 5\nbatch = 1\n'
+                   '[[task]]\ntask = "adding"\nimpl = "scratch-rnn"\nhidden = 8\nseq_len = 5\nbatch = 1\nsteps = 2\n')
+    sc = scenario.load(write(tmp_path, text))
+    assert (len(sc.throughput), len(sc.gradients), len(sc.task)) == (2, 1, 1)
+    p = scenario.profiled(sc)
+    assert (len(p.throughput), p.gradients, p.task) == (2, [], [])
+    assert [t.profile for t in p.throughput] == [True, True] and [t.profile for t in sc.throughput] == [False, False]
