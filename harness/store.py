@@ -137,7 +137,7 @@ def read_meta(run_dir: Path) -> RunMeta:
         return RunMeta.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(x) for x in err["loc"]) or "top level"
+        key = ".".join(str(x) for x in err["loc"])     # never empty: RunMeta has no model-wide validator
         raise UsageError(f"{path}: key {key!r}: {err['msg']}") from None
 
 

@@ -93,5 +93,30 @@ def test_find_run(tiny_run):
         store.find_run(results, "nope")
     with pytest.raises(UsageError, match=r"no runs in .*empty yet: run one first \(make bench\)"):
         store.find_run(results.parent / "empty", "latest")
-    with pytest.raises(UsageError, match="give a run id"):
+    with pytest.raises(UsageError) as err:
         store.find_runs(results, " , ")
+    assert str(err.value) == "give a run id, a comma-separated list of them, or latest"
+
+
+def test_an_unknown_run_id_names_the_newest_five(tmp_path):
+    for name in ("20260101T000000Z", "20260102T000000Z", "20260103T000000Z", "20260104T000000Z",
+                 "20260105T000000Z", "20260106T000000Z"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text("{}")
+    (tmp_path / "not-a-run").mkdir()
+    with pytest.raises(UsageError) as err:
+        store.find_run(tmp_path, "nope")
+    assert str(err.value) == (f"unknown run id 'nope' in {tmp_path}; newest runs: 20260102T000000Z, 20260103T000000Z, "
+                              "20260104T000000Z, 20260105T000000Z, 20260106T000000Z")
+    with pytest.raises(UsageError) as err:
+        store.find_run(tmp_path / "missing", "nope")
+    assert str(err.value) == f"unknown run id 'nope' in {tmp_path / 'missing'}; newest runs: none"
+
+
+@pytest.mark.parametrize("text,found", [("[1, 2]", "None"), ('{"format": "2"}', "'2'")])
+def test_a_run_json_that_is_not_format_2_says_so_whole(tmp_path, text, found):
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(UsageError) as err:
+        store.read_meta(tmp_path)
+    assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads format 2 only "
+                              "(written by another version of lstm-bench)")
