@@ -131,3 +131,18 @@ def test_tf32_is_set_off_for_cuda_cases_recorded_and_restored(tmp_path, monkeypa
     assert row["tf32"] is False and row["status"] == "failed"       # this CPU torch has no CUDA to build on
     assert [p.tf32 for p in run.meta.gemm_peaks] == [False]
     assert env.tf32_flags() == (True, True)                         # the process's own flags, back
+
+
+@pytest.mark.parametrize("device,dtype,size", [("cuda:0", torch.float32, 8192), ("cpu", torch.float32, 2048),
+                                               ("cpu", torch.float64, 1024)])
+def test_gemm_peaks_default_size_and_reps(monkeypatch, device, dtype, size):
+    """The default matmul is 8192 square on a GPU, 2048 on a CPU (1024 in float64), timed 5 times after a warm-up;
+    the matrices here are 2 x 2 stand-ins, so only the sizes asked for and the calls are checked."""
+    asked, mms = [], []
+    real_randn, real_mm = torch.randn, torch.mm
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch, "randn", lambda *shape, **k: asked.append(shape) or _OnDevice(real_randn(2, 2, **k)))
+    monkeypatch.setattr(torch, "mm", lambda a, b: mms.append(1) or real_mm(a, b))
+    peak = flops.gemm_peak(device, dtype)
+    assert asked == [(size, size)] * 2 and len(mms) == 1 + 5
+    assert (peak["gemm_size"], peak["reps"]) == (size, 5)
