@@ -11,6 +11,7 @@ BASE        ?=              # run id to compare against (bench-compare)
 THRESHOLD   ?= 10           # percent slower than BASE that fails bench-compare (if the rank test agrees)
 ALPHA       ?= 0.01         # bench-compare's Mann-Whitney U significance level
 PORT        ?= 6006         # TensorBoard's port (make tensorboard)
+SAMPLE      ?=              # make mutation: N more random not-yet-run mutants per module (empty: the whole scope)
 PYTEST_ARGS ?=
 
 ifeq ($(PYTHON),$(VENV)/bin/python)
@@ -62,9 +63,13 @@ test-slurm: $(SETUP)  ## start a one-node Slurm cluster here (root, apt), run th
 gpu-check: $(SETUP)  ## on one GPU, one call: CUDA tests, fastrnns, quick, DeepBench's anchors and the compilers on cuda, a report
 	PYTHON=$(PYTHON) scripts/gpu-check.sh
 
-mutation: $(SETUP)  ## mutmut over the pure logic, then the score per module (not in make test: an hour or more)
+# SAMPLE=N: only N more not-yet-run mutants per module, at random (the score is then an estimate with its
+# interval); the first call makes the mutants and mutmut's test stats by running a pattern that matches none.
+mutation: $(SETUP)  ## mutmut over the pure logic, then the score per module (hours on 2 cores; SAMPLE=40: a sample)
 	$(PYTHON) -m pip install -q -c constraints.txt mutmut
-	$(PYTHON) -m mutmut run --max-children $$(nproc) $$($(PYTHON) scripts/mutation-score.py --scope)
+	$(if $(strip $(SAMPLE)),test -f mutants/mutmut-stats.json || $(PYTHON) -m mutmut run harness.none)
+	$(PYTHON) -m mutmut run --max-children $$(nproc) \
+	    $$($(PYTHON) scripts/mutation-score.py $(if $(strip $(SAMPLE)),--sample $(strip $(SAMPLE)),--scope))
 	$(PYTHON) scripts/mutation-score.py
 
 lint: $(SETUP)  ## ruff over the code, and the import-layer contract (pyproject.toml [tool.importlinter])

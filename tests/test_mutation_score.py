@@ -1,0 +1,31 @@
+"""scripts/mutation-score.py's arithmetic: the sample it draws and the score it estimates from it."""
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "mutation-score.py"
+spec = importlib.util.spec_from_file_location("mutation_score", SCRIPT)
+ms = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ms)
+
+
+def test_the_estimate_counts_the_run_mutants_as_they_are_and_the_rest_at_the_samples_rate():
+    """90 killed and 10 survived in all, 8 and 2 of them in a sample of the 110 that had not run: the 90 run
+    before it score 82 of 90, the other 110 count at 8/10 (Clopper-Pearson 95%: 0.4439 to 0.9748)."""
+    est = ms.estimate(Counter({"killed": 90, "survived": 10, "not run": 100}), Counter({"killed": 8, "survived": 2}))
+    assert est[0] == pytest.approx((82 + 110 * 0.8) / 200)
+    assert est[1:] == (pytest.approx((82 + 110 * 0.44390) / 200, abs=1e-5),
+                       pytest.approx((82 + 110 * 0.97479) / 200, abs=1e-5), 10)
+    assert ms.estimate(Counter({"killed": 5, "survived": 1}), Counter({"killed": 5, "survived": 1})) is None
+    assert ms.estimate(Counter({"killed": 5, "not run": 3}), Counter()) is None
+
+
+def test_a_draw_takes_up_to_n_not_run_mutants_of_each_module_and_is_seeded():
+    res = {f"harness.a.x_f__mutmut_{i}": None for i in range(10)} | {"harness.a.x_f__mutmut_10": 1,
+                                                                      "harness.b.x_g__mutmut_1": None}
+    drawn = ms.draw(res, 3)
+    assert len(drawn) == 4 and "harness.b.x_g__mutmut_1" in drawn and "harness.a.x_f__mutmut_10" not in drawn
+    assert drawn == ms.draw(res, 3) and drawn == sorted(drawn)
+    assert [ms.outcome(c) for c in (None, 1, 0, 36, 33)] == ["not run", "killed", "survived", "timeout", "survived"]
