@@ -495,3 +495,69 @@ def test_far_end_reads_the_farthest_distance_the_last_step_and_every_task():
     half = pd.DataFrame(curve("adding", "lstm", "torch-lstm", 0, [(0, 0.5), (49, 0.25)]))
     assert claims.far_end_gradients(half)["far_ratio"].tolist() == [0.5]     # a norm below 1 at distance 0 counts
     assert claims.far_end_gradients(pd.DataFrame(rows[-4:])) is None            # no usable curve: None, not empty
+
+
+RULES = {
+    "a": ("per RNN configuration (gradients sections, wrt x; implementations of one configuration pooled): vanishing "
+          "where its decay interval lies wholly below 1, exploding where wholly above. Supported when both are seen; "
+          "partly supported when only one half is (which is named); contradicted when every interval lies within "
+          "0.001^(±1/T) of 1 (neither below 0.001 nor above 1000 over the sequence); else inconclusive"),
+    "b": ("comparative: each LSTM configuration (implementations pooled) is set beside the RNNs of the same hidden "
+          "size, sequence length, init, device and dtype. It eases vanishing where its decay interval lies wholly "
+          "above every such RNN's, does worse where wholly below. Supported when most LSTM configurations ease it and "
+          "none does worse; contradicted when most do worse; partly supported when some ease it; else inconclusive"),
+    "c": ("a model learned a task when its final held-out loss is below 0.5 x the baseline. Supported when, for some "
+          "task and seq_len, an LSTM learned it and no RNN did; contradicted when an RNN learned every one an LSTM "
+          "learned, or no LSTM learned any"),
+    "d": ("supported when every LSTM/RNN parameter ratio at equal (input, hidden) is above 1 (the tutorial's "
+          "'more'); else contradicted. The evidence says whether it is exactly 4"),
+    "e": ("each LSTM/RNN train-step time ratio at equal sizes on the same backend has a 95% bootstrap interval over "
+          "rounds; a size is measurably slower where it lies above 1, faster where below. Supported when most sizes "
+          "are measurably slower, contradicted when most are measurably faster, partly supported when more are "
+          "measurably slower than faster, else inconclusive"),
+    "f": ("speed-up = time(scratch-lstm) / time(kernel) at equal sizes, with a 95% bootstrap interval over rounds; a "
+          "kernel is measurably faster at a size where the interval lies above 1, slower where below. Supported when "
+          "every library kernel measured is measurably faster at most of its sizes, contradicted when every one is "
+          "measurably slower at most of its sizes, partly supported when some are faster at most of their sizes, "
+          "else inconclusive"),
+}
+
+
+def test_each_claim_not_measured_says_whole_what_it_lacks_and_prints_its_rule():
+    r = rnn(0.5, 0.45, 0.55)
+    apart = timings([{"impl": "scratch-lstm", "time_median_s": 0.03, "seq_len": 10, "phase": "train"},
+                     {"impl": "torch-lstm", "time_median_s": 0.01, "seq_len": 20, "phase": "train"}])
+    two_lengths = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01, "seq_len": 50},
+                            {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.02, "seq_len": 60}])
+    got = [claims.claim_a(None), claims.claim_b(decay([lstm(0.8, 0.75, 0.85)])),
+           claims.claim_b(decay([r, lstm(0.8, 0.75, 0.85, hidden=128)])), claims.claim_c(None),
+           claims.claim_c(two_lengths), claims.claim_d(None), claims.claim_e(None), claims.claim_f(None),
+           claims.claim_f(apart)]
+    assert [(c.key, c.verdict, c.evidence) for c in got] == [
+        ("a", "not measured", "no RNN gradient configurations in this run"),
+        ("b", "not measured", "needs LSTM and RNN gradient configurations of the same sizes"),
+        ("b", "not measured", "no LSTM configuration has an RNN of the same sizes and init"),
+        ("c", "not measured", "needs task runs of both an LSTM and an RNN"),
+        ("c", "not measured", "no task and seq_len with both an LSTM and an RNN"),
+        ("d", "not measured", "needs throughput rows of an LSTM and an RNN at equal sizes"),
+        ("e", "not measured", "needs train-phase rows of an LSTM and an RNN on one backend"),
+        ("f", "not measured", "needs scratch-lstm timings"),
+        ("f", "not measured", "needs a library kernel timed beside scratch-lstm"),
+    ]
+    assert all(c.claim == c.statement.claim and c.rule == RULES[c.key] for c in got)
+
+
+def test_claim_d_lists_every_ratio_and_the_first_six_sizes():
+    rows = [{"kind": "params", "ratio": 4.0 if h < 64 else 3.0, "input": 8, "hidden": h, "pair": "params LSTM/RNN"}
+            for h in (8, 16, 24, 32, 48, 64, 96)]
+    d = claims.claim_d(pd.DataFrame(rows))
+    assert (d.verdict, d.evidence) == ("supported", "ratio 3, 4 at (input, hidden) in [(8, 8), (8, 16), (8, 24), "
+                                                    "(8, 32), (8, 48), (8, 64)] ...")
+
+
+def test_claim_a_an_interval_touching_the_steady_bound_is_within_it():
+    """0.001^(1/T) at T=100 is the lower edge of 'holds 1 over the sequence': an interval from exactly there counts."""
+    edge = 0.001 ** (1 / 100)
+    a = claims.claim_a(decay([rnn(0.97, edge, 1.0)]))
+    assert a.verdict == "contradicted"
+    assert claims.claim_a(decay([rnn(0.97, edge * 0.999, 1.0)])).verdict == "inconclusive"
