@@ -561,3 +561,24 @@ def test_claim_a_an_interval_touching_the_steady_bound_is_within_it():
     a = claims.claim_a(decay([rnn(0.97, edge, 1.0)]))
     assert a.verdict == "contradicted"
     assert claims.claim_a(decay([rnn(0.97, edge * 0.999, 1.0)])).verdict == "inconclusive"
+
+
+def test_cost_ratios_pair_each_lstm_with_the_rnn_of_its_backend_at_equal_sizes():
+    """torch-rnn (native) pairs with torch-lstm (native), not onednn-lstm (onednn); scratch-rnn with scratch-lstm;
+    a forward row gives a parameter ratio only; no rounds: the ratio of medians, without an interval."""
+    def row(impl, backend, seconds, params, phase="train", hidden=8):
+        return {"impl": impl, "backend": backend, "time_median_s": seconds, "params": params, "seq_len": 10,
+                "phase": phase, "hidden": hidden}
+    t = timings([row("torch-rnn", "native", 0.01, 144), row("torch-lstm", "native", 0.03, 576),
+                 row("onednn-lstm", "onednn", 0.02, 576), row("scratch-rnn", "python", 0.02, 144),
+                 row("scratch-lstm", "python", 0.05, 576), row("torch-lstm", "native", 0.04, 576, hidden=16),
+                 row("torch-rnn", "native", 0.01, 144, phase="forward"),
+                 row("torch-lstm", "native", 0.02, 576, phase="forward")])
+    r = claims.cost_ratios(t)
+    got = sorted((x.pair, x.phase, x.kind, x.ratio) for x in r.itertuples())
+    assert got == [("params LSTM/RNN", "forward", "params", 4.0), ("params LSTM/RNN", "train", "params", 4.0),
+                   ("time scratch-lstm/scratch-rnn", "train", "time", pytest.approx(2.5)),
+                   ("time torch-lstm/torch-rnn", "train", "time", pytest.approx(3.0))]
+    assert r[r["kind"] == "time"]["ratio_ci_low"].isna().all()
+    assert claims.cost_ratios(None) is None and claims.cost_ratios(t.assign(status="failed")) is None
+    assert claims.cost_ratios(t[t["impl"] == "torch-rnn"]) is None
