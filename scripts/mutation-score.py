@@ -3,12 +3,16 @@
 
     python scripts/mutation-score.py --scope     # the mutant name patterns, for `mutmut run`
     python scripts/mutation-score.py --sample 40 # up to 40 not-yet-run mutants per module, drawn at random
+    python scripts/mutation-score.py --sample 25 claims --fresh   # claims only, as a new sample (see below)
     python scripts/mutation-score.py             # the score per module from mutants/, and every survivor
 
 A whole pass takes hours on 2 cores (a survivor runs every test that reaches its function), so `make mutation
 SAMPLE=40` runs a seeded random sample of each module's mutants not run yet (recorded in mutants/sample.json)
 and the score of a module not run whole is estimated: the mutants run before the sample count as they are,
-the rest at the sample's kill rate, with a 95% Clopper-Pearson interval from the sample.
+the rest at the sample's kill rate, with a 95% Clopper-Pearson interval from the sample. Once tests have been
+written for a sample's survivors it no longer samples the tests at random: rerun those survivors by name, then
+draw that module again with --fresh, which keeps the old sample's results as known and starts a new
+sample beside them.
 
 The scope is the pure logic whose bugs would go unseen: the scenario loader, the gradient decay fit and its
 flags, the FLOP model and the GEMM peak, the claims, the store's readers, compare's statistics. A mutant
@@ -37,6 +41,7 @@ SCOPE = [
 KILLED, TIMEOUT = {1, 3, 37}, {36, 24, -24, 152, 255}     # mutmut's exit codes (mutmut/stats.py)
 TARGET = 0.80
 SAMPLE_FILE = Path("mutants/sample.json")                # {"seed": int, "names": [...]}: every mutant drawn
+NOTHING = "harness.none"                                  # a mutant pattern that matches none
 SEED = 0                                                  # the sample's seed: the same mutants until they have run
 
 
@@ -53,10 +58,14 @@ def main(argv: list[str]) -> int:
         return 0
     res = results(Path("mutants"))
     if argv[:1] == ["--sample"]:
-        names = draw(res, int(argv[1]))                       # a later draw adds to the sample: still random
+        modules = {a for a in argv[2:] if a != "--fresh"} or {module_of(k) for k in res}
+        names = draw({k: v for k, v in res.items() if module_of(k) in modules}, int(argv[1]))
         before = json.loads(SAMPLE_FILE.read_text())["names"] if SAMPLE_FILE.is_file() else []
+        if "--fresh" in argv[2:]:                  # tests were written for its survivors: no longer random
+            before = [k for k in before if module_of(k) not in modules]
+        SAMPLE_FILE.parent.mkdir(exist_ok=True)
         SAMPLE_FILE.write_text(json.dumps({"seed": SEED, "names": sorted(set(before) | set(names))}))
-        print(" ".join(names) if names else " ".join(SCOPE))   # nothing left to draw from: the whole scope
+        print(" ".join(names) or NOTHING)                     # nothing left to draw: a pattern that matches none
         return 0
     if not res:
         print("no mutmut results under mutants/: run make mutation", file=sys.stderr)
