@@ -1,5 +1,6 @@
 """scripts/mutation-score.py's arithmetic: the sample it draws and the score it estimates from it."""
 import importlib.util
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -29,3 +30,22 @@ def test_a_draw_takes_up_to_n_not_run_mutants_of_each_module_and_is_seeded():
     assert len(drawn) == 4 and "harness.b.x_g__mutmut_1" in drawn and "harness.a.x_f__mutmut_10" not in drawn
     assert drawn == ms.draw(res, 3) and drawn == sorted(drawn)
     assert [ms.outcome(c) for c in (None, 1, 0, 36, 33)] == ["not run", "killed", "survived", "timeout", "survived"]
+
+
+def test_sample_draws_for_the_modules_named_and_fresh_restarts_only_theirs(tmp_path, monkeypatch, capsys):
+    res = {f"harness.{m}.x_f__mutmut_{i}": None for m in ("a", "b") for i in range(6)}
+    monkeypatch.setattr(ms, "results", lambda root: res)
+    monkeypatch.setattr(ms, "SAMPLE_FILE", tmp_path / "m" / "sample.json")
+    assert ms.main(["--sample", "2"]) == 0
+    first = capsys.readouterr().out.split()
+    assert sorted({n.split(".")[1] for n in first}) == ["a", "b"] and len(first) == 4
+    for n in first:
+        res[n] = 1                                                   # the sample ran: killed
+    assert ms.main(["--sample", "2", "a", "--fresh"]) == 0
+    second = capsys.readouterr().out.split()
+    assert len(second) == 2 and {n.split(".")[1] for n in second} == {"a"} and not set(second) & set(first)
+    kept = set(json.loads(ms.SAMPLE_FILE.read_text())["names"])
+    assert kept == {n for n in first if ".b." in n} | set(second)    # a's first sample is now known, not sampled
+    for n in res:
+        res[n] = 1
+    assert ms.main(["--sample", "2"]) == 0 and capsys.readouterr().out.split() == ["harness.none"]
