@@ -141,8 +141,16 @@ def test_gemm_peaks_default_size_and_reps(monkeypatch, device, dtype, size):
     asked, mms = [], []
     real_randn, real_mm = torch.randn, torch.mm
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
-    monkeypatch.setattr(torch, "randn", lambda *shape, **k: asked.append(shape) or _OnDevice(real_randn(2, 2, **k)))
+    moved = []
+
+    class Recorded(_OnDevice):
+        def to(self, *args, device=None, dtype=None, **kw):
+            moved.append((device, dtype))
+            return super().to(device=device, dtype=dtype)
+
+    monkeypatch.setattr(torch, "randn", lambda *shape, **k: asked.append(shape) or Recorded(real_randn(2, 2, **k)))
     monkeypatch.setattr(torch, "mm", lambda a, b: mms.append(1) or real_mm(a, b))
     peak = flops.gemm_peak(device, dtype)
     assert asked == [(size, size)] * 2 and len(mms) == 1 + 5
+    assert moved == [(device, dtype)] * 2                          # both matrices go to the device, in its dtype
     assert (peak["gemm_size"], peak["reps"]) == (size, 5)
