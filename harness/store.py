@@ -157,7 +157,8 @@ def read_rows(path: Path, warnings: list[str] | None = None) -> list[dict[str, s
     except OSError as exc:
         note(f"{path}: cannot read ({exc})")
         return []
-    lines = text.splitlines(keepends=True)
+    lines = text.split("\n")                    # "\n" only: splitlines would also split at \x0c or \u2028 in a field
+    lines = [x + "\n" for x in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     if not lines:
         note(f"{path}: empty file")
         return []

@@ -85,6 +85,17 @@ def test_read_rows_names_what_it_leaves_out(tmp_path):
     assert store.read_rows(tmp_path / "missing.csv") == []
 
 
+def test_read_rows_keeps_a_field_with_other_line_breaks_and_skips_an_oversized_one(tmp_path):
+    """A field may hold \x0c, \x1c or \u2028 (str.splitlines would break the row there); a field over csv's
+    limit (128 KiB) is one broken line, and the rows after it are still read."""
+    p = tmp_path / "t.csv"
+    p.write_text("a,b\r\n1,page\x0cbreak\u2028x\x1cy\r\n2," + "z" * 200_000 + "\r\n3,4\r\n", encoding="utf-8",
+                 newline="")
+    warnings = []
+    assert store.read_rows(p, warnings) == [{"a": "1", "b": "page\x0cbreak\u2028x\x1cy"}, {"a": "3", "b": "4"}]
+    assert warnings == [f"{p}:3: skipped a broken line (field larger than field limit (131072))"]
+
+
 def test_find_run(tiny_run):
     results, run = tiny_run
     assert store.find_run(results, "latest") == run.dir.resolve() == store.find_run(results, run.run_id)
