@@ -283,3 +283,14 @@ def test_profiled_keeps_only_the_throughput_sections_with_profile_on(tmp_path):
     p = scenario.profiled(sc)
     assert (len(p.throughput), p.gradients, p.task) == (2, [], [])
     assert [t.profile for t in p.throughput] == [True, True] and [t.profile for t in sc.throughput] == [False, False]
+
+
+def test_a_scenario_of_one_kind_of_section_loads_and_one_of_none_is_refused(tmp_path):
+    grads = 'name = "g"\n[[gradients]]\nimpl = "scratch-rnn"\nhidden = 8\nseq_len = 5\nbatch = 1\n'
+    task = ('name = "k"\n[[task]]\ntask = "adding"\nimpl = "scratch-rnn"\nhidden = 8\nseq_len = 5\nbatch = 1\n'
+            'steps = 2\n')
+    assert [len(scenario.expand(scenario.load(write(tmp_path, t)))) for t in (grads, task)] == [1, 1]
+    with pytest.raises(UsageError) as err:
+        scenario.load(write(tmp_path, 'name = "none"\n'))
+    assert str(err.value) == (f"{tmp_path / 's.toml'}: no sections: add at least one of [[throughput]], "
+                              "[[gradients]], [[task]]")
