@@ -154,3 +154,13 @@ def test_gemm_peaks_default_size_and_reps(monkeypatch, device, dtype, size):
     assert asked == [(size, size)] * 2 and len(mms) == 1 + 5
     assert moved == [(device, dtype)] * 2                          # both matrices go to the device, in its dtype
     assert (peak["gemm_size"], peak["reps"]) == (size, 5)
+
+
+def test_gemm_peak_leaves_the_global_random_stream_alone():
+    """Its matrices come from a generator of its own, so measuring the peak does not shift the seeded stream
+    of whatever runs next."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    flops.gemm_peak("cpu", torch.float32, size=8, reps=1)
+    assert torch.equal(torch.rand(3), expected)

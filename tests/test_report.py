@@ -582,3 +582,10 @@ def test_cost_ratios_pair_each_lstm_with_the_rnn_of_its_backend_at_equal_sizes()
     assert r[r["kind"] == "time"]["ratio_ci_low"].isna().all()
     assert claims.cost_ratios(None) is None and claims.cost_ratios(t.assign(status="failed")) is None
     assert claims.cost_ratios(t[t["impl"] == "torch-rnn"]) is None
+
+
+def test_claim_f_takes_the_last_scratch_row_of_a_size_timed_twice():
+    def row(impl, seconds, run):
+        return {"impl": impl, "time_median_s": seconds, "seq_len": 10, "phase": "train", "run_id": run}
+    t = timings([row("scratch-lstm", 0.03, "r1"), row("scratch-lstm", 0.06, "r2"), row("torch-lstm", 0.01, "r2")])
+    assert claims.claim_f(t).evidence.startswith("torch-lstm: median 6x (train 6x; range 6–6)")
