@@ -107,10 +107,11 @@ def test_memory_scales_with_sequence_length():
 
 
 def test_gemm_peak_from_known_times(monkeypatch):
-    """A clock that reads 4, 2 and 3 ms for the three timed matmuls: the best and the median rate, exactly."""
-    ticks = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.003])
+    """A clock that reads 4, 2, 3, 6 and 5 ms for the five timed matmuls: the best and the median (the third of
+    five) rate, to 1e-12."""
+    ticks = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.003, 3.0, 3.006, 4.0, 4.005])
     monkeypatch.setattr(flops.time, "perf_counter", lambda: next(ticks))
-    peak = flops.gemm_peak("cpu", torch.float32, size=64, reps=3)
+    peak = flops.gemm_peak("cpu", torch.float32, size=64, reps=5)
     work = 2 * 64 ** 3                                                  # FLOPs of a 64^3 matmul
-    assert peak == {"gemm_size": 64, "reps": 3, "gemm_peak_gflops_per_s": pytest.approx(work / 0.002 / 1e9),
-                    "gemm_median_gflops_per_s": pytest.approx(work / 0.003 / 1e9)}
+    assert peak == {"gemm_size": 64, "reps": 5, "gemm_peak_gflops_per_s": pytest.approx(work / 0.002 / 1e9, rel=1e-12),
+                    "gemm_median_gflops_per_s": pytest.approx(work / 0.004 / 1e9, rel=1e-12)}
