@@ -15,10 +15,15 @@ ROUNDS = 20
 def two_runs(tmp_path_factory, small_gemm):
     """Two real runs of one tiny scenario (the dummy, one train case), made once."""
     tmp = tmp_path_factory.mktemp("compare")
-    sc = scenario.load(write_tiny(tmp))
-    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    return tmp / "r", a.run_id, b.run_id
+    return two_sweeps(write_tiny(tmp))
+
+
+def two_sweeps(path) -> tuple:
+    """(results dir, run id, run id): the scenario at `path` swept twice, into results/ beside it."""
+    sc, results = scenario.load(path), path.parent / "r"
+    a, _ = sweep.run_sweep(sc, results, quiet=True)
+    b, _ = sweep.run_sweep(sc, results, quiet=True)
+    return results, a.run_id, b.run_id
 
 
 def with_rounds(src, dest, seconds) -> str:
@@ -150,11 +155,7 @@ def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys, 
 @pytest.fixture(scope="module")
 def grouped_runs(tmp_path_factory, small_gemm):
     """Two real runs of three comparison groups (batch 1, 2, 3) of three members each."""
-    tmp = tmp_path_factory.mktemp("grouped")
-    sc = scenario.load(write_group(tmp, batch="[1, 2, 3]"))
-    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    return tmp / "r", a.run_id, b.run_id
+    return two_sweeps(write_group(tmp_path_factory.mktemp("grouped"), batch="[1, 2, 3]"))
 
 
 def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
@@ -379,11 +380,7 @@ def test_a_group_too_small_for_drift_says_n_a_beside_groups_that_have_it(grouped
 @pytest.fixture(scope="module")
 def four_groups(tmp_path_factory, small_gemm):
     """Two real runs of four comparison groups (batch 1 to 4) of three members each."""
-    tmp = tmp_path_factory.mktemp("four")
-    sc = scenario.load(write_group(tmp, batch="[1, 2, 3, 4]"))
-    a, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    b, _ = sweep.run_sweep(sc, tmp / "r", quiet=True)
-    return tmp / "r", a.run_id, b.run_id
+    return two_sweeps(write_group(tmp_path_factory.mktemp("four"), batch="[1, 2, 3, 4]"))
 
 
 def test_exactly_half_the_groups_slower_is_not_most(grouped_gate, four_groups):
