@@ -12,10 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import compare, console, env, files, registry, report, scenario, shards, store, sweep
-from harness.errors import StoreError, UsageError
-from harness.profiler import trace_files
-from harness.store import ExecutorParams, Run
+from harness.analysis import compare
+from harness.config import scenario
+from harness.core import env
+from harness.core.errors import StoreError, UsageError
+from harness.implementations import registry
+from harness.report.render import render
+from harness.run import console, shards, sweep
+from harness.store.atomic import check_results
+from harness.store.meta import ExecutorParams, read_meta
+from harness.store.runs import Run, find_run
+from harness.store.traces import trace_files
 
 EXAMPLES = """\
 examples:
@@ -94,9 +101,9 @@ def cmd_run(args) -> int:
             raise UsageError("run: give a scenario or --resume RUN_ID, not both")
         if args.device:
             raise UsageError("run: --resume continues the run's own cases; --device is for a new run")
-        run_dir = store.find_run(results, args.resume)
-        files.check_results(results)
-        if store.read_meta(run_dir).executor is not None:
+        run_dir = find_run(results, args.resume)
+        check_results(results)
+        if read_meta(run_dir).executor is not None:
             return finished_sharded(shards.run_sharded(None, results, resume=run_dir, quiet=args.quiet))
         run, rows = sweep.run_sweep(None, results, quiet=args.quiet, resume=run_dir)
     else:
@@ -105,7 +112,7 @@ def cmd_run(args) -> int:
         sc = scenario.load(args.scenario, max_cases=None if args.yes else scenario.MAX_CASES)
         if args.device:
             sc = scenario.on_device(sc, args.device)
-        files.check_results(results)
+        check_results(results)
         if sharded:
             return finished_sharded(shards.run_sharded(sc, results, args.executor, args.shards, params,
                                                        quiet=args.quiet))
@@ -132,7 +139,7 @@ def finished_sharded(run: Run) -> int:
 
 def cmd_profile(args) -> int:
     sc = scenario.load(args.scenario)
-    files.check_results(Path(args.results))
+    check_results(Path(args.results))
     if not sc.throughput:
         raise UsageError(f"{sc.path}: no [[throughput]] section to profile")
     run, _ = sweep.run_sweep(scenario.profiled(sc), Path(args.results), quiet=args.quiet, with_stack=args.with_stack)
@@ -145,7 +152,7 @@ def cmd_compare(args) -> int:
     if not args.base:
         raise UsageError("compare: give BASE, a run id in results/ (make bench-compare BASE=<run_id>)")
     results = Path(args.results)
-    base, new = store.find_run(results, args.base), store.find_run(results, args.run)
+    base, new = find_run(results, args.base), find_run(results, args.run)
     result = compare.compare(base, new, threshold=args.threshold, alpha=args.alpha, strict_env=args.strict_env,
                              group_drift=not args.no_group_drift)
     print("\n".join(result.lines))
@@ -153,14 +160,14 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    out = report.render(args.run, Path(args.results), Path(args.out))
+    out = render(args.run, Path(args.results), Path(args.out))
     print(f"report: {out / 'index.html'}")
     return 0
 
 
 def cmd_status(args) -> int:
-    d = store.find_run(Path(args.results), args.run)
-    meta = store.read_meta(d)
+    d = find_run(Path(args.results), args.run)
+    meta = read_meta(d)
     counts = meta.counts
     print(f"{meta.run_id}: {meta.status}  ({sum(counts.values())} of {meta.scenario.get('cases', '?')} cases, "
           + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
@@ -191,7 +198,7 @@ def tensorboard_command(logdir: Path, port: int, host: str = "127.0.0.1") -> lis
 
 
 def cmd_tensorboard(args) -> int:
-    run_dir = store.find_run(Path(args.results), args.run)
+    run_dir = find_run(Path(args.results), args.run)
     logdir = run_dir / "profiles"
     traces = trace_files(run_dir)
     if not traces:
@@ -247,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the run is named SCENARIO-DEVICE")
     p.add_argument("--yes", action="store_true",
                    help=f"start a grid of more than {scenario.MAX_CASES:,} cases (refused without it)")
-    g = p.add_argument_group("shards (harness/shards.py)")
+    g = p.add_argument_group("shards (harness/run/shards.py)")
     g.add_argument("--executor", choices=("inprocess",) + shards.KINDS, default="inprocess",
                    help="inprocess (default), local (submitit's local processes) or slurm (a job array)")
     g.add_argument("--shards", type=int, default=2, help="how many shards (default 2)")

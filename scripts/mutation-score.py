@@ -15,7 +15,8 @@ draw that module again with --fresh, which keeps the old sample's results as kno
 sample beside them.
 
 The scope is the pure logic whose bugs would go unseen: the scenario loader, the gradient decay fit and its
-flags, the FLOP model and the GEMM peak, the claims, the store's readers, compare's statistics. A mutant
+flags, the FLOP model and the GEMM peak, the claims and the derived tables they judge from, the store's
+readers, compare's statistics. A mutant
 counts as killed when a test failed on it; a survivor ("no tests" included: no test reached it) as not.
 """
 from __future__ import annotations
@@ -28,15 +29,20 @@ from collections import Counter
 from pathlib import Path
 
 SCOPE = [
-    "harness.scenario.*",
-    "harness.gradients.x_flag__mutmut_*", "harness.gradients.x_fit_decay__mutmut_*",
-    "harness.gradients.x_vanish_distance__mutmut_*",
-    "harness.flops.*",
-    "harness.claims.*",
-    "harness.store.x_read_meta__mutmut_*", "harness.store.x_read_rows__mutmut_*", "harness.store.x_find_run__mutmut_*",
-    "harness.store.x_find_runs__mutmut_*", "harness.store.x_tables_for__mutmut_*", "harness.store.x_select__mutmut_*",
-    "harness.compare.x_min_p__mutmut_*", "harness.compare.x_group_shifts__mutmut_*",
-    "harness.compare.x__group__mutmut_*", "harness.compare.x_compare__mutmut_*",
+    "harness.config.scenario.*",
+    "harness.measure.gradients.x_flag__mutmut_*", "harness.measure.gradients.x_fit_decay__mutmut_*",
+    "harness.measure.gradients.x_vanish_distance__mutmut_*",
+    "harness.measure.flops.*",
+    "harness.analysis.claims.*",
+    # what claims judge from, moved beside the other derived tables (ratios, learning) with the packages
+    "harness.analysis.ratios.x_cost_ratios__mutmut_*", "harness.analysis.learning.x_final_losses__mutmut_*",
+    "harness.analysis.learning.x_gradient_rows__mutmut_*", "harness.analysis.learning.x_configurations__mutmut_*",
+    "harness.analysis.learning.x_far_end_gradients__mutmut_*",
+    "harness.store.meta.x_read_meta__mutmut_*", "harness.store.runs.x_read_rows__mutmut_*",
+    "harness.store.runs.x_find_run__mutmut_*", "harness.store.runs.x_find_runs__mutmut_*",
+    "harness.store.runs.x_tables_for__mutmut_*", "harness.store.runs.x_select__mutmut_*",
+    "harness.analysis.compare.x_min_p__mutmut_*", "harness.analysis.compare.x_group_shifts__mutmut_*",
+    "harness.analysis.compare.x__group__mutmut_*", "harness.analysis.compare.x_compare__mutmut_*",
 ]
 KILLED, TIMEOUT = {1, 3, 37}, {36, 24, -24, 152, 255}     # mutmut's exit codes (mutmut/stats.py)
 TARGET = 0.80
@@ -47,7 +53,7 @@ SEED = 0                                                  # the sample's seed: t
 
 def results(root: Path) -> dict[str, int | None]:
     out = {}
-    for meta in sorted(root.glob("harness/*.py.meta")):
+    for meta in sorted(root.glob("harness/**/*.py.meta")):
         out |= json.loads(meta.read_text())["exit_code_by_key"]
     return {k: v for k, v in out.items() if any(fnmatch.fnmatchcase(k, p) for p in SCOPE)}
 
@@ -108,7 +114,8 @@ def outcome(code: int | None) -> str:
 
 
 def module_of(name: str) -> str:
-    return name.split(".")[1]
+    """A mutant's module, by its own name: harness.analysis.claims.x_claim_a__mutmut_3 -> claims."""
+    return name.rsplit(".", 1)[0].rsplit(".", 1)[-1]
 
 
 def draw(res: dict[str, int | None], n: int) -> list[str]:

@@ -11,7 +11,7 @@
 # Needs root (the daemons, apt, /etc/slurm). Debian's slurm-wlm 22.05 with munge.
 # The node is this machine, sized by `slurmd -C` (its cores and memory), in one
 # partition, `debug`; accounting is off (no slurmdbd), so sacct has nothing to say
-# and the harness asks squeue instead (harness/shards.py).
+# and the harness asks squeue instead (harness/run/shards.py).
 #
 # Everything the daemons keep is in $LSTM_BENCH_SLURM_DIR (default /tmp/lstm-bench-slurm):
 # pid files, logs, state. start refuses to overwrite a slurm.conf it did not write.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import flops
+from harness.measure import flops
 
 SMALL_GEMM = 256     # n of the GEMM peak's matmul in tests that only need a run, not its ceiling (2048 takes ~1.5 s)
 

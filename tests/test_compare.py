@@ -6,7 +6,10 @@ import pytest
 from test_intervals import write_group
 from test_sweep import write_tiny
 
-from harness import cli, scenario, store, sweep
+from harness import cli
+from harness.config import scenario
+from harness.run import sweep
+from harness.store.runs import Run, read_rows
 
 ROUNDS = 20
 
@@ -29,8 +32,8 @@ def two_sweeps(path) -> tuple:
 def with_rounds(src, dest, seconds) -> str:
     """A copy of run `src` whose only case has these raw rounds (and their median in timings.csv)."""
     shutil.copytree(src, dest / src.name, symlinks=True)
-    run = store.Run.open(dest / src.name)
-    [row] = store.read_rows(run.dir / "timings.csv")
+    run = Run.open(dest / src.name)
+    [row] = read_rows(run.dir / "timings.csv")
     row["time_median_s"] = repr(float(np.median(seconds)))
     run.rewrite_table("timings.csv", [row])
     run.rewrite_table("rounds.csv", [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"],
@@ -97,7 +100,7 @@ def test_environments_are_printed_and_strict_env_refuses_another_machine(two_run
     results, a, b = two_runs
     base = with_rounds(results / a, tmp_path, [1e-3] * ROUNDS)
     new = with_rounds(results / b, tmp_path, [1e-3] * ROUNDS)
-    run = store.Run.open(tmp_path / new)
+    run = Run.open(tmp_path / new)
     run.meta.environment["cpu_model"] = "Another CPU"
     run.meta.environment["torch"] = "9.9.9"
     run.save()
@@ -125,7 +128,7 @@ def test_refusals_are_one_line_and_exit_2(two_runs, tmp_path, capsys):
     assert cli.main(["compare", a, b, "--results", r, "--alpha", "2"]) == 2
     assert capsys.readouterr().err == "error: compare: --alpha must be between 0 and 1, not 2.0\n"
     bare = with_rounds(results / b, tmp_path, [1e-3] * 3)
-    store.Run.open(tmp_path / bare).rewrite_table("rounds.csv", [])       # as if from a run without raw rounds
+    Run.open(tmp_path / bare).rewrite_table("rounds.csv", [])       # as if from a run without raw rounds
     shutil.copytree(results / a, tmp_path / a, symlinks=True)
     assert cli.main(["compare", a, bare, "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -162,9 +165,9 @@ def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
     """A copy of run `src` whose cases have ROUNDS raw rounds each, around 1 ms x factors[(impl, batch)], or
     exactly rounds_of[(impl, batch)]; the cases in `drop` are left out."""
     shutil.copytree(src, dest / src.name, symlinks=True)
-    run = store.Run.open(dest / src.name)
+    run = Run.open(dest / src.name)
     rng = np.random.default_rng(seed)
-    rows = [r for r in store.read_rows(run.dir / "timings.csv") if (r["impl"], int(r["batch"])) not in drop]
+    rows = [r for r in read_rows(run.dir / "timings.csv") if (r["impl"], int(r["batch"])) not in drop]
     rounds = []
     for row in rows:
         seconds = 1e-3 * factors.get((row["impl"], int(row["batch"])), 1.0) * rng.lognormal(0, 0.02, ROUNDS)
@@ -186,7 +189,7 @@ def grouped_gate(grouped_runs, tmp_path, capsys):
         base = with_factors(src / ra, tmp_path, {}, seed=1)
         new = with_factors(src / rb, tmp_path, factors, seed=2, rounds_of=rounds_of, drop=drop)
         for run_id, sha in ((base, None), (new, commit)):    # clean, whatever the checkout's state; RUN's commit
-            r = store.Run.open(tmp_path / run_id)
+            r = Run.open(tmp_path / run_id)
             r.meta.git.dirty = False
             r.meta.git.commit = sha or r.meta.git.commit
             r.save()
@@ -280,7 +283,7 @@ def test_the_whole_printout_of_a_known_comparison(grouped_gate):
 def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
     """alpha 0 is refused like 1; a threshold under 1% is a threshold; compare() on its own warns of another machine
     without refusing it, and judges each case against its group's shift."""
-    from harness import compare
+    from harness.analysis import compare
     results, a, b = two_runs
     r = str(results)
     for alpha in ("0", "1"):
@@ -294,7 +297,7 @@ def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
     assert "0 of 1 cases slower than" in capsys.readouterr().out
     assert cli.main(["compare", base, new, "--results", str(tmp_path), "--threshold", "0.3"]) == 1
     assert "(ratio > 1.003 and p < 0.01)" in capsys.readouterr().out
-    moved = store.Run.open(tmp_path / new)
+    moved = Run.open(tmp_path / new)
     moved.meta.environment["cpu_model"] = "Another CPU"
     moved.save()
     out = compare.compare(tmp_path / base, tmp_path / new)
@@ -304,7 +307,7 @@ def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
 
 
 def test_min_p_is_the_exact_tests_floor():
-    from harness.compare import min_p
+    from harness.analysis.compare import min_p
     assert (min_p(3, 3), min_p(1, 1), min_p(0, 4), min_p(20, 20)) == (0.1, 1.0, 1.0, pytest.approx(2 / 137846528820))
 
 

@@ -10,10 +10,17 @@ import pytest
 import torch
 from test_equivalence import CUDA, SIZES, assert_same, full_float32, run_case  # noqa: F401 -- a fixture
 
-from harness import cli, costs, env, preflight, registry, report, scenario, sweep, timing
-from harness.cases import ThroughputCase
-from harness.compiled import CompileStats
-from harness.errors import Skip
+from harness import cli
+from harness.analysis import ratios
+from harness.config import scenario
+from harness.config.cases import ThroughputCase
+from harness.core import env
+from harness.core.errors import Skip
+from harness.implementations import registry
+from harness.implementations.compiled import CompileStats
+from harness.measure import timing
+from harness.report import views
+from harness.run import preflight, sweep
 
 SIZE = (6, 3, 4, 5)                # T, B, I, H
 FLOAT32 = 1e-5                     # relative, against float64: 24 significand bits over a few steps
@@ -159,7 +166,7 @@ def test_preflight_skips_a_compile_fitted_to_take_too_long():
 
 
 def test_the_fit_reads_this_hosts_earlier_runs(tmp_path):
-    from harness.columns import TIMING_COLUMNS
+    from harness.store.columns import TIMING_COLUMNS
     for name, rows in [("a", [_row(25, 2.0), _row(100, 8.0, host="elsewhere")]), ("b", [_row(100, 8.0)])]:
         (tmp_path / name).mkdir()
         pd.DataFrame(rows, columns=TIMING_COLUMNS).to_csv(tmp_path / name / "timings.csv", index=False)
@@ -242,7 +249,7 @@ def test_compile_mode_and_tf32_collapse_where_they_do_not_apply(tmp_path):
     assert [(c.impl, c.compile_mode, c.tf32) for c in cases if c.phase == "train"] == [
         ("fused-lstm", None, None), ("compiled-lstm", "default", None),
         ("compiled-lstm", "max-autotune-no-cudagraphs", None)]
-    from harness.cases import group_id
+    from harness.config.cases import group_id
     assert len({group_id(c) for c in cases if c.phase == "train"}) == 1   # one comparison group
 
 
@@ -321,30 +328,30 @@ def _timings(compiled_s: float, compile_s: float) -> tuple[pd.DataFrame, pd.Data
 
 
 def test_break_even_is_compile_time_over_the_saving_per_step():
-    cc = costs.compile_costs(*_timings(compiled_s=1.0, compile_s=5.0))
+    cc = ratios.compile_costs(*_timings(compiled_s=1.0, compile_s=5.0))
     row = cc.iloc[0]
     assert (row["impl"], row["ref"], row["speedup"], row["break_even_steps"]) == ("compiled-lstm", "fused-lstm",
                                                                                   2.0, 5.0)
     assert row["speedup_ci_low"] > 1
-    assert report.compile_view(cc)["break-even"].tolist() == ["5 steps"]
+    assert views.compile_view(cc)["break-even"].tolist() == ["5 steps"]
 
 
 def test_a_compiled_step_that_is_not_faster_never_breaks_even():
-    cc = costs.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
+    cc = ratios.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
     assert cc.iloc[0]["speedup"] == 0.8
-    assert report.compile_view(cc)["break-even"].tolist() == ["never"]
-    no_rounds = costs.compile_costs(_timings(compiled_s=1.0, compile_s=5.0)[0], None)
-    assert report.compile_view(no_rounds)["break-even"].tolist() == ["no interval"]
-    assert costs.compile_costs(_timings(1.0, 5.0)[0].iloc[:1], None) is None       # no compiled row
+    assert views.compile_view(cc)["break-even"].tolist() == ["never"]
+    no_rounds = ratios.compile_costs(_timings(compiled_s=1.0, compile_s=5.0)[0], None)
+    assert views.compile_view(no_rounds)["break-even"].tolist() == ["no interval"]
+    assert ratios.compile_costs(_timings(1.0, 5.0)[0].iloc[:1], None) is None       # no compiled row
 
 
 def test_the_findings_say_whether_a_compile_pays_back():
-    from harness import findings
-    pays = costs.compile_costs(*_timings(compiled_s=1.0, compile_s=5.0))
+    from harness.analysis import findings
+    pays = ratios.compile_costs(*_timings(compiled_s=1.0, compile_s=5.0))
     assert findings.compilers(pays) == ["On cpu (x), compiled-lstm compiles in 5.00 s (median of 1 cases) and "
                                         "runs at 2.00x fused-lstm's speed: its compile pays back after 5 steps at "
                                         "best (1 of 1 cases)."]
-    never = costs.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
+    never = ratios.compile_costs(*_timings(compiled_s=2.5, compile_s=5.0))
     assert findings.compilers(never)[0].endswith("runs at 0.800x fused-lstm's speed: it is never measurably faster, "
                                                  "so its compile never pays back.")
     assert findings.compilers(None) == []

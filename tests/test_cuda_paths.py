@@ -9,7 +9,11 @@ import pytest
 import torch
 from test_sweep import write_tiny  # one tiny scenario for the tests of both
 
-from harness import bptt, env, flops, memory, registry, scenario, sweep
+from harness.config import scenario
+from harness.core import env
+from harness.implementations import bptt, registry
+from harness.measure import flops, memory, timing
+from harness.run import sweep
 
 GiB = 2**30
 
@@ -120,9 +124,9 @@ def test_tf32_is_set_off_for_cuda_cases_recorded_and_restored(tmp_path, monkeypa
         seen["case"] = env.tf32_flags()
         return real_build(case)
 
-    real_build = sweep.timing.build_step
+    real_build = timing.build_step
     monkeypatch.setattr(flops, "gemm_peak", peak)
-    monkeypatch.setattr(sweep.timing, "build_step", build)
+    monkeypatch.setattr(timing, "build_step", build)
     env.set_tf32(True)
     text = write_tiny(tmp_path).read_text().replace("[defaults]", '[defaults]\ndevice = "cuda"')
     (tmp_path / "cuda.toml").write_text(text)

@@ -3,11 +3,13 @@ and the dynamics recorded while a task trains, each against an exact answer."""
 import pytest
 import torch
 
-from harness import cli, dynamics, gradients, params, registry, tasks
-from harness.cases import TaskCase
-from harness.columns import DYNAMICS_COLUMNS
-from harness.errors import Skip
-from harness.models import Shape
+from harness import cli
+from harness.config.cases import TaskCase
+from harness.core.errors import Skip
+from harness.implementations import params, registry
+from harness.implementations.models import Shape
+from harness.measure import gradients, jacobian, tasks
+from harness.store.columns import DYNAMICS_COLUMNS
 
 RHOS = [0.5, 0.9, 1.0, 1.1, 1.5]
 
@@ -69,43 +71,43 @@ def test_dynamics_of_a_linear_rnn_are_its_recurrent_matrix():
     model = registry.create("scratch-rnn", 4, 8, dtype="float64", init="identity", nonlinearity="linear",
                             spectral_radius=0.7)
     x = torch.randn(5, 3, 4, dtype=torch.float64)
-    rows = dynamics.rows(model, x, "linear", {"seed": 0})
+    rows = jacobian.rows(model, x, "linear", {"seed": 0})
     assert [r["t"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["jacobian_norm"] for r in rows] == pytest.approx([0.7] * 5, rel=1e-12)
     assert {r["forget_mean"] for r in rows} == {""} and {r["seed"] for r in rows} == {0}
     model = registry.create("scratch-rnn", 4, 8, dtype="float64", nonlinearity="linear", seed=3)
     top = torch.linalg.svdvals(model.weight_hh_l0.detach())[0].item()
-    assert dynamics.rows(model, x, "linear", {})[0]["jacobian_norm"] == pytest.approx(top, rel=1e-6)
+    assert jacobian.rows(model, x, "linear", {})[0]["jacobian_norm"] == pytest.approx(top, rel=1e-6)
 
 
 def test_dynamics_of_an_lstm_match_its_explicit_jacobian():
     model = registry.create("torch-lstm", 3, 5, dtype="float64", seed=2)
     p = model.canonical()
     x = torch.randn(4, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(11))   # slow to converge
-    step, _ = dynamics._step("lstm", {k: v.detach() for k, v in p.items()}, "tanh")
+    step, _ = jacobian._step("lstm", {k: v.detach() for k, v in p.items()}, "tanh")
     s = torch.zeros(1, 10, dtype=torch.float64)
     want = []
     for xt in x:
         J = torch.autograd.functional.jacobian(lambda state, xt=xt: step(xt, state)[0], s)   # (1, 10, 1, 10)
         want.append(torch.linalg.svdvals(J[0, :, 0, :])[0].item())
         s = step(xt, s)[0]
-    got = [r["jacobian_norm"] for r in dynamics.rows(model, x, "tanh", {})]
+    got = [r["jacobian_norm"] for r in jacobian.rows(model, x, "tanh", {})]
     assert got == pytest.approx(want, rel=1e-9)        # converged power iteration: the top value
 
 
 @pytest.mark.parametrize(("bias", "open_fraction"), [(30.0, 1.0), (-30.0, 0.0)])
 def test_the_forget_gate_is_read_where_it_is_pinned(bias, open_fraction):
     model = registry.create("fused-lstm", 3, 5, dtype="float64", forget_bias=bias)
-    rows = dynamics.rows(model, torch.randn(3, 2, 3, dtype=torch.float64), "tanh", {})
+    rows = jacobian.rows(model, torch.randn(3, 2, 3, dtype=torch.float64), "tanh", {})
     assert [r["forget_open"] for r in rows] == [open_fraction] * 3
     assert all(abs(r["forget_mean"] - open_fraction) < 1e-9 for r in rows)
 
 
 def test_a_long_sequence_is_measured_at_evenly_spaced_steps():
     model = registry.create("scratch-rnn", 2, 3, dtype="float64")
-    rows = dynamics.rows(model, torch.randn(49, 1, 2, dtype=torch.float64), "tanh", {})
+    rows = jacobian.rows(model, torch.randn(49, 1, 2, dtype=torch.float64), "tanh", {})
     assert [r["t"] for r in rows] == [1, 6, 12, 17, 22, 28, 33, 38, 44, 49]
-    assert dynamics.rows(registry.create("fused-lstm", 2, 3, shape=Shape(2)), torch.randn(4, 1, 2), "tanh", {}) == []
+    assert jacobian.rows(registry.create("fused-lstm", 2, 3, shape=Shape(2)), torch.randn(4, 1, 2), "tanh", {}) == []
 
 
 def test_a_task_records_dynamics_at_its_start_middle_and_end():

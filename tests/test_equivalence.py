@@ -10,9 +10,10 @@ import contextlib
 import pytest
 import torch
 
-from harness import env, registry
-from harness.errors import Skip
-from harness.models import CANONICAL, ONE_LAYER, Shape, canonical_params
+from harness.core import env
+from harness.core.errors import Skip
+from harness.implementations import registry
+from harness.implementations.models import CANONICAL, ONE_LAYER, Shape, canonical_params
 
 # (T, B, I, H): T=1 and B=1 included, I != H included
 SIZES = [(1, 1, 1, 1), (1, 3, 4, 5), (6, 1, 3, 7), (9, 4, 8, 8), (17, 5, 11, 6), (30, 2, 16, 32)]
@@ -163,7 +164,7 @@ def test_canonical_names_are_nn_layer_zero_names(module):
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
 @pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (4, 3, 2, 3), (7, 2, 5, 4)])
 def test_bptt_gradcheck(T, B, I, H, transposed):
-    from harness.bptt import LSTMFunction
+    from harness.implementations.bptt import LSTMFunction
     gen = torch.Generator().manual_seed(T * 100 + H)
     shapes = [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,)]
     args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
@@ -175,7 +176,7 @@ def test_bptt_gradcheck(T, B, I, H, transposed):
                          ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
 def test_bptt_both_layouts_match_torch_lstm(size, transposed, monkeypatch):
     """Both internal layouts (chosen by batch size in use) against torch-lstm, forced either way."""
-    from harness.bptt import BPTTLSTM
+    from harness.implementations.bptt import BPTTLSTM
     monkeypatch.setattr(BPTTLSTM, "transposed", transposed)
     ref = run_case("torch-lstm", "lstm", *size, seed=700)
     assert_same(run_case("bptt-lstm", "lstm", *size, seed=700), ref, 1e-10)
@@ -243,7 +244,7 @@ def test_d2l_init_is_the_tutorial_init_scaled_down():
 
 @pytest.mark.parametrize("batch,transposed", [(1, False), (15, False), (16, True), (40, True)])
 def test_bptt_chooses_its_layout_by_batch(batch, transposed):
-    from harness.bptt import TRANSPOSED_MIN_BATCH
+    from harness.implementations.bptt import TRANSPOSED_MIN_BATCH
     assert TRANSPOSED_MIN_BATCH == 16
     y, _ = registry.create("bptt-lstm", 3, 4)(torch.randn(2, batch, 3))
     assert y.grad_fn.transposed is transposed
@@ -292,7 +293,7 @@ def test_stacked_onednn_lstm_matches_float64_reference(shape):
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])
 def test_stacked_bptt_in_both_layouts(transposed, monkeypatch):
-    from harness.bptt import BPTTLSTM
+    from harness.implementations.bptt import BPTTLSTM
     monkeypatch.setattr(BPTTLSTM, "transposed", transposed)
     size, shape = (6, 20, 3, 7), Shape(2, True)
     ref = run_case("torch-lstm", "lstm", *size, seed=1400, shape=shape)
@@ -340,8 +341,8 @@ def test_padded_mode_runs_over_the_padding(name):
 @pytest.mark.parametrize("mode", ["packed", "masked"])
 @pytest.mark.parametrize("proj", [0, 2])
 def test_bptt_general_path_gradcheck(mode, proj):
-    from harness import lengths as varlen
-    from harness.bptt import LSTMFunction
+    from harness.implementations import lengths as varlen
+    from harness.implementations.bptt import LSTMFunction
     T, B, I, H = 5, 4, 2, 3
     Q = proj or H
     gen = torch.Generator().manual_seed(1600 + proj)
@@ -386,11 +387,11 @@ def test_stacks_nn_lstm_refuses_are_errors(name, shape, message):
 
 def test_onednn_runs_stacks_on_its_own_kernels():
     """Two layers, both directions: still oneDNN's primitive, not a silent fallback."""
-    from harness import profiler
+    from harness.measure.profiling import backend_from_ops
     model = registry.create("onednn-lstm", 4, 4, shape=Shape(2, True))
     with torch.profiler.profile() as prof:
         model(torch.randn(5, 2, 4))[0].sum().backward()
-    assert profiler.backend_from_ops({e.name for e in prof.events()}) == "onednn"
+    assert backend_from_ops({e.name for e in prof.events()}) == "onednn"
 
 
 @CUDA

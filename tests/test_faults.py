@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, report, scenario, store, sweep
+from harness import cli
+from harness.config import scenario
+from harness.report.render import render
+from harness.run import sweep
+from harness.store.runs import Run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -291,7 +295,7 @@ def slow_results(tmp_path_factory):
 def copy_of(slow_results, tmp_path):
     results, run_id = slow_results
     shutil.copytree(results, tmp_path / "r", symlinks=True)
-    return store.Run.open(tmp_path / "r" / run_id)
+    return Run.open(tmp_path / "r" / run_id)
 
 
 def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys, slow_results):
@@ -300,7 +304,7 @@ def test_report_skips_a_corrupted_csv_line_and_names_it(tmp_path, capsys, slow_r
     lines = path.read_text().splitlines()
     lines.insert(3, "garbage,\x00\x01,not a row")
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])        # and a truncated last line
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", strict=True)
+    out = render(run.run_id, tmp_path / "r", tmp_path / "rep", strict=True)
     err = capsys.readouterr().err
     assert f"{path}:4: skipped a broken line" in err and f"{path}:10: skipped a broken line" in err
     page = (out / "index.html").read_text()
@@ -313,5 +317,5 @@ def test_report_reads_an_interrupted_run(tmp_path, slow_results):
     meta["status"] = "interrupted"
     (run.dir / "run.json").write_text(json.dumps(meta))
     (run.dir / "training.csv").unlink()
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+    out = render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
     assert "interrupted" in (out / "index.html").read_text()

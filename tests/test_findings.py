@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import findings, units
+from harness.analysis import findings, ratios, summary
+from harness.core import units
 
 LABEL = "cpu: Test CPU @ host"
 
@@ -46,20 +47,20 @@ def grid_timings(time_of) -> pd.DataFrame:
 
 def test_scaling_recovers_exact_exponents():
     t = grid_timings(lambda impl, h, T, b: (3e-9 if impl == "torch-lstm" else 1e-8) * h ** 2 * T * b ** 0.5)
-    fits = findings.scaling(t).set_index("impl")
+    fits = summary.scaling(t).set_index("impl")
     assert fits.loc["torch-lstm", ["exp_hidden", "exp_seq_len", "exp_batch"]].tolist() == pytest.approx([2, 1, 0.5])
     assert fits.loc["torch-lstm", "r2"] == pytest.approx(1.0)
     assert fits.loc["torch-lstm", "range"] == "hidden 64–256, seq_len 25–100, batch 8–32"
     assert fits.loc["torch-lstm", "points"] == 8
     one_axis = t[(t["hidden"] == 64) & (t["batch"] == 8)]         # only seq_len varies: 2 points, 2 unknowns
-    assert findings.scaling(one_axis) is None
+    assert summary.scaling(one_axis) is None
 
 
 def test_fastest_names_the_winner_and_its_speed_up():
     t = grid_timings(lambda impl, h, T, b: (0.001 if impl == "torch-lstm" else 0.004) * T / 25)
     (s,) = findings.fastest(t, None)
-    assert s.startswith("On cpu (Test CPU), torch-lstm is the fastest LSTM for a train step at 8 of 8 sizes (h64 b8 "
-                        "t25, h64 b8 t100, h64 b32 t25, h64 b32 t100, ...)")
+    assert s.startswith("On cpu (Test CPU), torch-lstm is the fastest LSTM for a train step at 8 of 8 sizes (b8 t25 "
+                        "h64, b8 t25 h256, b8 t100 h64, b8 t100 h256, ...)")
     assert "it is 4.00x as fast as the tutorial's scratch-lstm (median over 8 sizes, range 4.00x–4.00x" in s
 
 
@@ -83,13 +84,13 @@ def test_task_and_cost_sentences():
 def test_run_ratios_between_two_runs():
     a = grid_timings(lambda impl, h, T, b: 0.010)
     b = a.assign(run_id="s", time_median_s=0.012, case_id=a["case_id"] + "-s")
-    rr = findings.run_ratios(pd.concat([a, b]), None, ["r", "s"])
+    rr = ratios.run_ratios(pd.concat([a, b]), None, ["r", "s"])
     assert len(rr) == 16 and rr["ratio"].tolist() == pytest.approx([1.2] * 16)
     assert rr["ratio_ci_low"].isna().all()                      # no rounds: no interval
     (s,) = findings.between_runs(rr)
     assert s == ("Run s took a median 1.20x the time of r over their 16 common cases (range 1.20x–1.20x): measurably "
                  "slower at 0, faster at 0.")
-    assert findings.run_ratios(a, None, ["r"]) is None
+    assert ratios.run_ratios(a, None, ["r"]) is None
 
 
 def test_breakdown_sentence():
@@ -97,7 +98,7 @@ def test_breakdown_sentence():
              "ms": ms} for impl, split in (("scratch-lstm", (2, 1, 1, 6)), ("onednn-lstm", (9, 0, 0.5, 0.5)))
             for c, ms in zip(("GEMM", "elementwise", "other ops", "overhead"), split, strict=True)]
     assert findings.time_split(pd.DataFrame(rows)) == [
-        "Profiled at h64 b8 t25 on cpu (train), scratch-lstm spends 60.0% of its step in framework overhead (in no "
+        "Profiled at b8 t25 h64 on cpu (train), scratch-lstm spends 60.0% of its step in framework overhead (in no "
         "op, or the autograd engine) and onednn-lstm the largest share in GEMM, 90.0%."]
 
 

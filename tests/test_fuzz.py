@@ -15,7 +15,9 @@ pytest.importorskip("hypothesis", reason="hypothesis is not installed (pip insta
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from harness import cli, scenario, sweep  # noqa: E402
+from harness import cli  # noqa: E402
+from harness.config import scenario  # noqa: E402
+from harness.run import sweep  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("LSTM_BENCH_FUZZ_EXAMPLES", "200"))   # each validated and run: about 4 s
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

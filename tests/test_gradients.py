@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from harness import gradients, registry
-from harness.models import Recurrent
+from harness.implementations import registry
+from harness.implementations.models import Recurrent
+from harness.measure import gradients
 
 
 class LinearRNN(Recurrent):
@@ -100,7 +101,7 @@ def test_rnn_curves_agree_and_relu_differs():
 
 
 def test_reproducible():
-    from harness.cases import GradientCase
+    from harness.config.cases import GradientCase
     case = GradientCase(impl="fused-lstm", device="cpu", dtype="float32", hidden=8, input=8, seq_len=12, batch=2,
                         init="pytorch", forget_bias=1.0, nonlinearity=None, seed=0, seeds=2, threads=1)
     a, da = gradients.run_case(case, "r")

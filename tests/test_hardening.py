@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, files, scenario, sweep
-from harness.errors import StoreError, UsageError
-from harness.store import read_meta, read_rows
+from harness import cli
+from harness.config import scenario
+from harness.core.errors import StoreError, UsageError
+from harness.run import sweep
+from harness.store import atomic
+from harness.store.runs import read_meta, read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 def test_nan_and_inf_are_no_setting(tmp_path):
@@ -141,9 +144,9 @@ def test_a_failed_append_leaves_the_table_as_it_was(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(fd, data)
 
-    monkeypatch.setattr(files.os, "write", half)
+    monkeypatch.setattr(atomic.os, "write", half)
     with pytest.raises(StoreError, match=rf"^{path}: cannot write: No space left on device$"):
-        files.append_whole(path, b"3,4\r\n5,6\r\n")
+        atomic.append_whole(path, b"3,4\r\n5,6\r\n")
     assert path.read_bytes() == b"a,b\r\n1,2\r\n"
 
 
@@ -159,7 +162,7 @@ def test_a_second_writer_is_refused_and_a_killed_one_is_not(tmp_path, capsys):
     while not list(results.glob("*/timings.csv")) and time.time() < deadline:
         time.sleep(0.2)
     run_dir = next(d for d in results.iterdir() if not d.is_symlink())
-    assert files.writer_pid(run_dir) == str(first.pid)
+    assert atomic.writer_pid(run_dir) == str(first.pid)
     capsys.readouterr()
     assert cli.main(["run", "--resume", run_dir.name, "--results", str(results)]) == 2
     assert capsys.readouterr().err == (
@@ -170,17 +173,17 @@ def test_a_second_writer_is_refused_and_a_killed_one_is_not(tmp_path, capsys):
            "finished so far" in capsys.readouterr().err
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=60)
-    assert files.writer_pid(run_dir) is None                                    # the OS let the lock go
+    assert atomic.writer_pid(run_dir) is None                                    # the OS let the lock go
     assert cli.main(["run", "--resume", run_dir.name, "--results", str(results), "--quiet"]) == 0
     rows = read_rows(run_dir / "timings.csv")
     assert sorted(int(r["hidden"]) for r in rows) == list(range(4, 10))         # never two of one case
 
 
 def test_the_lock_refuses_a_second_holder_in_one_process(tmp_path):
-    fd = files.take_lock(tmp_path)
+    fd = atomic.take_lock(tmp_path)
     try:
         with pytest.raises(UsageError, match=f"is being written by another process \\(pid {os.getpid()};"):
-            files.take_lock(tmp_path)
+            atomic.take_lock(tmp_path)
     finally:
         os.close(fd)
-    os.close(files.take_lock(tmp_path))
+    os.close(atomic.take_lock(tmp_path))

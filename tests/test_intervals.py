@@ -4,8 +4,14 @@ import itertools
 import numpy as np
 import pytest
 
-from harness import cases, env, intervals, report, scenario, store, sweep, timing
-from harness.cases import case_id
+from harness.config import cases, scenario
+from harness.config.cases import case_id
+from harness.core import env, intervals
+from harness.measure import timing
+from harness.report.render import render
+from harness.run import sweep
+from harness.store.meta import Shard
+from harness.store.runs import read_rows, select
 
 
 # -- the statistics ---------------------------------------------------------------------------------
@@ -153,13 +159,13 @@ def test_groups_are_the_cases_that_differ_only_in_impl(tmp_path):
     assert [[(c.impl, c.batch) for c in g] for g in gs] == [
         [("dummy", 1), ("scratch-lstm", 1), ("torch-lstm", 1)], [("dummy", 2), ("scratch-lstm", 2), ("torch-lstm", 2)]]
     assert len({cases.group_id(c) for c in gs[0]}) == 1 and cases.group_id(gs[0][0]) != cases.group_id(gs[1][0])
-    assert [len(store.select(cs, store.Shard(index=i, count=2))) for i in (0, 1)] == [3, 3]   # never split
+    assert [len(select(cs, Shard(index=i, count=2))) for i in (0, 1)] == [3, 3]   # never split
 
 
 def test_a_sweep_writes_rounds_ratios_and_the_order_it_used(tmp_path):
     run, rows = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
-    timings = store.read_rows(run.dir / "timings.csv")
-    rounds = store.read_rows(run.dir / "rounds.csv")
+    timings = read_rows(run.dir / "timings.csv")
+    rounds = read_rows(run.dir / "rounds.csv")
     assert [(r["impl"], r["ratio_ref"]) for r in timings] == [("dummy", "torch-lstm"), ("scratch-lstm", "torch-lstm"),
                                                                 ("torch-lstm", "torch-lstm")] * 2
     assert {r["interleave"] for r in timings} == {"True"} and {r["rounds"] for r in timings} == {"3"}
@@ -179,23 +185,23 @@ def test_a_sweep_writes_rounds_ratios_and_the_order_it_used(tmp_path):
 
 def test_interleave_false_brings_back_block_timing(tmp_path):
     run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path, "interleave = false")), tmp_path / "r", quiet=True)
-    rounds = store.read_rows(run.dir / "rounds.csv")
+    rounds = read_rows(run.dir / "rounds.csv")
     impls = [r["impl"] for r in rounds[:9]]
     assert impls == ["dummy"] * 3 + ["scratch-lstm"] * 3 + ["torch-lstm"] * 3
-    assert {r["order_seed"] for r in store.read_rows(run.dir / "timings.csv")} == {""}
+    assert {r["order_seed"] for r in read_rows(run.dir / "timings.csv")} == {""}
 
 
 def test_resume_reruns_a_half_finished_group_whole(tmp_path):
     run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
-    timings = store.read_rows(run.dir / "timings.csv")
+    timings = read_rows(run.dir / "timings.csv")
     second = timings[3]["group_id"]
     # as if killed while the second group's row were being written: one member's row made it
     run.rewrite_table("timings.csv", timings[:4])
     run, rows = sweep.run_sweep(None, resume=run.dir, quiet=True)
     assert [r["impl"] for r in rows] == ["dummy", "scratch-lstm", "torch-lstm"]
-    again = store.read_rows(run.dir / "timings.csv")
+    again = read_rows(run.dir / "timings.csv")
     assert [r["case_id"] for r in again] == [r["case_id"] for r in timings]
-    assert sum(r["group_id"] == second for r in store.read_rows(run.dir / "rounds.csv")) == 9
+    assert sum(r["group_id"] == second for r in read_rows(run.dir / "rounds.csv")) == 9
     assert run.meta.counts == {"ok": 6}
     assert {case_id(c) for c in run.cases()} == {r["case_id"] for r in again}
 
@@ -214,9 +220,9 @@ def test_a_group_measured_under_steal_is_flagged_noisy_in_rows_and_report(tmp_pa
     samples = iter(itertools.cycle([env.CpuSample(0, 0, 0, 0.5), env.CpuSample(900, 1000, 80, 1.5)]))
     monkeypatch.setattr(env, "cpu_sample", lambda: next(samples))   # 8% steal over every group
     run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
-    rows = store.read_rows(run.dir / "timings.csv")
+    rows = read_rows(run.dir / "timings.csv")
     assert {(r["noisy"], r["steal_fraction"], r["load_avg"]) for r in rows} == {("True", "0.08", "1.0")}
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+    out = render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
     page = (out / "index.html").read_text()
     assert "2 comparison groups were measured with more than 5% CPU steal" in page
     noisy = page.split('<table id="noisy">')[1].split("</table>")[0]

@@ -2,7 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from harness import claims, findings, learning, learning_plots
+from harness.analysis import findings, learning
+from harness.report import figures, views
 
 RNN = {"impl": "torch-rnn", "cell": "rnn", "forget_bias": np.nan, "spectral_radius": np.nan}
 
@@ -40,14 +41,14 @@ def test_success_rates_count_the_seeds_below_a_tenth_of_the_baseline():
     lstm = rates[rates["model"] == "onednn-lstm fb=1.0"].iloc[0]
     assert np.isclose(lstm["median_rel_loss"], 0.05) and np.isclose(lstm["best_rel_loss"], 0.01)
     assert lstm["median_wall_s"] == 20.0 and lstm["steps"] == 100
-    view = learning.success_view(rates)
+    view = views.success_view(rates)
     assert list(view.iloc[0]) == ["adding", 100, "onednn-lstm fb=1.0", "2 of 3", "0.0500, 0.0100", "50.0%", 100,
                                   "20.0 s"]
     assert learning.SOLVED_RULE.startswith("solved: the final held-out loss below 0.1 x the task's baseline")
 
 
 def test_the_tutorial_claims_table_keeps_the_irnn_apart_from_the_tanh_rnn():
-    last = claims.final_losses(training_rows())
+    last = learning.final_losses(training_rows())
     rnn = last[last["cell"] == "rnn"]
     assert sorted(rnn.groupby("nonlinearity")["seed"].count().items()) == [("relu", 3), ("tanh", 3)]
 
@@ -70,7 +71,7 @@ def test_the_edge_is_where_the_interval_leaves_1():
         "Vanishing or exploding, by the recurrent blocks' spectral radius rho (95% intervals of the per-step factor "
         "wholly below or above 1): scratch-rnn linear orthogonal vanishes up to rho=0.5 and explodes from rho=1.5; "
         "scratch-rnn tanh orthogonal never explodes up to rho=1.5 (factor 0.950 there)."]
-    view = learning.radius_view(by)
+    view = views.radius_view(by)
     assert list(view.columns) == ["model", "rho=0.5", "rho=1", "rho=1.5"]
     assert list(view.iloc[1]) == ["scratch-rnn tanh orthogonal", "0.400 [0.390, 0.410]", "0.730 [0.720, 0.740]",
                                   "0.950 [0.940, 0.960]"]
@@ -82,13 +83,13 @@ def data_lines(ax):
 
 
 def test_decay_vs_radius_draws_a_line_per_model_and_the_linear_oracle():
-    fig = learning_plots.decay_vs_radius(decay_rows())
+    fig = figures.decay_vs_radius(decay_rows())
     (ax,) = fig.axes
     assert ax.get_xlabel() == "spectral radius rho of each recurrent gate block"
     assert ax.get_ylabel() == "decay factor of ||dL/dx_t|| per step"
     assert len(data_lines(ax)) == 2 + 1 + 1           # two models, factor = rho, and the dotted 1
-    assert learning_plots.decay_vs_radius(decay_rows().iloc[[-1]]) is None
-    learning_plots.plt.close(fig)
+    assert figures.decay_vs_radius(decay_rows().iloc[[-1]]) is None
+    figures.plt.close(fig)
 
 
 def test_dynamics_draws_a_panel_per_model_and_task_with_a_line_per_checkpoint():
@@ -97,15 +98,15 @@ def test_dynamics_draws_a_panel_per_model_and_task_with_a_line_per_checkpoint():
             for seed in (0, 1) for step in (0, 50, 100) for t in (1, 50, 100)]
     rows += [{**r, "impl": "onednn-lstm", "cell": "lstm", "forget_bias": 1.0, "forget_mean": 0.8, "forget_open": 0.25}
              for r in rows]
-    fig = learning_plots.dynamics(pd.DataFrame(rows))
+    fig = figures.dynamics(pd.DataFrame(rows))
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert ax.get_xlabel() == "step t" and len(data_lines(ax)) == 3 + 1       # 3 checkpoints, the dotted 1
-    learning_plots.plt.close(fig)
+    figures.plt.close(fig)
     summary = learning.forget_summary(pd.DataFrame(rows))
     lstm = summary[summary["model"] == "onednn-lstm fb=1.0"]
     assert list(lstm["train_step"]) == [0, 50, 100] and set(lstm["forget_open"]) == {0.25}
-    assert list(learning.forget_view(summary).iloc[0])[-2:] == ["0.800", "25.0%"]
+    assert list(views.forget_view(summary).iloc[0])[-2:] == ["0.800", "25.0%"]
 
 
 def test_a_training_that_overflowed_is_diverged_not_solved_by_its_earlier_loss():
@@ -115,7 +116,7 @@ def test_a_training_that_overflowed_is_diverged_not_solved_by_its_earlier_loss()
     t = pd.concat([irnn, late], ignore_index=True)
     rates = learning.success_rates(t)
     assert list(rates["solved"]) == [0] and list(rates["diverged"]) == [3]
-    assert learning.success_view(rates)["solved"].iloc[0] == "0 of 3 (3 diverged)"
-    assert not claims.final_losses(t)["learned"].any()
+    assert views.success_view(rates)["solved"].iloc[0] == "0 of 3 (3 diverged)"
+    assert not learning.final_losses(t)["learned"].any()
     assert findings.tasks(t) == ["On the adding task (T=100, 200 steps), torch-rnn relu identity (diverged: its loss "
                                  "overflowed) did not learn it (learned: held-out loss below 0.5x the baseline)."]

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness import flops, memory, registry
-from harness.models import ONE_LAYER, Shape
+from harness.implementations import fused, registry
+from harness.implementations.models import ONE_LAYER, Shape
+from harness.measure import flops, memory
 
 
 def counted(model, x, state, train):
@@ -92,7 +93,7 @@ def test_fused_lstm_memory_matches_analytic_estimate(T, B, H):
         y.sum().backward()
 
     measured = memory.peak_bytes(step, "cpu")
-    estimate = memory.fused_lstm_estimate(B, T, H, itemsize=4)
+    estimate = fused.train_peak_bytes(B, T, H, itemsize=4)
     assert abs(measured - estimate) <= 0.2 * estimate, (measured, estimate)
 
 

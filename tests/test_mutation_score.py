@@ -49,3 +49,20 @@ def test_sample_draws_for_the_modules_named_and_fresh_restarts_only_theirs(tmp_p
     for n in res:
         res[n] = 1
     assert ms.main(["--sample", "2"]) == 0 and capsys.readouterr().out.split() == ["harness.none"]
+
+
+@pytest.mark.source
+def test_every_pattern_of_the_scope_names_a_module_and_function_that_exist():
+    """A module moved (into a package) or a function renamed would leave its patterns matching no mutant."""
+    import ast
+
+    repo = SCRIPT.parent.parent
+    assert ms.module_of("harness.analysis.claims.x_claim_a__mutmut_3") == "claims"
+    for pattern in ms.SCOPE:
+        module, _, function = pattern.rpartition(".")
+        path = repo / (module.replace(".", "/") + ".py")
+        assert path.is_file(), pattern
+        if function != "*":
+            name = function.removeprefix("x_").removesuffix("__mutmut_*")
+            defined = {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)}
+            assert name in defined, pattern

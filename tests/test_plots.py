@@ -3,7 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import memory, plots, report
+from harness.implementations import fused
+from harness.report import figures
+from harness.report.render import render
 
 LABEL = "cpu: Test CPU @ host"
 
@@ -51,19 +53,19 @@ def test_vanishing_gradients():
          "forget_bias": 0.0, "decay_factor": 0.9, "decay_ci_low": 0.85, "decay_ci_high": 0.95},
         {"status": "ok", "wrt": "x", "task": "", "impl": "torch-rnn", "init": "pytorch", "cell": "rnn",
          "forget_bias": np.nan, "decay_factor": 0.5, "decay_ci_low": 0.45, "decay_ci_high": 0.55}])
-    fig = plots.vanishing_gradients(gradient_rows(), decay)
+    fig = figures.vanishing_gradients(gradient_rows(), decay)
     curves, factors = fig.axes[:2]
     assert curves.get_yscale() == "log" and curves.get_xlabel() == "distance T - t (steps)"
     assert len(drawn(curves)) == 2                                   # one line per cell (and config)
     assert [t.get_text() for t in factors.get_yticklabels()] == ["torch-rnn pytorch", "torch-lstm pytorch fb=0.0"]
-    assert plots.vanishing_gradients(gradient_rows(task="adding"), decay) is None     # task curves: another figure
+    assert figures.vanishing_gradients(gradient_rows(task="adding"), decay) is None     # task curves: another figure
 
 
 def test_training_effect():
-    fig = plots.training_effect(gradient_rows(task="adding", train_steps=(0, 50)))
+    fig = figures.training_effect(gradient_rows(task="adding", train_steps=(0, 50)))
     assert len(fig.axes) == 2                                        # a column per model
     assert [len(drawn(ax)) for ax in fig.axes] == [2, 2]             # a line per checkpoint
-    assert plots.training_effect(gradient_rows()) is None
+    assert figures.training_effect(gradient_rows()) is None
 
 
 def test_learning_curves_draw_the_baseline():
@@ -72,7 +74,7 @@ def test_learning_curves_draw_the_baseline():
             for task, base in (("adding", 1 / 6), ("copy", 0.5)) for impl, cell in (("torch-lstm", "lstm"),
                                                                                     ("torch-rnn", "rnn"))
             for step in (0, 10, 20)]
-    fig = plots.learning_curves(pd.DataFrame(rows))
+    fig = figures.learning_curves(pd.DataFrame(rows))
     assert len(fig.axes) == 2
     baselines = [ln.get_ydata()[0] for ax in fig.axes for ln in ax.lines if ln.get_linestyle() == "--"]
     assert baselines == pytest.approx([1 / 6, 0.5])
@@ -80,34 +82,34 @@ def test_learning_curves_draw_the_baseline():
 
 
 def test_throughput():
-    fig = plots.throughput(timing_rows())
+    fig = figures.throughput(timing_rows())
     assert [ax.get_title() for ax in fig.axes] == [f"{LABEL} | against {a}" for a in ("seq_len", "hidden", "batch")]
     assert [len(drawn(ax)) for ax in fig.axes] == [3, 3, 3]           # an implementation each
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
 
 
 def test_speedup_points_and_intervals():
-    fig = plots.speedup(timing_rows())
+    fig = figures.speedup(timing_rows())
     assert [ax.get_title() for ax in fig.axes] == [f"{LABEL}, forward", f"{LABEL}, train"]
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["h8 b2 t5", "h8 b2 t10", "h16 b2 t5", "h16 b2 t10"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["b2 t5 h8", "b2 t5 h16", "b2 t10 h8", "b2 t10 h16"]
     points = {c.get_label(): c for c in ax.collections if c.get_label() in ("bptt-lstm / torch-lstm",
                                                                            "fused-lstm / torch-lstm")}
     bptt, fused = points["bptt-lstm / torch-lstm"], points["fused-lstm / torch-lstm"]
     assert list(bptt.get_offsets()[:, 1]) == [0.5] * 4 and list(fused.get_offsets()[:, 1]) == [2.0] * 4
     # hollow where the interval holds 1: fused-lstm at T=5 (0.4 to 1.1), filled elsewhere
     white = [tuple(fc) == (1.0, 1.0, 1.0, 1.0) for fc in fused.get_facecolors()]
-    assert white == [True, False, True, False]
+    assert white == [True, True, False, False]
     assert not any(tuple(fc) == (1.0, 1.0, 1.0, 1.0) for fc in bptt.get_facecolors())
     # the error bars: speed-up 1 / ratio's interval, e.g. bptt-lstm 1/2.2 to 1/1.8
     segs = [seg for c in ax.collections if c not in points.values() for seg in c.get_segments()]
     spans = sorted({(round(float(s[0][1]), 4), round(float(s[1][1]), 4)) for s in segs})
     assert spans == [(round(1 / 2.2, 4), round(1 / 1.8, 4)), (round(1 / 1.1, 4), 2.5), (round(1 / 0.6, 4), 2.5)]
-    assert plots.speedup(timing_rows().query("impl == 'torch-lstm'")) is None
+    assert figures.speedup(timing_rows().query("impl == 'torch-lstm'")) is None
 
 
 def test_roofline():
-    fig = plots.roofline(timing_rows())
+    fig = figures.roofline(timing_rows())
     assert sorted(ax.get_title() for ax in fig.axes) == [f"{LABEL} | forward", f"{LABEL} | train"]
     assert fig.axes[0].get_ylabel() == "fraction of GEMM peak"
 
@@ -115,51 +117,52 @@ def test_roofline():
 def test_one_implementation_alone_is_drawn():
     """seaborn's dodge divides by the hue levels less one: a run of a single implementation drew nothing."""
     one = timing_rows().query("impl == 'fused-lstm'")
-    assert len(plots.roofline(one).axes) == 2
+    assert len(figures.roofline(one).axes) == 2
     ratios = pd.DataFrame([{"kind": "params", "pair": "params LSTM/RNN", "hidden": 8, "ratio": 4.0}])
-    assert len(plots.cost_ratio(ratios).axes) == 1
+    assert len(figures.cost_ratio(ratios).axes) == 1
 
 
 def test_memory_with_the_analytic_estimate():
-    fig = plots.memory_use(timing_rows())
+    fig = figures.memory_use(timing_rows())
     assert len(fig.axes) == 2                                         # a panel per hidden (at its largest batch)
     est = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
     [line] = est
-    assert list(line.get_ydata()) == pytest.approx([memory.fused_lstm_estimate(2, T, 8, 4) / 2**20 for T in (5, 10)])
+    assert list(line.get_ydata()) == pytest.approx([fused.train_peak_bytes(2, T, 8, 4) / 2**20 for T in (5, 10)])
 
 
 def test_cost_ratio():
     ratios = pd.DataFrame([{"kind": k, "pair": p, "hidden": h, "ratio": r}
                            for h in (8, 16) for k, p, r in (("params", "params LSTM/RNN", 4.0),
                                                              ("time", "time torch-lstm/torch-rnn", 2.5))])
-    fig = plots.cost_ratio(ratios)
+    fig = figures.cost_ratio(ratios)
     [ax] = fig.axes
     assert [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] == [4.0]
-    assert plots.cost_ratio(None) is None
+    assert figures.cost_ratio(None) is None
 
 
 def test_no_data_no_figure():
     not_ok = pd.DataFrame({"status": ["failed"]})                    # a table whose rows all failed
-    derived = ("ratios", "layer_costs", "lengths_costs")              # made from tables: empty when they are
-    for stem, (fn, needs) in plots.FIGURES.items():
+    derived = ("cost_ratios", "layer_costs", "lengths_costs")              # made from tables: empty when they are
+    for stem, (fn, needs) in figures.FIGURES.items():
         assert fn(*(pd.DataFrame() if n in derived else not_ok for n in needs)) is None, stem
 
 
 def test_a_broken_figure_is_named_or_raises(tmp_path, monkeypatch):
     from test_sweep import write_tiny
 
-    from harness import scenario, sweep
+    from harness.config import scenario
+    from harness.run import sweep
 
     run, _ = sweep.run_sweep(scenario.load(write_tiny(tmp_path)), tmp_path / "r", quiet=True)
 
     def boom(timings):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(plots, "FIGURES", {"boom": (boom, ("timings",))})
-    out = report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True)
+    monkeypatch.setattr(figures, "FIGURES", {"boom": (boom, ("timings",))})
+    out = render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True)
     assert "figure boom: not drawn (ZeroDivisionError: float division by zero)" in (out / "index.html").read_text()
     with pytest.raises(ZeroDivisionError):
-        report.render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+        render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
 
 
 # -- ticks, legends, and every shipped scenario ---------------------------------------------------------
@@ -184,7 +187,7 @@ def overlapping(fig) -> list[tuple[str, str]]:
 
 
 def test_throughput_ticks_sit_at_the_sizes_measured():
-    fig = plots.throughput(timing_rows())
+    fig = figures.throughput(timing_rows())
     seq, hidden, batch = fig.axes
     assert tick_texts(seq.xaxis) == ["5", "10"] and tick_texts(hidden.xaxis) == ["8", "16"]
     assert tick_texts(batch.xaxis) == ["2"]
@@ -196,13 +199,13 @@ def test_throughput_ticks_sit_at_the_sizes_measured():
 
 def test_tick_labels_never_overlap():
     t = timing_rows()
-    for fig in (plots.speedup(t), plots.roofline(t), plots.memory_use(t), plots.throughput(t)):
+    for fig in (figures.speedup(t), figures.roofline(t), figures.memory_use(t), figures.throughput(t)):
         assert overlapping(fig) == []
-        plots.plt.close(fig)
-    fig = plots.speedup(t)
+        figures.plt.close(fig)
+    fig = figures.speedup(t)
     lo, hi = fig.axes[0].get_ylim()
     shown = [lab.get_text() for lab in fig.axes[0].yaxis.get_ticklabels() if lo <= lab.get_position()[1] <= hi]
-    assert shown == ["0.5", "0.7", "1", "1.5", "2"]                              # plots.RATIO_TICKS in range
+    assert shown == ["0.5", "0.7", "1", "1.5", "2"]                              # axes.RATIO_TICKS in range
     legend = fig.axes[0].get_legend().get_window_extent()
     assert legend.x0 >= fig.axes[0].get_window_extent().x1                      # beside the axes, not on a point
 
@@ -220,16 +223,16 @@ def breakdown_rows():
 
 
 def test_time_breakdown_stacks_one_bar_per_implementation():
-    fig = plots.time_breakdown(breakdown_rows())
+    fig = figures.time_breakdown(breakdown_rows())
     [ax] = fig.axes
-    assert ax.get_title() == "cpu, train, h64 b8 t25"          # the size most implementations were profiled at
+    assert ax.get_title() == "cpu, train, b8 t25 h64"          # the size most implementations were profiled at
     assert tick_texts(ax.yaxis) == ["onednn-lstm", "torch-lstm", "scratch-lstm"]    # fastest first
     bars = {(c.get_label(), round(p.get_y() + p.get_height() / 2)): (p.get_x(), p.get_width())
             for c in ax.containers for p in c.patches}
     # scratch-lstm (the third bar): GEMM 0-2, elementwise 2-5, other ops 5-6, overhead 6-12
     assert [bars[(c, 2)] for c in ("GEMM", "elementwise", "other ops", "overhead")] == \
         [(0, 2), (2, 3), (5, 1), (6, 6)]
-    assert plots.time_breakdown(None) is None
+    assert figures.time_breakdown(None) is None
 
 
 MAX_SYNTHETIC = 600     # cases a synthetic table draws at most
@@ -237,8 +240,9 @@ MAX_SYNTHETIC = 600     # cases a synthetic table draws at most
 
 def synthetic_tables(sc) -> dict:
     """Rows of every shape a scenario's cases make, with made-up numbers: for drawing, not for results."""
-    from harness import cases as C
-    from harness import lengths, registry, scenario, tables
+    from harness.config import cases as C
+    from harness.config import scenario
+    from harness.implementations import lengths, registry
 
     timings, gradients, decay, training, breakdown, dynamics = [], [], [], [], [], []
     cases = scenario.expand(sc)
@@ -257,7 +261,7 @@ def synthetic_tables(sc) -> dict:
                             "bidirectional": str(case.bidirectional), "padding_fraction": 0.0,
                             "tokens": case.batch * (case.seq_len if case.lengths == "fixed" else
                                                     sum(lengths.parse(case.lengths)) // 2)})
-            timings[-1]["stack"] = tables.stack_label(timings[-1])
+            timings[-1]["stack"] = C.stack_label(timings[-1])
             breakdown += [{"device": case.device, "phase": case.phase, "batch": case.batch, "seq_len": case.seq_len,
                            "hidden": case.hidden, "impl": case.impl, "category": c, "ms": 1.0}
                           for c in ("GEMM", "elementwise", "other ops", "overhead")]
@@ -289,22 +293,23 @@ def synthetic_tables(sc) -> dict:
 # cuda rows (full is quick's axes over more sizes; deepbench's are cuda train rows)
 @pytest.mark.parametrize("name", ["smoke", "quick", "goals", "classics"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
-    from harness import claims, costs, scenario, tables
+    from harness.analysis import ratios, tables
+    from harness.config import scenario
 
     t = synthetic_tables(scenario.load(name))
-    inputs = {**t, "timings": tables.plain(t["timings"]), "ratios": claims.cost_ratios(tables.plain(t["timings"])),
-              "layer_costs": costs.layer_costs(t["timings"]), "lengths_costs": costs.lengths_costs(t["timings"])}
-    for fn, needs in plots.FIGURES.values():
+    inputs = {**t, "timings": tables.plain(t["timings"]), "cost_ratios": ratios.cost_ratios(tables.plain(t["timings"])),
+              "layer_costs": ratios.layer_costs(t["timings"]), "lengths_costs": ratios.lengths_costs(t["timings"])}
+    for fn, needs in figures.FIGURES.values():
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
         if fig is not None:
-            plots.plt.close(fig)
+            figures.plt.close(fig)
 
 
 def test_learning_curves_of_several_seeds_show_the_mean_and_a_band():
     rows = [{"status": "ok", "task": "adding", "impl": "torch-lstm", "cell": "lstm", "forget_bias": 1.0, "seq_len": 20,
              "step": step, "seed": seed, "eval_loss": (0.1 + 0.1 * seed) / (1 + step), "baseline_loss": 1 / 6}
             for seed in (0, 1) for step in (0, 10, 20)]
-    fig = plots.learning_curves(pd.DataFrame(rows))
+    fig = figures.learning_curves(pd.DataFrame(rows))
     [ax] = fig.axes
     [mean] = [ln for ln in drawn(ax) if ln.get_linestyle() != "--"]
     assert list(mean.get_ydata()) == pytest.approx([0.15 / (1 + s) for s in (0, 10, 20)])

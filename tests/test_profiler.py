@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import cli, profiler, report, scenario, sweep
+from harness import cli
+from harness.config import scenario
+from harness.report.render import render
+from harness.run import sweep
+from harness.run.breakdown import breakdown_cases
+from harness.store.traces import kernel_category, op_category, self_times, step_breakdown, trace_files
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +28,7 @@ def profiled_run(tmp_path_factory):
 
 def test_profiling_writes_one_trace_per_case(profiled_run):
     _, run, rows = profiled_run
-    files = profiler.trace_files(run.dir)
+    files = trace_files(run.dir)
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(files) == len(ok) == 8
     assert sorted(f.parent.name for f in files) == sorted(
@@ -46,7 +51,7 @@ def test_profile_with_stack_records_python_frames(tmp_path, capsys, flag, stacks
     from test_sweep import write_tiny
 
     assert cli.main(["profile", str(write_tiny(tmp_path)), "--results", str(tmp_path / "r"), "--quiet", *flag]) == 0
-    [trace] = profiler.trace_files((tmp_path / "r" / "latest").resolve())
+    [trace] = trace_files((tmp_path / "r" / "latest").resolve())
     cats = {e.get("cat") for e in json.loads(trace.read_text())["traceEvents"]}
     assert ("python_function" in cats) is stacks and "cpu_op" in cats
     assert "complete: 1 profiled cases in" in capsys.readouterr().out
@@ -60,7 +65,7 @@ def test_self_times_nest():
         {"ph": "X", "cat": "cpu_op", "name": "C", "ts": 20, "dur": 5, "pid": 1, "tid": 1},
         {"ph": "X", "cat": "user_annotation", "name": "forward", "ts": 0, "dur": 30, "pid": 1, "tid": 1},
     ]}
-    t = profiler.self_times(trace).set_index("op")
+    t = self_times(trace).set_index("op")
     assert t.loc["A", "self_ms"] == pytest.approx(0.006) and t.loc["A", "total_ms"] == pytest.approx(0.010)
     assert t.loc["B", "calls"] == 2 and t.loc["B", "self_ms"] == pytest.approx(0.004)
     assert t.loc["C", "self_ms"] == pytest.approx(0.005) and "forward" not in t.index
@@ -68,7 +73,7 @@ def test_self_times_nest():
 
 def test_report_has_the_op_table(profiled_run):
     root, run, _ = profiled_run
-    out = report.render(run.run_id, root / "results", root / "reports", quiet=True, strict=True)
+    out = render(run.run_id, root / "results", root / "reports", quiet=True, strict=True)
     page = (out / "index.html").read_text()
     assert '<table id="top-ops">' in page and "aten::mkldnn_rnn_layer" in page
 
@@ -136,12 +141,12 @@ def test_tensorboard_plugin_api_finds_the_case(profiled_run):
 
 # -- where the time goes ------------------------------------------------------------------------------
 def test_ops_fall_into_categories():
-    assert [profiler.op_category(n) for n in ("aten::addmm", "aten::mkldnn_rnn_layer", "aten::sigmoid",
+    assert [op_category(n) for n in ("aten::addmm", "aten::mkldnn_rnn_layer", "aten::sigmoid",
                                               "aten::tanh_backward", "aten::cat", "aten::as_strided",
                                               "autograd::engine::evaluate_function: MulBackward0", "MulBackward0",
                                               "torch::autograd::AccumulateGrad")] == \
         ["GEMM", "GEMM", "elementwise", "elementwise", "other ops", "other ops", "overhead", "overhead", "overhead"]
-    assert [profiler.kernel_category(n) for n in ("ampere_sgemm_128x64_nn", "void at::native::vectorized_elementwise"
+    assert [kernel_category(n) for n in ("ampere_sgemm_128x64_nn", "void at::native::vectorized_elementwise"
                                                   "_kernel<4>", "void at::native::reduce_kernel")] == \
         ["GEMM", "elementwise", "other ops"]
 
@@ -157,21 +162,21 @@ def test_step_breakdown_of_a_literal_trace():
         op("aten::cat", 600, 50),
         op("autograd::engine::evaluate_function: MulBackward0", 1000, 400), op("aten::mul", 1100, 200),
     ]}
-    split = profiler.step_breakdown(trace)
+    split = step_breakdown(trace)
     # per step (2 steps): GEMM (300 + 0) / 2, elementwise (100 + 200) / 2, other 50 / 2; overhead: 2000 us of
     # wall minus the 650 us in GEMM, elementwise and other ops, over 2 steps (the engine's 200 us self inside it)
     assert split == pytest.approx({"GEMM": 0.150, "elementwise": 0.150, "other ops": 0.025, "overhead": 0.675})
-    assert profiler.step_breakdown({"traceEvents": [op("aten::mm", 0, 5)]}) is None
+    assert step_breakdown({"traceEvents": [op("aten::mm", 0, 5)]}) is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="counts the groups of a machine without CUDA")
 def test_breakdown_cases_pick_one_train_group():
-    from harness.cases import groups
+    from harness.config.cases import groups
 
     sc = scenario.load("quick")
     gs = groups([c for c in scenario.expand(sc) if c.section == "throughput"])
-    picked = profiler.breakdown_cases(gs)
+    picked = breakdown_cases(gs)
     sizes = {(c.hidden, c.batch, c.seq_len, c.phase, c.device) for c in picked}
     # quick on a CPU machine: 8 train groups of 9 members on cpu (cuda is missing); the middle one by work
     assert sizes == {(64, 32, 100, "train", "cpu")} and len(picked) == 9
-    assert profiler.breakdown_cases([[c.__class__(**{**c.as_row(), "profile": True}) for c in g] for g in gs]) == set()
+    assert breakdown_cases([[c.__class__(**{**c.as_row(), "profile": True}) for c in g] for g in gs]) == set()

@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from harness import env, errors, profiler, registry
-from harness.models import canonical_params, param_count
-from harness.tutorial import EXAMPLE, TutorialNNLSTM, TutorialScratchLSTM
+from harness.core import env, errors
+from harness.implementations import registry
+from harness.implementations.models import canonical_params, param_count
+from harness.implementations.tutorial_example import EXAMPLE, TutorialNNLSTM, TutorialScratchLSTM
+from harness.measure.profiling import backend_from_ops, backend_ran, op_names
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
 
@@ -75,14 +77,14 @@ def test_backends_are_contexts_around_one_builder():
 
 def test_profiler_proves_the_backend_that_ran():
     x = torch.randn(5, 3, 8)
-    ops = {n: profiler.op_names(registry.create(n, 8, 16), x) for n in ("onednn-lstm", "torch-lstm", "fused-lstm")}
+    ops = {n: op_names(registry.create(n, 8, 16), x) for n in ("onednn-lstm", "torch-lstm", "fused-lstm")}
     assert "aten::mkldnn_rnn_layer" in ops["onednn-lstm"]
     assert "aten::mkldnn_rnn_layer" not in ops["torch-lstm"]
     assert "aten::lstm" in ops["torch-lstm"]
     assert "aten::lstm" not in ops["fused-lstm"]
-    assert profiler.backend_ran(registry.create("onednn-lstm", 8, 16), batch=3) == "onednn"
-    assert profiler.backend_ran(registry.create("torch-lstm", 8, 16), batch=3) == "native"
-    assert profiler.backend_ran(registry.create("scratch-lstm", 8, 16), batch=3) == "native"
+    assert backend_ran(registry.create("onednn-lstm", 8, 16), batch=3) == "onednn"
+    assert backend_ran(registry.create("torch-lstm", 8, 16), batch=3) == "native"
+    assert backend_ran(registry.create("scratch-lstm", 8, 16), batch=3) == "native"
 
 
 def test_backend_context_restores_the_flag():
@@ -93,16 +95,16 @@ def test_backend_context_restores_the_flag():
 
 
 def test_backend_from_ops():
-    assert profiler.backend_from_ops({"aten::lstm", "aten::mkldnn_rnn_layer"}) == "onednn"
-    assert profiler.backend_from_ops({"aten::lstm", "aten::_cudnn_rnn"}) == "cudnn"
-    assert profiler.backend_from_ops({"aten::lstm", "aten::addmm"}) == "native"
+    assert backend_from_ops({"aten::lstm", "aten::mkldnn_rnn_layer"}) == "onednn"
+    assert backend_from_ops({"aten::lstm", "aten::_cudnn_rnn"}) == "cudnn"
+    assert backend_from_ops({"aten::lstm", "aten::addmm"}) == "native"
 
 
 @CUDA
 @pytest.mark.cuda
 def test_cuda_backends():
-    assert profiler.backend_ran(registry.create("cudnn-lstm", 8, 16, device="cuda"), batch=3) == "cudnn"
-    assert profiler.backend_ran(registry.create("torch-lstm", 8, 16, device="cuda"), batch=3) == "native"
+    assert backend_ran(registry.create("cudnn-lstm", 8, 16, device="cuda"), batch=3) == "cudnn"
+    assert backend_ran(registry.create("torch-lstm", 8, 16, device="cuda"), batch=3) == "native"
 
 
 def test_threads_are_set_and_recorded():

@@ -11,7 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import claims, cli, intervals, learning, report, scenario, store, sweep, tables
+from harness import cli
+from harness.analysis import claims, learning, quotes, ratios, summary, tables
+from harness.config import scenario
+from harness.core import intervals
+from harness.report import figures
+from harness.report.render import render
+from harness.run import sweep
+from harness.store.runs import find_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -27,7 +34,7 @@ def smoke_runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smoke_report(smoke_runs):
     root, run, _ = smoke_runs
-    out = report.render(run.run_id, root / "results", root / "reports", quiet=True, strict=True)
+    out = render(run.run_id, root / "results", root / "reports", quiet=True, strict=True)
     return run, out
 
 
@@ -35,7 +42,7 @@ def smoke_report(smoke_runs):
 def two_run_report(smoke_runs):
     """make report RUN=a,b: two runs of one scenario, before and after."""
     root, a, b = smoke_runs
-    return a, b, report.render(f"{a.run_id},{b.run_id}", root / "results", root / "reports", quiet=True, strict=True)
+    return a, b, render(f"{a.run_id},{b.run_id}", root / "results", root / "reports", quiet=True, strict=True)
 
 
 def referenced(out: Path) -> list[str]:
@@ -88,7 +95,7 @@ def test_claims_table_is_computed(smoke_report):
 
 def test_skipped_cases_are_grouped_by_reason(smoke_report):
     run, out = smoke_report
-    bad = report.not_ok(tables.load_runs([run.dir]))
+    bad = summary.not_ok(tables.load_runs([run.dir]))
     # smoke: cudnn-lstm at one size, two phases, skipped on the CPU; one row for the reason, with its count
     assert bad.to_dict("records") == [{"table": "timings.csv", "status": "skipped",
                                        "reason": "cudnn-lstm runs on cuda only, not cpu", "cases": 2,
@@ -116,7 +123,7 @@ def test_findings_come_first(smoke_report):
     # smoke: the fastest LSTM (fused or onednn, timed beside each other), the decay factors, the task; no
     # scratch-lstm or RNN/LSTM pair is timed, so no speed-up or cost sentence
     assert 3 <= len(items) <= 8 and all(re.search(r"\d", i) for i in items)
-    assert items[0].startswith("On cpu (") and "is the fastest LSTM for a train step at 1 of 1 sizes (h16 b2 t5)" \
+    assert items[0].startswith("On cpu (") and "is the fastest LSTM for a train step at 1 of 1 sizes (b2 t5 h16)" \
         in items[0]
     assert any(i.startswith("Gradients shrink with distance: the LSTM's by 0.") for i in items)
     assert page.index('id="findings"') < page.index('id="claims"') < page.index("<h2>Figures</h2>") \
@@ -133,7 +140,7 @@ def test_figures_without_data_say_so(smoke_report):
     assert "cost_ratio: no data in this run (it needs an LSTM and an RNN timed at equal sizes)" in notes
     drawn = {p.stem for p in (out / "figures").glob("*.png")}
     assert all(n.split(":")[0] not in drawn for n in notes)
-    assert len(drawn) + len(notes) == len(report.plots.FIGURES)
+    assert len(drawn) + len(notes) == len(figures.FIGURES)
 
 
 def test_breakdown_pass_of_an_unprofiled_run(smoke_report):
@@ -181,7 +188,7 @@ def test_report_from_timings_only(tmp_path):
         phase = "train"
     """))
     run, _ = sweep.run_sweep(scenario.load(p), tmp_path / "results", quiet=True)
-    out = report.render("latest", tmp_path / "results", tmp_path / "reports", quiet=True, strict=True)
+    out = render("latest", tmp_path / "results", tmp_path / "reports", quiet=True, strict=True)
     claims = pd.read_csv(out / "claims.csv")
     assert list(claims["verdict"][:3]) == ["not measured"] * 3
     assert claims["verdict"][3] == "supported"                      # 4x parameters, from the params column
@@ -212,10 +219,10 @@ def test_report_of_two_runs_keys_rows_by_environment(tmp_path):
     meta = json.loads((b.dir / "run.json").read_text())
     meta["environment"]["host"] = "gpu-box"
     (b.dir / "run.json").write_text(json.dumps(meta))
-    runs = tables.load_runs(store.find_runs(tmp_path / "r", f"{a.run_id},{b.run_id}"))
+    runs = tables.load_runs(find_runs(tmp_path / "r", f"{a.run_id},{b.run_id}"))
     labels = sorted(set(runs.tables["timings"]["device_label"]))
     assert len(labels) == 2 and labels[0].endswith("@ gpu-box")
-    out = report.render(f"{a.run_id},{b.run_id}", tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
+    out = render(f"{a.run_id},{b.run_id}", tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
     assert out.name == f"{a.run_id}+{b.run_id}"
     assert "gpu-box" in (out / "index.html").read_text()
 
@@ -295,11 +302,11 @@ def test_claim_b_quotes_the_far_end_after_training():
                       "distance": d, "grad_norm": g} for d, g in ((0, 2.0), (49, 2.0 * far))]
     noise = [{**rows[0], "grad_norm": 99.0, **change} for change in (
         {"status": "nan"}, {"wrt": "h"}, {"task": ""}, {"task": None})]       # none of these is a task's x curve
-    far = claims.far_end_gradients(pd.DataFrame(rows + noise))
+    far = learning.far_end_gradients(pd.DataFrame(rows + noise))
     assert far.set_index(["cell", "train_step"])["far_ratio"].to_dict() == pytest.approx(
         {("lstm", 0): 1e-4, ("lstm", 100): 0.5, ("rnn", 0): 1e-9, ("rnn", 100): 1e-8})
     assert far.groupby("cell")["forget_bias"].first().to_dict() == {"lstm": 1.0, "rnn": -1.0}   # -1: none
-    assert claims.far_end_gradients(pd.DataFrame(noise[1:])) is None
+    assert learning.far_end_gradients(pd.DataFrame(noise[1:])) is None
     b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]), pd.DataFrame(rows))
     assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, step 0 -> 100: LSTM 0.0001 -> "
                                "0.5, RNN 1e-09 -> 1e-08")
@@ -308,13 +315,13 @@ def test_claim_b_quotes_the_far_end_after_training():
 def test_claims_quote_the_tutorial():
     seed = Path(__file__).resolve().parents[2] / "shared" / "seed"
     texts = [p.read_text() for p in seed.glob("*.txt")] if seed.is_dir() else []
-    assert set(claims.STATEMENTS) == set("abcdef")
-    for st in claims.STATEMENTS.values():
+    assert set(quotes.STATEMENTS) == set("abcdef")
+    for st in quotes.STATEMENTS.values():
         assert st.quote_zh and st.quote_en and st.measured
         assert st.claim.startswith(f"({st.key}) ")
     if not texts:
         pytest.skip(f"the tutorial is not at {seed} (a clone outside the workspace)")
-    for st in claims.STATEMENTS.values():
+    for st in quotes.STATEMENTS.values():
         assert any(st.quote_zh in t for t in texts), st.key      # its own words, verbatim
 
 
@@ -467,7 +474,7 @@ def test_html_opens_in_headless_chromium_offline(two_run_report, tmp_path):
 
 def test_configurations_pool_implementations_and_stand_in_for_a_missing_interval():
     d = decay([rnn(0.5, None, None), rnn(0.6, 0.55, 0.7, impl="scratch-rnn"), rnn(0.9, None, None, hidden=128)])
-    got = claims.configurations(d).set_index("hidden")[["lo", "hi", "decay_factor"]].to_dict("index")
+    got = learning.configurations(d).set_index("hidden")[["lo", "hi", "decay_factor"]].to_dict("index")
     assert got == {64: {"lo": 0.5, "hi": 0.7, "decay_factor": pytest.approx(0.55)},      # envelope, median
                    128: {"lo": 0.9, "hi": 0.9, "decay_factor": 0.9}}                     # no interval: the factor
 
@@ -483,7 +490,7 @@ def test_far_end_reads_the_farthest_distance_the_last_step_and_every_task():
     rows += curve("copy", "rnn", "torch-rnn", 10, [(0, 1.0), (19, 0.25)], T=20)
     rows += curve("adding", "rnn", "scratch-rnn", 0, [(10, 1.0), (49, 0.5)])   # no distance 0: no ratio
     rows += curve("adding", "lstm", "torch-lstm", 0, [(0, 0.0), (49, 0.5)])    # zero at distance 0: no ratio
-    far = claims.far_end_gradients(pd.DataFrame(rows))
+    far = learning.far_end_gradients(pd.DataFrame(rows))
     assert sorted(far["impl"]) == ["torch-rnn"] * 5
     assert far[far["task"] == "adding"].set_index("train_step")["far_ratio"].to_dict() == pytest.approx(
         {0: 1e-6, 50: 1e-4, 100: 1e-2})
@@ -493,8 +500,8 @@ def test_far_end_reads_the_farthest_distance_the_last_step_and_every_task():
                                "0.01; copy T=20, gradient at distance 19 over distance 0, step 0 -> 10: RNN 0.5 -> "
                                "0.25")
     half = pd.DataFrame(curve("adding", "lstm", "torch-lstm", 0, [(0, 0.5), (49, 0.25)]))
-    assert claims.far_end_gradients(half)["far_ratio"].tolist() == [0.5]     # a norm below 1 at distance 0 counts
-    assert claims.far_end_gradients(pd.DataFrame(rows[-4:])) is None            # no usable curve: None, not empty
+    assert learning.far_end_gradients(half)["far_ratio"].tolist() == [0.5]     # a norm below 1 at distance 0 counts
+    assert learning.far_end_gradients(pd.DataFrame(rows[-4:])) is None            # no usable curve: None, not empty
 
 
 RULES = {
@@ -574,14 +581,14 @@ def test_cost_ratios_pair_each_lstm_with_the_rnn_of_its_backend_at_equal_sizes()
                  row("scratch-lstm", "python", 0.05, 576), row("torch-lstm", "native", 0.04, 576, hidden=16),
                  row("torch-rnn", "native", 0.01, 144, phase="forward"),
                  row("torch-lstm", "native", 0.02, 576, phase="forward")])
-    r = claims.cost_ratios(t)
+    r = ratios.cost_ratios(t)
     got = sorted((x.pair, x.phase, x.kind, x.ratio) for x in r.itertuples())
     assert got == [("params LSTM/RNN", "forward", "params", 4.0), ("params LSTM/RNN", "train", "params", 4.0),
                    ("time scratch-lstm/scratch-rnn", "train", "time", pytest.approx(2.5)),
                    ("time torch-lstm/torch-rnn", "train", "time", pytest.approx(3.0))]
     assert r[r["kind"] == "time"]["ratio_ci_low"].isna().all()
-    assert claims.cost_ratios(None) is None and claims.cost_ratios(t.assign(status="failed")) is None
-    assert claims.cost_ratios(t[t["impl"] == "torch-rnn"]) is None
+    assert ratios.cost_ratios(None) is None and ratios.cost_ratios(t.assign(status="failed")) is None
+    assert ratios.cost_ratios(t[t["impl"] == "torch-rnn"]) is None
 
 
 def test_claim_f_takes_the_last_scratch_row_of_a_size_timed_twice():

@@ -3,9 +3,11 @@ import textwrap
 
 import pytest
 
-from harness import cli, registry, scenario
-from harness.cases import ThroughputCase, case_id
-from harness.errors import UsageError
+from harness import cli
+from harness.config import scenario
+from harness.config.cases import ThroughputCase, case_id
+from harness.core.errors import UsageError
+from harness.implementations import registry
 
 GRID = """
 name = "t"

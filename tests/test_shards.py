@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import cases as cases_mod
-from harness import cli, scenario, shards, store, sweep
-from harness.cases import case_id
+from harness import cli
+from harness.config import scenario
+from harness.config.cases import case_id, groups
+from harness.run import shards, sweep
+from harness.store.meta import Executor, ExecutorParams, Shard, Submission
+from harness.store.runs import Run, select
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = {"timings.csv": ["case_id", "impl", "phase", "dtype", "batch", "seq_len", "hidden", "status", "reason",
@@ -49,10 +52,10 @@ def test_two_local_shards_give_the_rows_of_an_in_process_run(tmp_path, capsys):
 
 def test_shards_partition_the_cases():
     cases = scenario.expand(scenario.load("quick"))
-    parts = [store.select(cases, store.Shard(index=k, count=3)) for k in range(3)]
+    parts = [select(cases, Shard(index=k, count=3)) for k in range(3)]
     assert sorted(case_id(c) for p in parts for c in p) == sorted(case_id(c) for c in cases)
     assert [len(p) for p in parts] == [134, 133, 127]    # 32 groups of 9, 12 of 4, 1 of 3, 55 single cases, in turn
-    for g in cases_mod.groups(cases):                        # a comparison group is never split between shards
+    for g in groups(cases):                             # a comparison group is never split between shards
         assert sum(all(c in p for c in g) for p in parts) == 1
 
 
@@ -69,13 +72,13 @@ def test_slurm_executor_gets_the_command_lines_parameters(tmp_path, monkeypatch)
         (fake / tool).write_text("#!/bin/sh\nexit 1\n")
         (fake / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
-    params = store.ExecutorParams(partition="gpu", gpus_per_task=1, timeout_min=240, max_parallel=8)
+    params = ExecutorParams(partition="gpu", gpus_per_task=1, timeout_min=240, max_parallel=8)
     ex = shards.make_executor(tmp_path / "run", "slurm", params)
     assert ex.folder == (tmp_path / "run" / "submitit").absolute() and ex.max_num_timeout == 3
     assert {k: ex.parameters[k] for k in ("partition", "gpus_per_task", "time", "array_parallelism",
                                           "ntasks_per_node")} == {"partition": "gpu", "gpus_per_task": 1, "time": 240,
                                                                   "array_parallelism": 8, "ntasks_per_node": 1}
-    bare = shards.make_executor(tmp_path / "run", "slurm", store.ExecutorParams())
+    bare = shards.make_executor(tmp_path / "run", "slurm", ExecutorParams())
     assert bare.parameters["time"] == 60 and bare.parameters["array_parallelism"] == 256
     assert "partition" not in bare.parameters and "gpus_per_task" not in bare.parameters
 
@@ -162,10 +165,10 @@ def test_slurm_states_are_unknown_when_squeue_fails(tmp_path, monkeypatch):
 
 def test_status_names_each_shards_slurm_state(tmp_path, capsys, monkeypatch):
     results = tmp_path / "r"
-    run = store.Run.create(results, scenario.load("smoke"))
-    run.meta.executor = store.Executor(kind="slurm", shards=2, params=store.ExecutorParams(),
-                                       jobs=[store.Submission(attempt=0, jobs={"000": "7_0", "001": "7_1"}),
-                                             store.Submission(attempt=1, jobs={"000": "9_0"})])
+    run = Run.create(results, scenario.load("smoke"))
+    run.meta.executor = Executor(kind="slurm", shards=2, params=ExecutorParams(),
+                                       jobs=[Submission(attempt=0, jobs={"000": "7_0", "001": "7_1"}),
+                                             Submission(attempt=1, jobs={"000": "9_0"})])
     for k in range(2):
         run.new_shard(k, 2)
     run.save()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, scenario, shards, sweep
+from harness import cli
+from harness.config import scenario
+from harness.run import shards, sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.subprocess]
 

@@ -5,10 +5,15 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import costs, lengths, memory, plots, registry, report, scenario, sweep, tables, timing
-from harness.cases import ThroughputCase
-from harness.models import Shape
-from harness.store import read_rows
+from harness.analysis import ratios, summary, tables
+from harness.config import cases, scenario
+from harness.config.cases import ThroughputCase
+from harness.implementations import fused, lengths, registry
+from harness.implementations.models import Shape
+from harness.measure import memory, timing
+from harness.report import figures, views
+from harness.run import sweep
+from harness.store.runs import read_rows
 
 TINY = """
     name = "stacked"
@@ -98,7 +103,7 @@ def test_fused_lstm_memory_of_a_stack_matches_analytic_estimate(layers):
     x = torch.randn(T, B, H)
     model = registry.create("fused-lstm", H, H, shape=Shape(layers))
     measured = memory.peak_bytes(lambda: model(x)[0].sum().backward(), "cpu")
-    estimate = memory.fused_lstm_estimate(B, T, H, itemsize=4, layers=layers)
+    estimate = fused.train_peak_bytes(B, T, H, itemsize=4, layers=layers)
     assert abs(measured - estimate) <= 0.1 * estimate, (measured, estimate)
 
 
@@ -130,24 +135,24 @@ def test_stacked_rows(stacked_run):
 def test_stacked_costs_and_figures(stacked_run):
     root, run, _ = stacked_run
     runs = tables.load_runs([run.dir])
-    lc = costs.layer_costs(runs.tables["timings"], runs.tables["rounds"])
+    lc = ratios.layer_costs(runs.tables["timings"], runs.tables["rounds"])
     assert sorted(set(zip(lc["impl"], lc["layers"], lc["directions"], strict=True))) == [
         (i, L, d) for i in ("fused-lstm", "torch-lstm") for L in (1, 2) for d in (1, 2)]
     one = lc[(lc["layers"] == 1) & (lc["directions"] == 1)]
     assert (one["ratio"] == 1.0).all()
-    vc = costs.lengths_costs(runs.tables["timings"], runs.tables["rounds"])
+    vc = ratios.lengths_costs(runs.tables["timings"], runs.tables["rounds"])
     drawn = int(lengths.draw("uniform:3-5", 6, 5, seed=0).sum())
     assert sorted(zip(vc["impl"], vc["lengths_mode"], strict=True)) == [
         ("fused-lstm", "masked"), ("fused-lstm", "packed"), ("fused-lstm", "padded"), ("torch-lstm", "packed"),
         ("torch-lstm", "padded")]
     assert set(vc["spread"]) == {2} and set(vc["fixed_tokens"]) == {24} and set(vc["tokens"]) == {drawn}
     assert (vc["cost_ci_low"] <= vc["cost"]).all() and (vc["cost"] <= vc["cost_ci_high"]).all()
-    figs = [plots.layer_cost(lc), plots.lengths_cost(vc)]
+    figs = [figures.layer_cost(lc), figures.lengths_cost(vc)]
     assert [len(f.axes) for f in figs] == [1, 2]                  # one size; one panel per implementation
     for f in figs:
-        plots.plt.close(f)
-    summary = report.summary_view(report.summary(runs.tables["timings"]))
-    assert {"1 layer", "2 layers, bidirectional", "uniform:3-5 packed"} <= set(summary["stack"])
+        figures.plt.close(f)
+    table = views.summary_view(summary.summary(runs.tables["timings"]))
+    assert {"1 layer", "2 layers, bidirectional", "uniform:3-5 packed"} <= set(table["stack"])
 
 
 def test_claims_compare_one_plain_layer_only():
@@ -155,14 +160,14 @@ def test_claims_compare_one_plain_layer_only():
                        "lengths": "fixed", "lengths_mode": ""},
                       {"status": "ok", "layers": 4, "bidirectional": "True", "proj_size": 0, "dropout": 0.0,
                        "lengths": "uniform:30-100", "lengths_mode": "packed"}])
-    t["stack"] = [tables.stack_label(r) for r in t.to_dict("records")]
+    t["stack"] = [cases.stack_label(r) for r in t.to_dict("records")]
     assert t["stack"].tolist() == ["", "4 layers, bidirectional, uniform:30-100 packed"]
     assert len(tables.plain(t)) == 1
 
 
 def test_gradients_and_tasks_take_layers():
-    from harness import gradients, tasks
-    from harness.cases import GradientCase, TaskCase
+    from harness.config.cases import GradientCase, TaskCase
+    from harness.measure import gradients, tasks
     g = GradientCase(impl="fused-lstm", device="cpu", dtype="float32", hidden=8, input=8, seq_len=6, batch=2,
                      init="pytorch", forget_bias=0.0, nonlinearity=None, seed=0, seeds=2, threads=1, layers=2)
     curves, decay = gradients.run_case(g, "r")

@@ -6,8 +6,13 @@ import shutil
 import pytest
 from test_sweep import write_tiny  # one tiny scenario for the tests of both
 
-from harness import cli, env, scenario, store, sweep
-from harness.errors import UsageError
+from harness import cli
+from harness.config import scenario
+from harness.core import env
+from harness.core.errors import UsageError
+from harness.run import sweep
+from harness.store.meta import Executor, ExecutorParams, GemmPeak, Git, RunMeta, Shard, Submission, read_meta
+from harness.store.runs import Run, find_run, find_runs, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +27,16 @@ def tiny_run(tiny_results, tmp_path):
     """A copy of one finished tiny run, for a test to change."""
     results = tmp_path / "r"
     shutil.copytree(tiny_results, results, symlinks=True)
-    return results, store.Run.open(store.find_run(results, "latest"))
+    return results, Run.open(find_run(results, "latest"))
 
 
 def test_run_json_declares_its_format_and_version(tiny_run):
     results, run = tiny_run
     data = json.loads((run.dir / "run.json").read_text())
     assert data["format"] == 2 and data["harness_version"] == env.VERSION == "0.1.0"
-    assert list(data) == list(store.RunMeta.model_fields)
+    assert list(data) == list(RunMeta.model_fields)
     assert data["status"] == "complete" and data["counts"] == {"ok": 1} and data["shard"] is None
-    assert store.read_meta(run.dir) == run.meta
+    assert read_meta(run.dir) == run.meta
 
 
 def edit(run_dir, change):
@@ -62,12 +67,12 @@ def test_unreadable_run_json_is_one_line(tiny_run):
     _, run = tiny_run
     (run.dir / "run.json").write_text('{"format": 1, "run_id": ')
     with pytest.raises(UsageError, match=r"run.json: not a readable run.json \(JSONDecodeError: "):
-        store.read_meta(run.dir)
+        read_meta(run.dir)
 
 
 def test_every_run_json_key_has_a_comment():
-    for model in (store.RunMeta, store.Git, store.GemmPeak, store.Shard, store.ExecutorParams, store.Submission,
-                  store.Executor):
+    for model in (RunMeta, Git, GemmPeak, Shard, ExecutorParams, Submission,
+                  Executor):
         source = inspect.getsource(model)
         for name in model.model_fields:
             line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{name}:"))
@@ -78,11 +83,11 @@ def test_read_rows_names_what_it_leaves_out(tmp_path):
     p = tmp_path / "t.csv"
     p.write_bytes(b"a,b,status\r\n1,2,ok\r\n3,4\r\n5,\xff,ok\r\n\r\n6,7,ok\r\n8,9,o")
     warnings = []
-    assert store.read_rows(p, warnings) == [{"a": "1", "b": "2", "status": "ok"}, {"a": "6", "b": "7", "status": "ok"}]
+    assert read_rows(p, warnings) == [{"a": "1", "b": "2", "status": "ok"}, {"a": "6", "b": "7", "status": "ok"}]
     assert warnings == [f"{p}:3: skipped a broken line (2 fields, expected 3)",
                         f"{p}:4: skipped a broken line (3 fields, expected 3)",
                         f"{p}:7: skipped a broken line (cut short: no line end)"]
-    assert store.read_rows(tmp_path / "missing.csv") == []
+    assert read_rows(tmp_path / "missing.csv") == []
 
 
 def test_read_rows_keeps_a_field_with_other_line_breaks_and_skips_an_oversized_one(tmp_path):
@@ -92,20 +97,20 @@ def test_read_rows_keeps_a_field_with_other_line_breaks_and_skips_an_oversized_o
     p.write_text("a,b\r\n1,page\x0cbreak\u2028x\x1cy\r\n2," + "z" * 200_000 + "\r\n3,4\r\n", encoding="utf-8",
                  newline="")
     warnings = []
-    assert store.read_rows(p, warnings) == [{"a": "1", "b": "page\x0cbreak\u2028x\x1cy"}, {"a": "3", "b": "4"}]
+    assert read_rows(p, warnings) == [{"a": "1", "b": "page\x0cbreak\u2028x\x1cy"}, {"a": "3", "b": "4"}]
     assert warnings == [f"{p}:3: skipped a broken line (field larger than field limit (131072))"]
 
 
 def test_find_run(tiny_run):
     results, run = tiny_run
-    assert store.find_run(results, "latest") == run.dir.resolve() == store.find_run(results, run.run_id)
-    assert store.find_runs(results, f"{run.run_id}, latest") == [run.dir.resolve()] * 2
+    assert find_run(results, "latest") == run.dir.resolve() == find_run(results, run.run_id)
+    assert find_runs(results, f"{run.run_id}, latest") == [run.dir.resolve()] * 2
     with pytest.raises(UsageError, match=rf"unknown run id 'nope' in {results}; newest runs: {run.run_id}$"):
-        store.find_run(results, "nope")
+        find_run(results, "nope")
     with pytest.raises(UsageError, match=r"no runs in .*empty yet: run one first \(make bench\)"):
-        store.find_run(results.parent / "empty", "latest")
+        find_run(results.parent / "empty", "latest")
     with pytest.raises(UsageError) as err:
-        store.find_runs(results, " , ")
+        find_runs(results, " , ")
     assert str(err.value) == "give a run id, a comma-separated list of them, or latest"
 
 
@@ -116,11 +121,11 @@ def test_an_unknown_run_id_names_the_newest_five(tmp_path):
         (tmp_path / name / "run.json").write_text("{}")
     (tmp_path / "not-a-run").mkdir()
     with pytest.raises(UsageError) as err:
-        store.find_run(tmp_path, "nope")
+        find_run(tmp_path, "nope")
     assert str(err.value) == (f"unknown run id 'nope' in {tmp_path}; newest runs: 20260102T000000Z, 20260103T000000Z, "
                               "20260104T000000Z, 20260105T000000Z, 20260106T000000Z")
     with pytest.raises(UsageError) as err:
-        store.find_run(tmp_path / "missing", "nope")
+        find_run(tmp_path / "missing", "nope")
     assert str(err.value) == f"unknown run id 'nope' in {tmp_path / 'missing'}; newest runs: none"
 
 
@@ -128,6 +133,6 @@ def test_an_unknown_run_id_names_the_newest_five(tmp_path):
 def test_a_run_json_that_is_not_format_2_says_so_whole(tmp_path, text, found):
     (tmp_path / "run.json").write_text(text)
     with pytest.raises(UsageError) as err:
-        store.read_meta(tmp_path)
+        read_meta(tmp_path)
     assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads format 2 only "
                               "(written by another version of lstm-bench)")

@@ -7,7 +7,10 @@ import textwrap
 
 import pytest
 
-from harness import cli, columns, scenario, sweep
+from harness import cli
+from harness.config import scenario
+from harness.run import sweep
+from harness.store import columns
 
 COLUMNS = """run_id, scenario, impl, cell, backend, device, device_name, dtype, batch, seq_len, hidden, input, layers,
 phase, rounds, time_median_s, time_iqr_s, time_min_s, tokens_per_s, flops, gflops_per_s, gemm_peak_gflops_per_s,
@@ -137,7 +140,7 @@ def test_bptt_lstm_in_a_sweep_on_both_sides_of_its_layout_switch(tmp_path):
 
 
 def test_failure_becomes_a_row(tmp_path, monkeypatch):
-    from harness import timing
+    from harness.measure import timing
 
     real = timing.build_step
 

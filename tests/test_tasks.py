@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from harness import tasks
-from harness.cases import TaskCase
+from harness.config.cases import TaskCase
+from harness.measure import tasks
 
 
 def test_adding_data():

@@ -1,0 +1,12 @@
+"""A run's tables to what they say: derived tables, the tutorial's claims judged, the findings, the gate.
+
+    tables      a run's CSVs as typed DataFrames, labelled by machine; the one ok-rows filter
+    derived     every derived table, computed once, and the file each is written to
+    ratios      ratios of timings with intervals: LSTM/RNN, stacks, variable lengths, compilers, run to run
+    learning    gradients and learning as tables: decay fits, tasks solved and learned, the edge, the dynamics
+    summary     the report's own tables: medians per implementation, scaling exponents, cases not run, noisy groups
+    claims      the tutorial's claims: rules, evidence, verdicts
+    quotes      the tutorial's claims in its own words
+    findings    what a run found: the report's opening sentences
+    compare     the regression gate: a rank test and a ratio interval per case, the environments' differences
+"""

@@ -1,0 +1,252 @@
+"""The tutorial's claims: each one's rule, its evidence, and its verdict, computed from a run's tables.
+
+    cl = claims(runs.tables, cost_ratios(runs.tables["timings"], runs.tables["rounds"]))
+
+Each claim is a function of the tidy tables (tables.py) and the derived tables it
+needs (ratios.py, learning.py) that returns a `Claim`: the claim as tested, a verdict
+(VERDICTS: supported, partly supported, contradicted, inconclusive, not measured),
+the evidence in numbers, and the rule that turned the evidence into the verdict,
+printed beside it in the report. quotes.STATEMENTS holds each claim as the
+tutorial states it, in its own words (Chinese) and in English, and what is
+measured to test it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.analysis.learning import LEARNED, configurations, far_end_gradients, final_losses, gradient_rows
+from harness.analysis.quotes import STATEMENTS, Statement
+from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
+from harness.analysis.tables import ok_rows
+from harness.core import intervals
+from harness.core.thresholds import VANISH_RATIO
+from harness.core.units import compact
+
+LIBRARY_KERNELS = ("torch-lstm", "onednn-lstm", "cudnn-lstm")   # claim (f)'s "library kernels"
+SCRATCH_OPTIMISED = ("fused-lstm", "bptt-lstm")                 # shown beside them in (f), not part of the rule
+
+
+# -- the claims ------------------------------------------------------------------------------
+SUPPORTED, PARTLY, CONTRADICTED = "supported", "partly supported", "contradicted"
+INCONCLUSIVE, NOT_MEASURED = "inconclusive", "not measured"
+VERDICTS = (SUPPORTED, PARTLY, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED)
+# inconclusive: the evidence's intervals straddle the rule's decision point
+
+
+@dataclass
+class Claim:
+    key: str
+    claim: str
+    verdict: str          # one of VERDICTS
+    evidence: str
+    rule: str
+
+    @property
+    def statement(self) -> Statement:
+        return STATEMENTS[self.key]
+
+
+def claim_a(decay: pd.DataFrame | None) -> Claim:
+    rule = ("per RNN configuration (gradients sections, wrt x; implementations of one configuration pooled): "
+            "vanishing where its decay interval lies wholly below 1, exploding where wholly above. Supported when "
+            "both are seen; partly supported when only one half is "
+            f"(which is named); contradicted when every interval lies within {VANISH_RATIO:g}^(±1/T) of 1 (neither "
+            f"below {VANISH_RATIO:g} nor above {1 / VANISH_RATIO:g} over the sequence); else inconclusive")
+    text = STATEMENTS["a"].claim
+    d = gradient_rows(decay, "rnn")
+    if d is None or d.empty:
+        return Claim("a", text, NOT_MEASURED, "no RNN gradient configurations in this run", rule)
+    d = configurations(d)
+    lo, hi = d["lo"], d["hi"]
+    n, vanish, explode = len(d), int((hi < 1).sum()), int((lo > 1).sum())
+    bound = VANISH_RATIO ** (1 / d["seq_len"])
+    steady = bool(((lo >= bound) & (hi <= 1 / bound)).all())
+    ev = (f"{vanish} of {n} RNN configurations vanish, {explode} explode, {n - vanish - explode} hold 1 in their "
+          f"interval; per-step factor median {compact(d['decay_factor'].median())} (range "
+          f"{compact(d['decay_factor'].min())}–{compact(d['decay_factor'].max())})")
+    if d["vanish_distance"].notna().any():
+        ev += f"; below {VANISH_RATIO:g} by distance {compact(d['vanish_distance'].median())} (median)"
+    if vanish and explode:
+        verdict = SUPPORTED
+    elif vanish or explode:
+        verdict = PARTLY
+        ev += "; " + ("only vanishing was seen: no configuration here reaches the exploding regime" if vanish
+                      else "only exploding was seen: no configuration here vanishes")
+    else:
+        verdict = CONTRADICTED if steady else INCONCLUSIVE
+    return Claim("a", text, verdict, ev, rule)
+
+
+def _far_end_evidence(far: pd.DataFrame | None) -> str:
+    if far is None:
+        return ""
+    parts = []
+    for (task, T), g in far.groupby(["task", "seq_len"]):
+        steps = sorted(g["train_step"].unique())
+        first, last = steps[0], steps[-1]
+        words = []
+        for cell in ("lstm", "rnn"):
+            c = g[g["cell"] == cell]
+            if c.empty:
+                continue
+            a = c[c["train_step"] == first]["far_ratio"].median()
+            b = c[c["train_step"] == last]["far_ratio"].median()
+            words.append(f"{cell.upper()} {compact(a)} -> {compact(b)}")
+        parts.append(f"{task} T={int(T)}, gradient at distance {int(g['far_distance'].max())} over distance 0, "
+                     f"step {int(first)} -> {int(last)}: " + ", ".join(words))
+    return "; ".join(parts)
+
+
+def claim_b(decay: pd.DataFrame | None, gradients: pd.DataFrame | None = None) -> Claim:
+    rule = ("comparative: each LSTM configuration (implementations pooled) is set beside the RNNs of the same "
+            "hidden size, sequence length, init, device and dtype. It eases vanishing where its decay interval lies "
+            "wholly above every such RNN's, "
+            "does worse where wholly below. Supported when most LSTM configurations ease it and none does worse; "
+            "contradicted when most do worse; partly supported when some ease it; else inconclusive")
+    text = STATEMENTS["b"].claim
+    d = gradient_rows(decay)
+    if d is None or d[d["cell"] == "lstm"].empty or d[d["cell"] == "rnn"].empty:
+        return Claim("b", text, NOT_MEASURED, "needs LSTM and RNN gradient configurations of the same sizes", rule)
+    keys = [k for k in ("hidden", "seq_len", "init", "device", "dtype") if k in d]
+    d = configurations(d)
+    rnn = d[d["cell"] == "rnn"].groupby(keys).agg(rnn_lo=("lo", "min"), rnn_hi=("hi", "max"),
+                                                  rnn_factor=("decay_factor", "median"),
+                                                  rnn_vanish=("vanish_distance", "median"))
+    lstm = d[d["cell"] == "lstm"].join(rnn, on=keys, how="inner")
+    if lstm.empty:
+        return Claim("b", text, NOT_MEASURED, "no LSTM configuration has an RNN of the same sizes and init", rule)
+    eases, worse = lstm["lo"] > lstm["rnn_hi"], lstm["hi"] < lstm["rnn_lo"]
+    n, k, w = len(lstm), int(eases.sum()), int(worse.sum())
+    parts = [f"{k} of {n} LSTM configurations decay measurably slower than the RNN beside them, {w} faster"]
+    for (init, fb), g in lstm.groupby(["init", "forget_bias"], dropna=False):
+        never = g["vanish_distance"].isna().all()
+        parts.append(f"init {init}, forget_bias {fb:g}: LSTM factor {compact(g['decay_factor'].median())} vs RNN "
+                     f"{compact(g['rnn_factor'].median())}; below {VANISH_RATIO:g} at distance "
+                     + (f"> T={int(g['seq_len'].max())}" if never else compact(g["vanish_distance"].median()))
+                     + " vs RNN " + (compact(g["rnn_vanish"].median()) if g["rnn_vanish"].notna().any()
+                                     else f"> T={int(g['seq_len'].max())}"))
+    if far := _far_end_evidence(far_end_gradients(gradients)):
+        parts.append(far)
+    if k > n / 2 and w == 0:
+        verdict = SUPPORTED
+    elif w > n / 2:
+        verdict = CONTRADICTED
+    elif k:
+        verdict = PARTLY
+    else:
+        verdict = INCONCLUSIVE
+    return Claim("b", text, verdict, "; ".join(parts), rule)
+
+
+def claim_c(training: pd.DataFrame | None) -> Claim:
+    rule = (f"a model learned a task when its final held-out loss is below {LEARNED} x the baseline. Supported "
+            "when, for some task and seq_len, an LSTM learned it and no RNN did; contradicted when an RNN learned "
+            "every one an LSTM learned, or no LSTM learned any")
+    text = STATEMENTS["c"].claim
+    last = final_losses(training)
+    if last is None or not {"lstm", "rnn"} <= set(last["cell"]):
+        return Claim("c", text, NOT_MEASURED, "needs task runs of both an LSTM and an RNN", rule)
+    parts, wins = [], 0
+    for (task, T), g in last.groupby(["task", "seq_len"]):
+        lstm, rnn = g[g["cell"] == "lstm"], g[g["cell"] == "rnn"]
+        if lstm.empty or rnn.empty:
+            continue
+        base = g["baseline_loss"].iloc[0]
+        lw, rw = bool(lstm["learned"].any()), bool(rnn["learned"].any())
+        wins += lw and not rw
+        parts.append(f"{task} T={int(T)}: best LSTM {compact(lstm['eval_loss'].min() / base)}x baseline, "
+                     f"best RNN {compact(rnn['eval_loss'].min() / base)}x")
+    if not parts:
+        return Claim("c", text, NOT_MEASURED, "no task and seq_len with both an LSTM and an RNN", rule)
+    return Claim("c", text, SUPPORTED if wins else CONTRADICTED, "; ".join(parts), rule)
+
+
+def claim_d(ratios: pd.DataFrame | None) -> Claim:
+    rule = ("supported when every LSTM/RNN parameter ratio at equal (input, hidden) is above 1 (the tutorial's "
+            "'more'); else contradicted. The evidence says whether it is exactly 4")
+    text = STATEMENTS["d"].claim
+    r = None if ratios is None else ratios[ratios["kind"] == "params"]
+    if r is None or r.empty:
+        return Claim("d", text, NOT_MEASURED, "needs throughput rows of an LSTM and an RNN at equal sizes", rule)
+    vals = sorted(set(r["ratio"].round(12)))
+    sizes = sorted(set(zip(r["input"].astype(int), r["hidden"].astype(int), strict=True)))
+    ev = (f"ratio {', '.join(compact(v) for v in vals)} at (input, hidden) in {sizes[:6]}"
+          + (" ..." if len(sizes) > 6 else "") + ("; exactly 4 at every size" if vals == [4.0] else ""))
+    return Claim("d", text, SUPPORTED if all(v > 1 for v in vals) else CONTRADICTED, ev, rule)
+
+
+def _tally(lo: pd.Series, hi: pd.Series) -> dict[str, int]:
+    """How many intervals lie wholly above 1, wholly below, or hold 1 (intervals.difference)."""
+    words = [intervals.difference(a, b, above="above", below="below") for a, b in zip(lo, hi, strict=True)]
+    return {w: words.count(w) for w in ("above", "below", intervals.NO_DIFFERENCE)}
+
+
+def claim_e(ratios: pd.DataFrame | None) -> Claim:
+    rule = ("each LSTM/RNN train-step time ratio at equal sizes on the same backend has a 95% bootstrap interval "
+            "over rounds; a size is measurably slower where it lies above 1, faster where below. Supported when "
+            "most sizes are measurably slower, contradicted when most are measurably faster, partly supported when "
+            "more are measurably slower than faster, else inconclusive")
+    text = STATEMENTS["e"].claim
+    r = None if ratios is None else ratios[ratios["kind"] == "time"]
+    if r is None or r.empty:
+        return Claim("e", text, NOT_MEASURED, "needs train-phase rows of an LSTM and an RNN on one backend", rule)
+    n, tally = len(r), _tally(r["ratio_ci_low"], r["ratio_ci_high"])
+    med = r["ratio"].median()
+    per = r.groupby("pair")["ratio"].median()
+    ev = (f"measurably slower at {tally['above']} of {n} sizes, faster at {tally['below']}, no measurable difference "
+          f"at {tally[intervals.NO_DIFFERENCE]}; median {compact(med)}x (range {compact(r['ratio'].min())}–"
+          f"{compact(r['ratio'].max())}); " + ", ".join(f"{p}: {compact(v)}x" for p, v in per.items()))
+    verdict = (SUPPORTED if tally["above"] > n / 2 else CONTRADICTED if tally["below"] > n / 2
+               else PARTLY if tally["above"] > tally["below"] else INCONCLUSIVE)
+    return Claim("e", text, verdict, ev, rule)
+
+
+def claim_f(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> Claim:
+    rule = ("speed-up = time(scratch-lstm) / time(kernel) at equal sizes, with a 95% bootstrap interval over rounds; "
+            "a kernel is measurably faster at a size where the interval lies above 1, slower where below. Supported "
+            "when every library kernel measured is measurably faster at most of its sizes, contradicted when every one "
+            "is measurably slower at most of its sizes, partly supported when some are faster at most of their "
+            "sizes, else inconclusive")
+    text = STATEMENTS["f"].claim
+    t = ok_rows(timings)
+    if t is None or "scratch-lstm" not in set(t["impl"]):
+        return Claim("f", text, NOT_MEASURED, "needs scratch-lstm timings", rule)
+    times = round_times(rounds)
+    keys = ["device_label", "dtype", "phase", "hidden", "input", "batch", "seq_len"]
+    scratch = t[t["impl"] == "scratch-lstm"].drop_duplicates(subset=keys, keep="last")[keys + list(PAIR_COLUMNS)]
+    parts, kernels = [], []
+    for kernel in LIBRARY_KERNELS + SCRATCH_OPTIMISED:
+        k = t[t["impl"] == kernel].merge(scratch, on=keys, suffixes=("", "_scratch"))
+        if k.empty:
+            continue
+        sp = pd.DataFrame([pair_ratio(times, {c: row[f"{c}_scratch"] for c in PAIR_COLUMNS}, row)
+                           for _, row in k.iterrows()], columns=["ratio", "lo", "hi"], index=k.index)
+        tally = _tally(sp["lo"], sp["hi"])
+        if kernel in LIBRARY_KERNELS:                              # from scratch: evidence, not the claim
+            kernels.append((tally, len(sp)))
+        by_phase = ", ".join(f"{ph} {compact(v)}x" for ph, v in sp["ratio"].groupby(k["phase"]).median().items())
+        parts.append(f"{kernel}: median {compact(sp['ratio'].median())}x ({by_phase}; range "
+                     f"{compact(sp['ratio'].min())}–{compact(sp['ratio'].max())}), measurably faster at "
+                     f"{tally['above']} of {len(sp)} sizes, slower at {tally['below']}")
+    if not kernels:
+        return Claim("f", text, NOT_MEASURED, "needs a library kernel timed beside scratch-lstm", rule)
+    faster = [tally["above"] > n / 2 for tally, n in kernels]
+    if all(faster):
+        verdict = SUPPORTED
+    elif all(tally["below"] > n / 2 for tally, n in kernels):
+        verdict = CONTRADICTED
+    elif any(faster):
+        verdict = PARTLY
+    else:
+        verdict = INCONCLUSIVE
+    return Claim("f", text, verdict, "; ".join(parts), rule)
+
+
+def claims(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None) -> list[Claim]:
+    """Every claim, (a) to (f), from the tables (tables.Runs.tables) and cost_ratios."""
+    return [claim_a(t["decay"]), claim_b(t["decay"], t.get("gradients")), claim_c(t["training"]), claim_d(ratios),
+            claim_e(ratios), claim_f(t["timings"], t.get("rounds"))]
+
+

@@ -1,0 +1,14 @@
+"""The thresholds that turn a measured number into a word, shared by the code that measures, prints and judges.
+
+Each is read by more than one package, so it lives here, once, where all of them may import it:
+
+    VANISH_RATIO  a gradient has "vanished" at the first distance where ||dL/dx_t|| falls below this
+                  fraction of its value at distance 0 (measure/gradients.py's vanish_distance; the
+                  terminal's decay line; claims (a) and (b), whose rules print it)
+    NOISY_STEAL   a comparison group timed while the hypervisor took more than this share of the CPU
+                  (steal time, /proc/stat) is flagged `noisy` (the sweep sets the column; the report lists such groups)
+"""
+from __future__ import annotations
+
+VANISH_RATIO = 1e-3      # a fraction of the norm at distance 0
+NOISY_STEAL = 0.05       # a fraction of the CPU time over a group's rounds

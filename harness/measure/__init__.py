@@ -1,0 +1,10 @@
+"""One case measured: nothing here knows of files; the sweep (harness/run/) writes what these return.
+
+    timing      a throughput case built, and a comparison group timed round-robin (fixed or adaptive rounds)
+    memory      peak memory of one step, and whether a case fits
+    flops       the FLOP model and the GEMM peak
+    gradients   gradient norms over distance, the decay fit
+    tasks       the adding and copy-memory tasks, trained
+    jacobian    inside a model while a task trains: the one-step Jacobian's norm, the forget gate
+    profiling   torch.profiler, live: which backend ran, a case's profiled pass for TensorBoard
+"""

@@ -1,0 +1,65 @@
+"""The FLOP model and the machine's own ceiling (the GEMM peak).
+
+FLOP model: GEMM FLOPs only (elementwise gate work is not counted), G gate blocks
+(4 LSTM, 3 GRU, 1 RNN), over the real tokens N (B * T for fixed lengths; padding is
+not counted, whether or not an implementation computes it):
+
+    forward = 2 * N * sum over layers l of D * (G * H * (I_l + Q) + P * H)
+                       # x W_ih^T and h W_hh^T every step, and the projection m W_hr^T
+    train   = 3 * forward                       # backward: one GEMM for the data
+                                                #   gradient, one for the weight gradient
+
+with D directions (2 bidirectional), Q = P (proj_size) or H, I_0 = I and I_l = D * Q above.
+One layer, one direction: forward = 2 * B * T * G * H * (I + H).
+
+`train` is exact when the input and the initial state require gradients; with a
+plain input (as timed) the backward skips dx and the first step's dh0, so the
+true count is a little lower. tests/test_measures.py checks both against
+torch.utils.flop_counter.FlopCounterMode on the scratch implementations.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from harness.implementations.models import GATES, ONE_LAYER, Shape
+
+TRAIN_FACTOR = 3
+
+
+def flops(cell: str, batch: int, seq_len: int, hidden: int, input_size: int, phase: str, shape: Shape = ONE_LAYER,
+          tokens: int | None = None) -> int:
+    """The model's GEMM FLOPs for one step; `tokens`: the real tokens (default batch * seq_len)."""
+    shape = Shape(*shape)
+    G, H, P, D = GATES[cell], hidden, shape.proj_size, shape.directions
+    Q = P or H
+    per_token = sum(D * (G * H * ((input_size if layer == 0 else D * Q) + Q) + P * H)
+                    for layer in range(shape.layers))
+    forward = 2 * (batch * seq_len if tokens is None else tokens) * per_token
+    return forward * (TRAIN_FACTOR if phase == "train" else 1)
+
+
+def gemm_peak(device: str, dtype: torch.dtype, size: int | None = None, reps: int = 5) -> dict:
+    """Measured GEMM rate of a large square matmul: the ceiling every throughput
+    figure is held against. Returns GFLOP/s (best of `reps`, after one warm-up)."""
+    if size is None:
+        size = 8192 if device.startswith("cuda") else (1024 if dtype == torch.float64 else 2048)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+    # synchronise `device` itself: torch.cuda.synchronize() alone waits for the current device,
+    # so the peak of cuda:1 would be timed before its matmul finished
+    sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
+    torch.mm(a, b)
+    sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    work = 2 * size ** 3
+    return {"gemm_size": size, "gemm_peak_gflops_per_s": work / times[0] / 1e9,
+            "gemm_median_gflops_per_s": work / times[len(times) // 2] / 1e9, "reps": reps}

@@ -1,0 +1,138 @@
+"""The report's tables in human units: ms, MiB, GFLOP/s, %, three significant figures (core/units.py).
+
+One function per table, each from a derived table of analysis/ (SI units, unrounded, as the CSVs
+beside the report keep them) to what the page shows.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.analysis.summary import SCALING_SIZES
+from harness.analysis.tables import Runs
+from harness.config.cases import size_of
+from harness.core import intervals, units
+
+
+def summary_view(summ: pd.DataFrame) -> pd.DataFrame:
+    """summary() in human units, three significant figures."""
+    if summ.empty:
+        return summ
+    return pd.DataFrame({
+        "device": summ["device_label"], "dtype": summ["dtype"], "phase": summ["phase"],
+        "stack": summ["stack"].replace("", "1 layer"), "impl": summ["impl"],
+        "backend": summ["backend"], "cases": summ["cases"],
+        "median time": summ["median_time_s"].map(units.seconds),
+        "median throughput": summ["median_tokens_per_s"].map(lambda x: units.rate(x, "tokens/s")),
+        "GEMM peak, median": summ["median_peak_fraction"].map(units.percent),
+        "GEMM peak, best": summ["max_peak_fraction"].map(units.percent),
+        "peak memory, median": summ["median_peak_mem_bytes"].map(units.mebibytes)})
+
+
+def scaling_view(fits: pd.DataFrame | None) -> pd.DataFrame:
+    if fits is None or fits.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"device": fits["device_label"], "phase": fits["phase"], "impl": fits["impl"],
+                         **{f"exponent of {a}": fits[f"exp_{a}"].map(lambda x: units.sig(x, 2)) for a in SCALING_SIZES},
+                         "r²": fits["r2"].map(lambda x: units.sig(x, 3)), "points": fits["points"],
+                         "fitted over": fits["range"]})
+
+
+def run_ratio_view(rr: pd.DataFrame | None) -> pd.DataFrame:
+    if rr is None or rr.empty:
+        return pd.DataFrame()
+    interval = [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]
+    return pd.DataFrame({"run / base": rr["run"] + " / " + rr["base_run"], "impl": rr["impl"],
+                         "device": rr["device"], "phase": rr["phase"],
+                         "size": rr.apply(size_of, axis=1),
+                         "base": rr["base_time_s"].map(units.seconds), "run": rr["time_s"].map(units.seconds),
+                         "ratio": rr["ratio"].map(units.times), "95% interval": interval,
+                         "difference": [intervals.difference(lo, hi) if lo == lo else "" for lo, hi in
+                                        zip(rr["ratio_ci_low"], rr["ratio_ci_high"], strict=True)]})
+
+
+def compile_view(cc: pd.DataFrame | None) -> pd.DataFrame:
+    """compile_costs() in human units: break-even in steps, "never" where the compiled step is not measurably
+    faster, "no interval" where its rounds are missing."""
+    if cc is None or cc.empty:
+        return pd.DataFrame()
+
+    def paid(r) -> str:
+        if r["speedup_ci_low"] != r["speedup_ci_low"]:
+            return "no interval"
+        return "never" if r["break_even_steps"] != r["break_even_steps"] else f"{r['break_even_steps']:,.0f} steps"
+    return pd.DataFrame({
+        "device": cc["device_label"], "phase": cc["phase"], "size": cc.apply(size_of, axis=1),
+        "impl": cc["impl"], "mode": cc["compile_mode"].fillna(""), "autocast": cc["autocast"],
+        "compile": cc["compile_s"].map(units.seconds), "recompiles": cc["recompiles"],
+        "graph breaks": cc["graph_breaks"], "steady step": cc["time_s"].map(units.seconds), "against": cc["ref"],
+        "its step": cc["ref_time_s"].map(units.seconds), "speed-up": cc["speedup"].map(units.times),
+        "95% interval": [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                         zip(cc["speedup_ci_low"], cc["speedup_ci_high"], strict=True)],
+        "break-even": [paid(r) for _, r in cc.iterrows()]})
+
+
+def noisy_view(noisy: pd.DataFrame) -> pd.DataFrame:
+    """summary.noisy_groups() with the steal as a percentage."""
+    if noisy.empty:
+        return noisy
+    return noisy.assign(steal_fraction=noisy["steal_fraction"].map(units.percent)).rename(
+        columns={"steal_fraction": "steal"})
+
+
+def environment_table(runs: Runs) -> pd.DataFrame:
+    """One row per property, one column per run: narrow enough to read beside the others."""
+    cols = {}
+    for m in runs.meta:
+        e = m.environment
+        peaks = "; ".join(f"{p.device} {p.dtype} {p.threads} threads: "
+                          f"{units.rate(p.gemm_peak_gflops_per_s * 1e9, 'FLOP/s')}" for p in m.gemm_peaks)
+        cols[m.run_id] = {"status": m.status, "scenario": m.scenario.get("name"), "host": e.get("host"),
+                          "cpu": e.get("cpu_model"), "threads": e.get("threads"), "gpu": e.get("gpu"),
+                          "torch": e.get("torch"), "cuda": e.get("cuda"), "cudnn": e.get("cudnn"),
+                          "onednn": e.get("onednn"), "python": e.get("python"),
+                          "commit": m.git.commit[:12] + ("+dirty" if m.git.dirty else ""),
+                          "harness": m.harness_version, "started (UTC)": m.started_utc, "GEMM peak": peaks,
+                          "wall time": units.seconds(m.wall_s) if m.wall_s else ""}
+    df = pd.DataFrame(cols)
+    return df.rename_axis("property").reset_index()
+
+
+def success_view(rates: pd.DataFrame | None) -> pd.DataFrame | None:
+    if rates is None:
+        return None
+    return pd.DataFrame({"task": rates["task"], "T": rates["seq_len"].astype(int), "model": rates["model"],
+                         "solved": [f"{s} of {n}" + (f" ({int(d)} diverged)" if d else "") for s, n, d in
+                                    zip(rates["solved"], rates["seeds"], rates["diverged"], strict=True)],
+                         "final loss / baseline (median, best)": [
+                             f"{units.sig(m)}, {units.sig(b)}" for m, b in
+                             zip(rates["median_rel_loss"], rates["best_rel_loss"], strict=True)],
+                         "accuracy (median)": rates["median_accuracy"].map(units.percent),
+                         "steps": rates["steps"].astype(int),
+                         "wall time (median)": rates["median_wall_s"].map(units.seconds)})
+
+
+def radius_view(by_radius: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Models down, spectral radii across: 'factor [low, high]'."""
+    if by_radius is None:
+        return None
+    def cell(r) -> str:
+        if r["status"] != "ok":
+            return r["status"]
+        ci = (f" [{units.sig(r['decay_ci_low'])}, {units.sig(r['decay_ci_high'])}]"
+              if pd.notna(r["decay_ci_low"]) else "")
+        return units.sig(r["decay_factor"]) + ci
+    d = by_radius.assign(text=by_radius.apply(cell, axis=1))
+    wide = d.pivot_table(index="model", columns="spectral_radius", values="text", aggfunc="first")
+    wide.columns = [f"rho={c:g}" for c in wide.columns]
+    return wide.reset_index()
+
+
+def forget_view(summary: pd.DataFrame | None) -> pd.DataFrame | None:
+    if summary is None:
+        return None
+    return pd.DataFrame({"task": summary["task"], "T": summary["seq_len"].astype(int), "model": summary["model"],
+                         "train step": summary["train_step"].astype(int), "seeds": summary["seeds"],
+                         "||ds_t/ds_(t-1)|| (mean over t)": summary["jacobian_norm"].map(units.sig),
+                         "forget gate (mean)": summary["forget_mean"].map(units.sig),
+                         "forget gates above 0.9": summary["forget_open"].map(units.percent)})
