@@ -38,7 +38,7 @@ def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64", shape=ONE_LAYER, lengths=None,
-             mode=None, rng_seed=None, autocast=None):
+             mode=None, rng_seed=None, autocast=None, gemm=None):
     """Outputs and gradients of `name` on fresh random data drawn from `seed`: a stack of `shape`,
     a variable-length batch run in `mode` where `lengths` (B,) is given, the forward under
     torch.autocast(dtype=autocast) where it is given."""
@@ -47,7 +47,7 @@ def run_case(name, cell, T, B, I, H, seed, device="cpu", dtype="float64", shape=
     # random, not pytorch-default, scale: exercises saturation and sign changes
     weights = {n: w * (1.5 + torch.rand((), generator=gen, dtype=torch.float64)) for n, w in weights.items()}
     x = torch.randn(T, B, I, generator=gen, dtype=torch.float64)
-    model = registry.create(name, I, H, device=device, dtype=dtype, shape=shape, lengths_mode=mode)
+    model = registry.create(name, I, H, device=device, dtype=dtype, shape=shape, lengths_mode=mode, gemm=gemm)
     model.load_canonical(weights)
     tdtype = registry.DTYPES[dtype]
     state = [torch.randn(s.shape, generator=gen, dtype=torch.float64) for s in model.zero_state(B)]
@@ -289,6 +289,42 @@ def test_stacked_scratch_rnn_matches_torch_rnn_float64(shape, mode):
 def test_stacked_onednn_lstm_matches_float64_reference(shape):
     got = run_case("onednn-lstm", "lstm", *STACK_SIZE, seed=1300, shape=shape, dtype="float32")
     assert_same(got, reference("lstm", "fixed", shape, 1300), 1e-5)
+
+
+OWN_GEMMS = [("scratch-lstm", "lstm"), ("fused-lstm", "lstm"), ("bptt-lstm", "lstm"), ("scratch-rnn", "rnn")]
+
+
+@pytest.mark.parametrize("gemm", ["aten", "onednn"])
+@pytest.mark.parametrize("size", SIZES + [WIDE], ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize(("name", "cell"), OWN_GEMMS, ids=[n for n, _ in OWN_GEMMS])
+def test_every_gemm_library_matches_float64_in_float32(name, cell, size, gemm):
+    """Every (implementation, gemm) pair in float32 against nn.LSTM (nn.RNN) in float64: outputs, final state and
+    every gradient, within float32's tolerance (bptt-lstm's transposed layout included: WIDE)."""
+    seed = 1500 + SIZES.index(size) if size in SIZES else 1599
+    ref = run_case(f"torch-{cell}", cell, *size, seed=seed)
+    assert_same(run_case(name, cell, *size, seed=seed, dtype="float32", gemm=gemm), ref, 1e-5)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "packed", "masked"])
+@pytest.mark.parametrize(("name", "cell"), OWN_GEMMS, ids=[n for n, _ in OWN_GEMMS])
+def test_onednn_gemms_take_stacks_projections_and_lengths(name, cell, mode):
+    shape = Shape(2, True, 3) if cell == "lstm" else Shape(2, True)
+    lengths = None if mode == "fixed" else LENGTHS
+    got = run_case(name, cell, *STACK_SIZE, seed=1700, shape=shape, lengths=lengths, dtype="float32",
+                   mode=None if lengths is None else mode, gemm="onednn")
+    assert_same(got, reference(cell, mode, shape, 1700), 1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n, _ in OWN_GEMMS])
+def test_with_onednn_every_gemm_goes_through_onednn(name):
+    """Forwards and backwards: no aten GEMM runs, and oneDNN's matmul does (read off the profiler's op names)."""
+    from harness.measure.profiling import op_names
+    model = registry.create(name, 5, 6, dtype="float32", gemm="onednn", seed=1)
+    ops = op_names(model, torch.randn(4, 3, 5))
+    assert "mkldnn::_linear_pointwise" in ops
+    assert not ops & {"aten::mm", "aten::addmm", "aten::matmul", "aten::bmm", "aten::addmm_", "aten::linear"}
+    aten = op_names(registry.create(name, 5, 6, dtype="float32", seed=1), torch.randn(4, 3, 5))
+    assert "mkldnn::_linear_pointwise" not in aten and aten & {"aten::mm", "aten::addmm"}
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["usual-layout", "transposed-layout"])

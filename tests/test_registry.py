@@ -156,3 +156,49 @@ def test_tutorial_as_printed_fails():
         model.lstm(torch.randn(1, 5, 10), h0, c0)              # lstm(x, h0, c0)
     with pytest.raises(RuntimeError):
         model(torch.randn(1, 5, 20), (h0, c0))                 # x with hidden_size features
+
+
+# -- the gemm axis ---------------------------------------------------------------------------------
+def test_gemm_libraries_and_why_one_cannot_run():
+    from harness.implementations import gemm
+    assert gemm.LIBRARIES == ("aten", "onednn") and gemm.library("aten") is gemm.ATEN
+    assert gemm.missing("aten", "cuda", torch.float64) is None
+    assert gemm.missing("onednn", "cuda:0", torch.float32) == (
+        "gemm onednn is oneDNN's CPU matmul, not for cuda:0 (cuBLAS is aten there)")
+    assert gemm.missing("onednn", "cpu", torch.float64) == "gemm onednn takes float32 or bfloat16, not float64"
+    assert gemm.missing("onednn", "cpu", torch.float32) is None
+    with pytest.raises(ValueError, match=r"^unknown gemm 'mkl'; allowed: aten, onednn$"):
+        gemm.missing("mkl", "cpu", torch.float32)
+    assert gemm.blas() == "mkl"                        # the pinned CPU build links MKL
+
+
+def test_a_onednn_matmul_that_disagrees_or_is_missing_is_a_skip(monkeypatch):
+    from harness.implementations import gemm
+    gemm._onednn_probe.cache_clear()
+    monkeypatch.setattr(gemm, "_linear", lambda x, w, bias=None: 1.01 * torch.mm(x, w.t()))
+    try:
+        with pytest.raises(errors.Skip, match=r"^oneDNN's matmul disagrees with torch.mm in this build \(relative "
+                                              r"error 1\.0e-02\)$"):
+            registry.create("fused-lstm", 3, 4, gemm="onednn")
+        gemm._onednn_probe.cache_clear()
+        monkeypatch.delattr(torch.ops.mkldnn, "_linear_pointwise", raising=False)
+        monkeypatch.setattr(gemm.torch.ops, "mkldnn", object())
+        assert gemm._onednn_probe() == ("this PyTorch build has no torch.ops.mkldnn._linear_pointwise "
+                                        "(oneDNN's matmul)")
+    finally:
+        gemm._onednn_probe.cache_clear()
+
+
+def test_gemm_applies_to_the_models_that_call_their_own():
+    assert registry.create("bptt-lstm", 3, 4, gemm="onednn").gemm.name == "onednn"
+    assert registry.create("scratch-rnn", 3, 4).gemm.name == "aten"
+    with pytest.raises(errors.Skip, match=r"^compiled-lstm's GEMMs are its compiler's: gemm onednn is for the eager "
+                                          r"models that call their own \(scratch-lstm, fused-lstm, bptt-lstm, "
+                                          r"scratch-rnn\)$"):
+        registry.create("compiled-lstm", 3, 4, gemm="onednn")
+    with pytest.raises(errors.Skip, match="^gemm onednn takes float32 or bfloat16, not float64$"):
+        registry.create("fused-lstm", 3, 4, dtype="float64", gemm="onednn")
+    with pytest.raises(ValueError, match=r"^gemm applies to the models that call their own GEMMs, not torch-lstm"):
+        registry.create("torch-lstm", 3, 4, gemm="aten")
+    with pytest.raises(ValueError, match=r"^unknown gemm 'blas'"):
+        registry.create("fused-lstm", 3, 4, gemm="blas")

@@ -6,6 +6,7 @@
     fused             fused-lstm: the scratch LSTM optimised, and its analytic peak memory
     bptt              bptt-lstm: the explicit backward pass
     compiled          fused-lstm compiled: torch.compile (cell, whole loop), TorchScript, CUDA graphs
+    gemm              the GEMM libraries a model's own products go through: aten (torch.mm), onednn (oneDNN)
     tutorial_example  the tutorial's own example, corrected so that it runs
     params            the canonical parameters (nn.LSTM's names for every layer and direction), their seeded draws
     lengths           variable-length batches: lengths drawn, packed and masked runs, reversal within lengths

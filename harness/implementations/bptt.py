@@ -30,7 +30,9 @@ batch, the general path runs in the usual layout: one more GEMM per step each
 way (dm_t = dh_t W_hr) and dW_hr = dh^T m in one GEMM; packed, step t runs the
 first batch_sizes[t] rows of the length-sorted batch, and a sequence's final-
 state gradient enters at its own last step. Layers and directions are the
-stack's (models._CanonicalParams): this is one layer, one direction.
+stack's (models._CanonicalParams): this is one layer, one direction. Every
+product, forwards and backwards, goes through the model's gemm library
+(gemm.py: aten's torch.mm, or oneDNN's matmul).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from harness.implementations import lengths as varlen
+from harness.implementations.gemm import ATEN, Gemm
 from harness.implementations.models import ONE_LAYER, LayerParams, Shape, _CanonicalParams
 
 
@@ -75,24 +78,24 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
                 w_hr: Tensor | None = None, transposed: bool | None = None, order: Tensor | None = None,
-                vl: varlen.Batch | None = None):
+                vl: varlen.Batch | None = None, gemm: Gemm = ATEN):
         T, B, I = x.shape
         H = c0.shape[1]
         if order is None:                 # BPTTLSTM passes its own, on its device: no copy per forward
             order = _order(H, x.device)
-        ctx.general = w_hr is not None or vl is not None
+        ctx.general, ctx.gemm = w_hr is not None or vl is not None, gemm
         if ctx.general:
             return _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl)
         tr = B >= TRANSPOSED_MIN_BATCH if transposed is None else transposed
         g_dim = 0 if tr else 1
         w_ih_o, w_hh_o, b_o = w_ih[order], w_hh[order], bias[order]              # rows o, i, f, g
         if tr:
-            gates = torch.matmul(w_ih_o, x.transpose(1, 2))                       # (T, 4H, B): all inputs at once
+            gates = gemm.left_batched(w_ih_o, x)                                  # (T, 4H, B): all inputs at once
             gates.add_(b_o.view(1, 4 * H, 1))
             cs = torch.empty(T, H, B, dtype=x.dtype, device=x.device)
             h, c = h0.t(), c0.t()                                                 # (H, B)
         else:
-            gates = torch.addmm(b_o, x.reshape(T * B, I), w_ih_o.t()).view(T, B, 4 * H)   # (T, B, 4H)
+            gates = gemm.addmm(b_o, x.reshape(T * B, I), w_ih_o.t()).view(T, B, 4 * H)   # (T, B, 4H)
             cs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
             h, c = h0, c0                                                         # (B, H)
         tcs = torch.empty_like(cs)                                                # tanh(c)
@@ -100,9 +103,9 @@ class LSTMFunction(torch.autograd.Function):
         for t in range(T):
             a = gates[t]                                                          # one step, activated in place
             if tr:
-                a.addmm_(w_hh_o, h)
+                gemm.addmm_(a, w_hh_o, h)
             else:
-                a.addmm_(h, w_hh_o.t())
+                gemm.addmm_(a, h, w_hh_o.t())
             a.narrow(g_dim, 0, 3 * H).sigmoid_()
             a.narrow(g_dim, 3 * H, H).tanh_()
             o, i, f, g = (a.narrow(g_dim, k * H, H) for k in range(4))
@@ -124,6 +127,7 @@ class LSTMFunction(torch.autograd.Function):
         if ctx.general:
             return _backward_general(ctx, dy, dh_last, dc_last)
         x, h0, c0, w_ih_o, w_hh_o, order, gates, cs, tcs, y = ctx.saved_tensors
+        mm, addmm = ctx.gemm.mm, ctx.gemm.addmm
         tr = ctx.transposed
         g_dim = 0 if tr else 1
         T, B, I = x.shape
@@ -142,25 +146,25 @@ class LSTMFunction(torch.autograd.Function):
             torch.mul(dc.unsqueeze(g_dim), ifg[t].view(three), out=da_t.narrow(g_dim, H, 3 * H).view(three))
             dc.mul_(f[t])
             if tr:                                                                # the one GEMM per step
-                dh = torch.addmm(dys[t - 1], w_hh_o.t(), da_t) if t > 0 else torch.mm(w_hh_o.t(), da_t)
+                dh = addmm(dys[t - 1], w_hh_o.t(), da_t) if t > 0 else mm(w_hh_o.t(), da_t)
             else:
-                dh = torch.addmm(dys[t - 1], da_t, w_hh_o) if t > 0 else torch.mm(da_t, w_hh_o)
+                dh = addmm(dys[t - 1], da_t, w_hh_o) if t > 0 else mm(da_t, w_hh_o)
         del ifg, o_dtc, tc_do, f
         # weight gradients: single GEMMs over all T*B rows; dg is (T*B, 4H) in both layouts
         dg_rows = da.view(4 * H, T * B).t() if tr else da.view(T * B, 4 * H)
         inverse = torch.argsort(order)                                            # back to i, f, g, o
         need = ctx.needs_input_grad
-        dx = torch.mm(dg_rows, w_ih_o).view(T, B, I) if need[0] else None
-        dw_ih = torch.mm(dg_rows.t(), x.reshape(T * B, I))[inverse] if need[3] else None
+        dx = mm(dg_rows, w_ih_o).view(T, B, I) if need[0] else None
+        dw_ih = mm(dg_rows.t(), x.reshape(T * B, I))[inverse] if need[3] else None
         if need[4]:
             h_prev = torch.cat([h0.unsqueeze(0), y[:-1]]).view(T * B, H)
-            dw_hh = torch.mm(dg_rows.t(), h_prev)[inverse]
+            dw_hh = mm(dg_rows.t(), h_prev)[inverse]
         else:
             dw_hh = None
         db = dg_rows.sum(0)[inverse] if need[5] else None
         dh0 = dh.t() if tr else dh
         dc0 = dc.t() if tr else dc
-        return dx, dh0, dc0, dw_ih, dw_hh, db, None, None, None, None
+        return dx, dh0, dc0, dw_ih, dw_hh, db, None, None, None, None, None
 
 
 def _factors(gates: Tensor, cs: Tensor, tcs: Tensor, c0: Tensor, H: int, axis: int = 2) -> tuple[Tensor, ...]:
@@ -192,8 +196,9 @@ def _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl):
     (time runs forwards, so the steps after it cannot change it) and zeroes its outputs there."""
     T, B, I = x.shape
     H, Q = c0.shape[1], h0.shape[1]
+    gemm = ctx.gemm
     w_ih_o, w_hh_o, b_o = w_ih[order], w_hh[order], bias[order]
-    gates = torch.addmm(b_o, x.reshape(T * B, I), w_ih_o.t()).view(T, B, 4 * H)      # (T, B, 4H)
+    gates = gemm.addmm(b_o, x.reshape(T * B, I), w_ih_o.t()).view(T, B, 4 * H)       # (T, B, 4H)
     packed = vl is not None and vl.batch_sizes is not None
     new = functools.partial(torch.zeros if packed else torch.empty, dtype=x.dtype, device=x.device)
     cs, tcs, hs = new(T, B, H), new(T, B, H), new(T, B, Q)
@@ -202,7 +207,7 @@ def _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl):
     for t in range(T):
         n = B if vl is None else vl.active(t, B)
         a = gates[t, :n]                                                              # (n, 4H), in place
-        a.addmm_(h[:n], w_hh_o.t())
+        gemm.addmm_(a, h[:n], w_hh_o.t())
         a[:, :3 * H].sigmoid_()
         a[:, 3 * H:].tanh_()
         o, i, f, g = (a[:, k * H:(k + 1) * H] for k in range(4))
@@ -212,7 +217,7 @@ def _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl):
         torch.tanh(ct, out=tcs[t, :n])
         if w_hr is not None:
             torch.mul(o, tcs[t, :n], out=ms[t, :n])
-            torch.mm(ms[t, :n], w_hr.t(), out=hs[t, :n])
+            gemm.mm_out(ms[t, :n], w_hr.t(), hs[t, :n])
         else:
             torch.mul(o, tcs[t, :n], out=hs[t, :n])
         h, c = hs[t], cs[t]
@@ -227,7 +232,7 @@ def _forward_general(ctx, x, h0, c0, w_ih, w_hh, bias, w_hr, order, vl):
 
 def _backward_general(ctx, dy, dh_last, dc_last):
     x, h0, c0, w_ih_o, w_hh_o, w_hr, order, gates, cs, tcs, hs, ms = ctx.saved_tensors
-    vl = ctx.vl
+    vl, mm = ctx.vl, ctx.gemm.mm
     T, B, I = x.shape
     H, Q = c0.shape[1], h0.shape[1]
     ifg, o_dtc, tc_do, f = _factors(gates, cs, tcs, c0, H)
@@ -250,23 +255,23 @@ def _backward_general(ctx, dy, dh_last, dc_last):
         dh_t.add_(dy[t, :n])
         if w_hr is not None:
             dhs[t, :n] = dh_t
-            dm = torch.mm(dh_t, w_hr)                                                # (n, H): dL/dm_t
+            dm = mm(dh_t, w_hr)                                                      # (n, H): dL/dm_t
         else:
             dm = dh_t
         dc_t.addcmul_(dm, o_dtc[t, :n])
         torch.mul(dm, tc_do[t, :n], out=da_t[:, :H])
         torch.mul(dc_t.unsqueeze(1), ifg[t, :n].view(n, 3, H), out=da_t[:, H:].view(n, 3, H))
         dc_t.mul_(f[t, :n])
-        torch.mm(da_t, w_hh_o, out=dh_t)                                             # the one GEMM back
+        ctx.gemm.mm_out(da_t, w_hh_o, dh_t)                                          # the one GEMM back
     need = ctx.needs_input_grad
     rows = da.view(T * B, 4 * H)
     inverse = torch.argsort(order)
-    dx = torch.mm(rows, w_ih_o).view(T, B, I) if need[0] else None
-    dw_ih = torch.mm(rows.t(), x.reshape(T * B, I))[inverse] if need[3] else None
-    dw_hh = torch.mm(rows.t(), torch.cat([h0.unsqueeze(0), hs[:-1]]).view(T * B, Q))[inverse] if need[4] else None
+    dx = mm(rows, w_ih_o).view(T, B, I) if need[0] else None
+    dw_ih = mm(rows.t(), x.reshape(T * B, I))[inverse] if need[3] else None
+    dw_hh = mm(rows.t(), torch.cat([h0.unsqueeze(0), hs[:-1]]).view(T * B, Q))[inverse] if need[4] else None
     db = rows.sum(0)[inverse] if need[5] else None
-    dw_hr = torch.mm(dhs.view(T * B, Q).t(), ms.view(T * B, H)) if w_hr is not None and need[6] else None
-    return dx, dh, dc, dw_ih, dw_hh, db, dw_hr, None, None, None
+    dw_hr = mm(dhs.view(T * B, Q).t(), ms.view(T * B, H)) if w_hr is not None and need[6] else None
+    return dx, dh, dc, dw_ih, dw_hh, db, dw_hr, None, None, None, None
 
 
 class BPTTLSTM(_CanonicalParams):
@@ -286,5 +291,5 @@ class BPTTLSTM(_CanonicalParams):
         h0, c0 = state
         bias = p.b_ih + p.b_hh                                                    # autograd splits db to both
         y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), p.w_ih, p.w_hh, bias,
-                                     p.w_hr, self.transposed, self.gate_order, vl)
+                                     p.w_hr, self.transposed, self.gate_order, vl, self.gemm)
         return y, (h, c)

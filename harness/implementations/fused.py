@@ -19,14 +19,18 @@ from harness.implementations.models import _CanonicalParams
 from harness.implementations.params import ONE_LAYER, Shape
 
 
+def lstm_gates(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The new (h, c) from one step's pre-activations gates (n, 4H), chunked i, f, g, o, and c (n, H)."""
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
 def fused_cell(xw_t: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
     """fused-lstm's step: gates = xw_t + h W_hh^T (n, 4H) in one GEMM, chunked i, f, g, o; the new (h, c)
     before any projection. xw_t (n, 4H) holds x_t W_ih^T + both biases; h (n, Q), c (n, H), w_hh (Q, 4H).
     Plain tensors in and out, so torch.compile and TorchScript take it as it is (compiled.py)."""
-    gates = torch.addmm(xw_t, h, w_hh)                                       # (n, 4H)
-    i, f, g, o = gates.chunk(4, 1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    return lstm_gates(torch.addmm(xw_t, h, w_hh), c)                        # gates (n, 4H)
 
 
 class FusedLSTM(_CanonicalParams):
@@ -39,26 +43,34 @@ class FusedLSTM(_CanonicalParams):
 
     def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER):
         super().__init__(input_size, hidden_size, shape)
-        self.cell_step: Callable[..., tuple[Tensor, Tensor]] = fused_cell
+        self.cell_step: Callable[..., tuple[Tensor, Tensor]] = fused_cell   # aten's; compiled.py's compile it
+
+    def _step(self) -> Callable[..., tuple[Tensor, Tensor]]:
+        """fused_cell with the model's gemm library: its own (compiled) cell_step on aten."""
+        if self.gemm.name == "aten":
+            return self.cell_step
+        addmm = self.gemm.addmm
+        return lambda xw_t, h, c, w_hh: lstm_gates(addmm(xw_t, h, w_hh), c)
 
     def layer(self, x, state, p, vl):
         T, B, I = x.shape
         h, c = state
+        addmm, step = self.gemm.addmm, self._step()
         bias = p.b_ih + p.b_hh                                               # (4H,)
         if vl is not None and vl.batch_sizes is not None:                    # packed: real steps only
             rows = pack_padded_sequence(x, vl.lengths, enforce_sorted=True).data         # (sum n_t, I)
-            xws = torch.addmm(bias, rows, p.w_ih.t()).split(vl.batch_sizes)              # (n_t, 4H) each
+            xws = addmm(bias, rows, p.w_ih.t()).split(vl.batch_sizes)                    # (n_t, 4H) each
         else:
-            xws = torch.addmm(bias, x.reshape(T * B, I), p.w_ih.t()).view(T, B, -1).unbind(0)   # (B, 4H) each
+            xws = addmm(bias, x.reshape(T * B, I), p.w_ih.t()).view(T, B, -1).unbind(0)  # (B, 4H) each
         w_hh = p.w_hh.t()                                                    # (Q, 4H)
         outputs = []
         for t, xw_t in enumerate(xws):
             with self._label(t):
                 n = xw_t.shape[0]
                 hp, cp = (h, c) if n == B else (h[:n], c[:n])                # packed: the running rows only
-                hn, cn = self.cell_step(xw_t, hp, cp, w_hh)                  # (n, H) each
+                hn, cn = step(xw_t, hp, cp, w_hh)                            # (n, H) each
                 if p.w_hr is not None:
-                    hn = torch.mm(hn, p.w_hr.t())                            # (n, P)
+                    hn = self.gemm.mm(hn, p.w_hr.t())                        # (n, P)
                 (h, c), out = self.advance(vl, t, (hn, cn), (h, c))
             self._record(h, c)
             outputs.append(out)

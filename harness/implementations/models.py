@@ -19,7 +19,8 @@ All models of one cell type hold the same *canonical* parameters, nn.LSTM's own 
 layout for every layer and direction (harness/implementations/params.py).
 
 Backends (oneDNN, cuDNN, native ATen) are not chosen here: they are contexts entered around
-`forward` (see harness/implementations/registry.py). Neither is the variable-length mode: `lengths_mode`.
+`forward` (see harness/implementations/registry.py). Neither is the variable-length mode: `lengths_mode`,
+nor the library of the scratch models' own GEMMs: `gemm` (gemm.py).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from harness.implementations import lengths as varlen
+from harness.implementations.gemm import ATEN, Gemm
 from harness.implementations.params import (
     CANONICAL,
     DIRECTIONS,
@@ -142,6 +144,7 @@ class _CanonicalParams(Recurrent):
         super().__init__(input_size, hidden_size, shape)
         for name, s in param_shapes(self.cell, input_size, hidden_size, self.shape).items():
             self.register_parameter(name, nn.Parameter(torch.empty(s)))
+        self.gemm: Gemm = ATEN       # the library of its matrix products (gemm.py; set by the registry)
 
     def params_of(self, layer: int, direction: int) -> LayerParams:
         s = f"_l{layer}{DIRECTIONS[direction]}"
@@ -197,7 +200,7 @@ class _CanonicalParams(Recurrent):
 
 
 class ScratchLSTM(_CanonicalParams):
-    """The tutorial's LSTM: twelve named parameters, eight torch.mm per step,
+    """The tutorial's LSTM: twelve named parameters, eight torch.mm per step (the gemm library's mm),
     a Python loop over time (per layer and direction).
 
     The tutorial's names are views of the canonical parameters (see
@@ -216,6 +219,7 @@ class ScratchLSTM(_CanonicalParams):
 
     def layer(self, x, state, p, vl):
         w = self.named_views(p)
+        mm = self.gemm.mm
         H, C = state
         B = x.shape[1]
         outputs = []
@@ -224,14 +228,14 @@ class ScratchLSTM(_CanonicalParams):
                 Hp, Cp = H, C
                 if vl is not None and (n := vl.active(t, B)) < B:          # packed: the running rows only
                     xt, Hp, Cp = xt[:n], H[:n], C[:n]
-                I = torch.sigmoid(torch.mm(xt, w["W_xi"]) + w["b_i"] + torch.mm(Hp, w["W_hi"]) + w["b_hi"])
-                F_ = torch.sigmoid(torch.mm(xt, w["W_xf"]) + w["b_f"] + torch.mm(Hp, w["W_hf"]) + w["b_hf"])
-                O = torch.sigmoid(torch.mm(xt, w["W_xo"]) + w["b_o"] + torch.mm(Hp, w["W_ho"]) + w["b_ho"])
-                C_tilde = torch.tanh(torch.mm(xt, w["W_xc"]) + w["b_c"] + torch.mm(Hp, w["W_hc"]) + w["b_hc"])
+                I = torch.sigmoid(mm(xt, w["W_xi"]) + w["b_i"] + mm(Hp, w["W_hi"]) + w["b_hi"])
+                F_ = torch.sigmoid(mm(xt, w["W_xf"]) + w["b_f"] + mm(Hp, w["W_hf"]) + w["b_hf"])
+                O = torch.sigmoid(mm(xt, w["W_xo"]) + w["b_o"] + mm(Hp, w["W_ho"]) + w["b_ho"])
+                C_tilde = torch.tanh(mm(xt, w["W_xc"]) + w["b_c"] + mm(Hp, w["W_hc"]) + w["b_hc"])
                 Cn = F_ * Cp + I * C_tilde
                 Hn = O * torch.tanh(Cn)
                 if p.w_hr is not None:
-                    Hn = torch.mm(Hn, p.w_hr.t())                                # (n, P)
+                    Hn = mm(Hn, p.w_hr.t())                                      # (n, P)
                 (H, C), out = self.advance(vl, t, (Hn, Cn), (H, C))
             self._record(H, C)
             outputs.append(out)
@@ -249,7 +253,7 @@ class ScratchLSTM(_CanonicalParams):
 
 class ScratchRNN(_CanonicalParams):
     """A tanh (or relu, or linear: the exact oracle of gradient decay) RNN from scratch, in the tutorial's style:
-    H = tanh(x W_xh + b + H W_hh + b_h), two torch.mm per step, a Python loop over time."""
+    H = tanh(x W_xh + b + H W_hh + b_h), two torch.mm per step (the gemm library's), a Python loop over time."""
 
     cell = "rnn"
 
@@ -261,6 +265,7 @@ class ScratchRNN(_CanonicalParams):
     def layer(self, x, state, p, vl):
         (H,) = state
         B = x.shape[1]
+        mm = self.gemm.mm
         W_xh, W_hh = p.w_ih.t(), p.w_hh.t()                                  # (I, H), (H, H)
         outputs = []
         for t, xt in enumerate(x):
@@ -268,7 +273,7 @@ class ScratchRNN(_CanonicalParams):
                 Hp = H
                 if vl is not None and (n := vl.active(t, B)) < B:          # packed: the running rows only
                     xt, Hp = xt[:n], H[:n]
-                Hn = self.act(torch.mm(xt, W_xh) + p.b_ih + torch.mm(Hp, W_hh) + p.b_hh)
+                Hn = self.act(mm(xt, W_xh) + p.b_ih + mm(Hp, W_hh) + p.b_hh)
                 (H,), out = self.advance(vl, t, (Hn,), (H,))
             self._record(H)
             outputs.append(out)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.core.errors import Skip
+from harness.implementations import gemm
 from harness.implementations import lengths as varlen
 from harness.implementations.bptt import BPTTLSTM
 from harness.implementations.compiled import COMPILE_MODES, CompiledLoopLSTM, CompiledLSTM, CudaGraphLSTM, ScriptedLSTM
@@ -106,18 +107,23 @@ class Impl:
     nonlinearities: tuple[str, ...] = ("tanh", "relu")   # RNN cells: the h-nonlinearities it has
     compiler: str = ""                         # inductor | torchscript | cudagraph (compiled.py); "": eager
     stand_in: bool = False                     # not a recurrent network: it tests the harness (the findings pass it by)
+    gemms: tuple[str, ...] = ()                # the GEMM libraries its own products can go through (gemm.py);
+    # (): a library kernel, whose backend picks them (the row records which: BACKEND_GEMM)
 
 
 ALL_DTYPES = tuple(DTYPES)
+OWN_GEMMS = gemm.LIBRARIES     # the eager scratch models call their GEMMs themselves: through either library
+COMPILED_GEMMS = ("aten",)     # a compiled model's GEMMs are its compiler's: the library it calls in eager code only
+BACKEND_GEMM = {"onednn": "onednn", "cudnn": "cudnn"}   # the GEMM library a backend ran on; every other: aten
 _lstm = functools.partial(TorchRecurrent, cell="lstm")
 
 IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("scratch-lstm", "lstm", DEVICES, ALL_DTYPES, ScratchLSTM, default_kernels,
-         "the tutorial's LSTM: 8 torch.mm per step, a Python loop"),
+         "the tutorial's LSTM: 8 torch.mm per step, a Python loop", gemms=OWN_GEMMS),
     Impl("fused-lstm", "lstm", DEVICES, ALL_DTYPES, FusedLSTM, default_kernels,
-         "scratch, optimised: one input GEMM, one (H,4H) GEMM per step"),
+         "scratch, optimised: one input GEMM, one (H,4H) GEMM per step", gemms=OWN_GEMMS),
     Impl("bptt-lstm", "lstm", DEVICES, ALL_DTYPES, BPTTLSTM, default_kernels,
-         "scratch, with its own backward: one GEMM per step back, weight grads in one GEMM"),
+         "scratch, with its own backward: one GEMM per step back, weight grads in one GEMM", gemms=OWN_GEMMS),
     Impl("torch-lstm", "lstm", DEVICES, ALL_DTYPES, _lstm, native_kernels,
          "nn.LSTM on native ATen kernels (oneDNN / cuDNN off)", lengths_modes=NN_MODES),
     Impl("onednn-lstm", "lstm", ("cpu",), ("float32", "bfloat16"), _lstm, vendor_kernels,
@@ -126,26 +132,26 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("cudnn-lstm", "lstm", ("cuda",), ALL_DTYPES, _lstm, vendor_kernels,
          "nn.LSTM through cuDNN", lengths_modes=NN_MODES),
     Impl("scratch-rnn", "rnn", DEVICES, ALL_DTYPES, ScratchRNN, default_kernels,
-         "tanh (or relu, or linear) RNN from scratch, a Python loop", nonlinearities=NONLINEARITIES),
+         "tanh (or relu, or linear) RNN from scratch, a Python loop", nonlinearities=NONLINEARITIES, gemms=OWN_GEMMS),
     Impl("torch-rnn", "rnn", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="rnn"), default_kernels,
          "nn.RNN (tanh) on the device's default backend", lengths_modes=NN_MODES),
     Impl("torch-gru", "gru", DEVICES, ALL_DTYPES, functools.partial(TorchRecurrent, cell="gru"), default_kernels,
          "nn.GRU on the device's default backend (extra)", lengths_modes=NN_MODES),
     Impl("compiled-lstm", "lstm", DEVICES, ALL_DTYPES, CompiledLSTM, default_kernels,
          "fused-lstm's cell under torch.compile, the loop over T in Python", stack=(), lengths_modes=("padded",),
-         lacks=COMPILED_LACKS, compiler=CompiledLSTM.compiler),
+         lacks=COMPILED_LACKS, compiler=CompiledLSTM.compiler, gemms=COMPILED_GEMMS),
     Impl("compiled-loop-lstm", "lstm", DEVICES, ALL_DTYPES, CompiledLoopLSTM, default_kernels,
          "fused-lstm's whole forward under torch.compile, unrolled over T", stack=(), lengths_modes=("padded",),
-         lacks=COMPILED_LACKS, compiler=CompiledLoopLSTM.compiler),
+         lacks=COMPILED_LACKS, compiler=CompiledLoopLSTM.compiler, gemms=COMPILED_GEMMS),
     Impl("scripted-lstm", "lstm", DEVICES, ALL_DTYPES, ScriptedLSTM, default_kernels,
          "fused-lstm's cell under TorchScript (fastrnns' jit_premul)", stack=(), lengths_modes=("padded",),
-         lacks=COMPILED_LACKS, compiler=ScriptedLSTM.compiler),
+         lacks=COMPILED_LACKS, compiler=ScriptedLSTM.compiler, gemms=COMPILED_GEMMS),
     Impl("cudagraph-lstm", "lstm", ("cuda",), ALL_DTYPES, CudaGraphLSTM, default_kernels,
          "fused-lstm's forward and backward captured in a CUDA graph per shape, replayed", stack=(),
-         lengths_modes=("padded",), lacks=COMPILED_LACKS, compiler=CudaGraphLSTM.compiler),
+         lengths_modes=("padded",), lacks=COMPILED_LACKS, compiler=CudaGraphLSTM.compiler, gemms=COMPILED_GEMMS),
     Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
          "not an LSTM: a one-GEMM stand-in for testing the harness", stack=(), lengths_modes=("padded",),
-         lacks="a one-layer, one-direction stand-in", stand_in=True),
+         lacks="a one-layer, one-direction stand-in", stand_in=True, gemms=("aten",)),
 ]}
 
 
@@ -210,10 +216,45 @@ def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
         raise ValueError(f"proj_size must be in [0, hidden) = [0, {hidden_size}) (0: none), not {shape.proj_size}")
 
 
+VENDOR_GEMM = {"cpu": "onednn", "cuda": "cudnn"}   # the library of vendor_kernels, by device type
+
+
+def gemm_libraries(impl: Impl) -> str:
+    """The GEMM libraries `impl` runs on, in a word: the ones it can call itself (the gemm axis, 'aten | onednn'),
+    its vendor's, aten for native kernels, or "backend's" where PyTorch's default backend picks."""
+    if impl.gemms:
+        return " | ".join(impl.gemms)
+    if impl.context is vendor_kernels:
+        return " | ".join(VENDOR_GEMM[d] for d in impl.devices)
+    return "aten" if impl.context is native_kernels else "backend's"
+
+
+def gemm_of(impl: Impl, wanted: str | None, device: str, dtype: str) -> gemm.Gemm | None:
+    """The GEMM library `impl` calls on `device` in `dtype` (None: its default, aten where it calls its own);
+    None for a library kernel, whose backend picks its GEMMs. ValueError for a name that does not exist or
+    a library kernel given one; errors.Skip where the library cannot run here."""
+    if wanted is not None and wanted not in gemm.LIBRARIES:
+        raise ValueError(f"unknown gemm {wanted!r}; allowed: {', '.join(gemm.LIBRARIES)}")
+    if not impl.gemms:
+        if wanted is not None:
+            raise ValueError(f"gemm applies to the models that call their own GEMMs, not {impl.name} (its backend "
+                             "picks them)")
+        return None
+    wanted = wanted or gemm.DEFAULT
+    if wanted not in impl.gemms:
+        own = ", ".join(n for n, i in IMPLS.items() if wanted in i.gemms)
+        raise Skip(f"{impl.name}'s GEMMs are its compiler's: gemm {wanted} is for the eager models that call their "
+                   f"own ({own})")
+    if reason := gemm.missing(wanted, device, DTYPES[dtype]):
+        raise Skip(reason)
+    return gemm.library(wanted)
+
+
 def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dtype: str = "float32",
            seed: int = 0, init: str = "pytorch", forget_bias: float = 0.0, nonlinearity: str = "tanh",
            shape: Shape = ONE_LAYER, lengths_mode: str | None = None,
-           spectral_radius: float | None = None, compile_mode: str | None = None) -> Recurrent:
+           spectral_radius: float | None = None, compile_mode: str | None = None, gemm: str | None = None
+           ) -> Recurrent:
     """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
 
     forget_bias (LSTM only) is added to the forget gate's total bias of every layer and
@@ -222,7 +263,8 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     nonlinearity (RNN only): tanh, relu, or linear (scratch-rnn only; nn.RNN has none: a Skip).
     spectral_radius: each recurrent gate block rescaled to it (params.rescale_recurrent).
     compile_mode: torch.compile's mode (compiled.COMPILE_MODES) for the inductor implementations;
-    None: "default" there, and the only value the others take.
+    None: "default" there, and the only value the others take. gemm: the library of the model's own
+    GEMMs (gemm.LIBRARIES; None: aten), for the models that call their own (Impl.gemms).
     shape: layers, bidirectional, proj_size (LSTM only, < hidden), dropout between layers in
     [0, 1) (models.Shape). lengths_mode: how forward(x, lengths=...) runs a variable-length
     batch (lengths.MODES); None: packed where the implementation has it.
@@ -235,6 +277,7 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     reason = skip_reason(name, device, dtype, shape, lengths_mode)
     if reason:
         raise Skip(reason)
+    library = gemm_of(impl, gemm, device, dtype)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}; allowed: {', '.join(NONLINEARITIES)}")
     if nonlinearity != "tanh" and impl.cell != "rnn":
@@ -260,6 +303,8 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
             if name_.startswith("bias_ih"):
                 p[hidden_size:2 * hidden_size] += forget_bias
     model.load_canonical(params)
+    if library is not None:
+        model.gemm = library
     model.backend = functools.partial(impl.context, device_type(device))
     model.lengths_mode = lengths_mode or ("packed" if "packed" in impl.lengths_modes else None)
     return model
