@@ -54,17 +54,23 @@ class OneLineParser(argparse.ArgumentParser):
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_ls(args) -> int:
     here = registry.available_devices()
-    print("implementations (devices available here: " + ", ".join(here) + ")")
-    for impl in registry.IMPLS.values():
-        devices = ", ".join(d + ("" if d in here else " (absent)") for d in impl.devices)
-        print(f"  {impl.name:13s} {impl.cell:5s} {devices:22s} {impl.description}")
+    rows = [(impl.name, impl.cell, ", ".join(d + ("" if d in here else " (absent)") for d in impl.devices),
+             registry.gemm_libraries(impl), impl.description) for impl in registry.IMPLS.values()]
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]         # aligned, however long a name
+    print("implementations (devices available here: " + ", ".join(here) + "; gemm: the libraries of its GEMMs)")
+    for r in rows:
+        print("  " + " ".join(f"{v:{w}s}" for v, w in zip(r[:4], widths, strict=True)) + f"  {r[4]}")
     print("scenarios")
+    named = []
     for path in scenario.shipped():
         try:
             sc = scenario.load(path)
-            print(f"  {sc.name:13s} {len(scenario.expand(sc)):5d} cases  {sc.description}")
+            named.append((sc.name, f"{len(scenario.expand(sc)):5d} cases  {sc.description}"))
         except UsageError as exc:
-            print(f"  {path.stem:13s} invalid: {exc}")
+            named.append((path.stem, f"invalid: {exc}"))
+    width = max(len(n) for n, _ in named) if named else 0
+    for name, text in named:
+        print(f"  {name:{width}s} {text}")
     return 0
 
 

@@ -116,9 +116,10 @@ def test_tf32_is_set_off_for_cuda_cases_recorded_and_restored(tmp_path, monkeypa
     monkeypatch.setattr(registry, "device_missing", lambda device: None)
     seen = {}
 
-    def peak(device, dtype):
+    def peak(device, dtype, library="aten"):
         seen["peak"] = env.tf32_flags()
-        return {"gemm_size": 8, "gemm_peak_gflops_per_s": 100.0, "gemm_median_gflops_per_s": 90.0, "reps": 1}
+        return {"gemm_size": 8, "gemm_peak_gflops_per_s": 100.0, "gemm_median_gflops_per_s": 90.0, "reps": 1,
+                "library": library}
 
     def build(case):
         seen["case"] = env.tf32_flags()
@@ -133,7 +134,7 @@ def test_tf32_is_set_off_for_cuda_cases_recorded_and_restored(tmp_path, monkeypa
     run, [row] = sweep.run_sweep(scenario.load(tmp_path / "cuda.toml"), tmp_path / "r", quiet=True)
     assert seen == {"peak": (False, False), "case": (False, False)}    # full float32 for the peak and the case
     assert row["tf32"] is False and row["status"] == "failed"       # this CPU torch has no CUDA to build on
-    assert [p.tf32 for p in run.meta.gemm_peaks] == [False]
+    assert [(p.tf32, p.library, p.blas) for p in run.meta.gemm_peaks] == [(False, "aten", "cublas")]   # no oneDNN
     assert env.tf32_flags() == (True, True)                         # the process's own flags, back
 
 

@@ -115,4 +115,29 @@ def test_gemm_peak_from_known_times(monkeypatch):
     peak = flops.gemm_peak("cpu", torch.float32, size=64, reps=5)
     work = 2 * 64 ** 3                                                  # FLOPs of a 64^3 matmul
     assert peak == {"gemm_size": 64, "reps": 5, "gemm_peak_gflops_per_s": pytest.approx(work / 0.002 / 1e9, rel=1e-12),
-                    "gemm_median_gflops_per_s": pytest.approx(work / 0.004 / 1e9, rel=1e-12)}
+                    "gemm_median_gflops_per_s": pytest.approx(work / 0.004 / 1e9, rel=1e-12), "library": "aten"}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("shape", [ONE_LAYER, Shape(3, True), Shape(2, False, 5)], ids=["1", "L3-bi", "L2-P5"])
+@pytest.mark.parametrize("tokens", [None, 33])
+def test_the_gemm_shapes_are_the_flop_model(cell, shape, tokens):
+    """The forward's GEMMs, 2 m k n times each's count, sum to the FLOP model's forward: the shapes a case is held to
+    are its FLOPs, split by shape (the projection: LSTM only)."""
+    if shape.proj_size and cell != "lstm":
+        pytest.skip("proj_size is an LSTM's only")
+    shapes = flops.gemm_shapes(cell, 4, 10, 8, 6, shape, tokens)
+    assert sum(2 * m * k * n * c for m, k, n, c in shapes) == pytest.approx(
+        flops.flops(cell, 4, 10, 8, 6, "forward", shape, tokens), rel=1e-12)
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    N = 40 if tokens is None else tokens
+    assert shapes[:2] == [(N, 6, G * 8, 1.0), (4, shape.proj_size or 8, G * 8, N / 4)]    # layer 0: input, recurrent
+
+
+def test_gemm_rate_is_work_over_the_best_sample(monkeypatch):
+    """One warm-up call (1 ms: one call a sample), then five samples of 3, 2, 4, 2.5 and 5 ms: the best is 2 ms."""
+    ticks = iter([0.0, 0.001, 1.0, 1.003, 2.0, 2.002, 3.0, 3.004, 4.0, 4.0025, 5.0, 5.005])
+    monkeypatch.setattr(flops.time, "perf_counter", lambda: next(ticks))
+    assert flops.gemm_rate("cpu", torch.float32, 8, 16, 32) == pytest.approx(2 * 8 * 16 * 32 / 0.002 / 1e9, rel=1e-12)
+    monkeypatch.undo()
+    assert flops.gemm_rate("cpu", torch.float32, 64, 64, 64, "onednn") > 0         # through oneDNN, measured

@@ -33,7 +33,7 @@ def tiny_run(tiny_results, tmp_path):
 def test_run_json_declares_its_format_and_version(tiny_run):
     results, run = tiny_run
     data = json.loads((run.dir / "run.json").read_text())
-    assert data["format"] == 2 and data["harness_version"] == env.VERSION == "0.1.0"
+    assert data["format"] == 3 and data["harness_version"] == env.VERSION == "0.1.0"
     assert list(data) == list(RunMeta.model_fields)
     assert data["status"] == "complete" and data["counts"] == {"ok": 1} and data["shard"] is None
     assert read_meta(run.dir) == run.meta
@@ -46,8 +46,9 @@ def edit(run_dir, change):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads format 2 only"),
-    (lambda d: d.update(format=1), "run.json: run format 1, but this harness reads format 2 only"),
+    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads formats 2, 3 only"),
+    (lambda d: d.update(format=1), "run.json: run format 1, but this harness reads formats 2, 3 only"),
+    (lambda d: d.update(format=4), "run.json: run format 4, but this harness reads formats 2, 3 only"),
     (lambda d: d.update(colour="red"), "run.json: key 'colour': Extra inputs are not permitted"),
     (lambda d: d.update(status="done"), "run.json: key 'status': Input should be 'pending', 'running', 'complete'"),
     (lambda d: d["git"].pop("dirty"), "run.json: key 'git.dirty': Field required"),
@@ -130,9 +131,9 @@ def test_an_unknown_run_id_names_the_newest_five(tmp_path):
 
 
 @pytest.mark.parametrize("text,found", [("[1, 2]", "None"), ('{"format": "2"}', "'2'")])
-def test_a_run_json_that_is_not_format_2_says_so_whole(tmp_path, text, found):
+def test_a_run_json_of_no_format_it_reads_says_so_whole(tmp_path, text, found):
     (tmp_path / "run.json").write_text(text)
     with pytest.raises(UsageError) as err:
         read_meta(tmp_path)
-    assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads format 2 only "
-                              "(written by another version of lstm-bench)")
+    assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads formats 2, 3 "
+                              "only (written by another version of lstm-bench)")

@@ -84,10 +84,20 @@ def test_run_json(smoke):
                                         "gpu", "python", "os", "host"}
     assert set(meta["git"]) == {"commit", "dirty"} and isinstance(meta["git"]["dirty"], bool)
     assert meta["started_utc"] < meta["finished_utc"]
-    [peak] = meta["gemm_peaks"]
-    assert peak["device"] == "cpu" and peak["dtype"] == "float32" and peak["gemm_peak_gflops_per_s"] > 0
+    aten, onednn = meta["gemm_peaks"]                 # a peak per GEMM library, aten's naming its BLAS
+    assert (aten["library"], aten["blas"], onednn["library"], onednn["blas"]) == ("aten", "mkl", "onednn", None)
+    assert all(p["device"] == "cpu" and p["dtype"] == "float32" and p["gemm_peak_gflops_per_s"] > 0
+               for p in (aten, onednn))
+    best = max((aten, onednn), key=lambda p: p["gemm_peak_gflops_per_s"])      # the ceiling: the best library's
     ok = [r for r in rows if r["status"] == "ok"]
-    assert all(float(r["gemm_peak_gflops_per_s"]) == peak["gemm_peak_gflops_per_s"] for r in ok)
+    assert all(float(r["gemm_peak_gflops_per_s"]) == best["gemm_peak_gflops_per_s"] for r in ok)
+    assert all(r["gemm_peak_library"] == best["library"] for r in ok)
+    assert {(r["impl"], r["gemm"]) for r in ok} == {("dummy", "aten"), ("fused-lstm", "aten"), ("scratch-rnn", "aten"),
+                                                    ("onednn-lstm", "onednn")}     # a kernel's: its backend's
+    for r in ok:                  # against the best library at the case's own GEMM shapes: below the 2048^3 peak
+        assert 0 < float(r["shape_peak_gflops_per_s"]) < float(r["gemm_peak_gflops_per_s"])
+        assert float(r["shape_peak_fraction"]) == pytest.approx(float(r["gflops_per_s"])
+                                                               / float(r["shape_peak_gflops_per_s"]))
 
 
 @pytest.mark.subprocess

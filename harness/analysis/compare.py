@@ -22,6 +22,9 @@ differ in commit or software (a change common to every case, such as a new
 torch): between two runs of one clean commit on the same software, that is
 the machine. group_drift=False (--no-group-drift) judges each case alone.
 
+The GEMM peaks of both runs are printed per library, and a ceiling (the best library's peak) that
+moved by more than thresholds.CEILING_MOVED is a warning: the machine changed, not only the code.
+
 Exit status 1 when any case is slower, else 0. How the two environments
 differ is printed first; a different machine (CPU or GPU model, cores, host)
 or different threads is warned about, and with strict_env refused (exit 2).
@@ -36,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config.cases import KEY_COLUMNS, KEY_DEFAULTS
+from harness.config.cases import KEY_COLUMNS, KEY_DEFAULTS, row_key
 from harness.core import intervals
 from harness.core.errors import UsageError
+from harness.core.thresholds import CEILING_MOVED
 from harness.store.columns import ROUNDS, TIMINGS
 from harness.store.runs import RunMeta, read_meta, read_rows
 
@@ -58,8 +62,7 @@ class Comparison:
 
 def _cases(run_dir: Path) -> dict[tuple, tuple[dict, list[float]]]:
     """KEY_COLUMNS -> (the ok timings row, its raw rounds in round order)."""
-    rows = {tuple(r.get(k) or KEY_DEFAULTS.get(k, "") for k in KEY_COLUMNS): r
-            for r in read_rows(run_dir / TIMINGS) if r["status"] == "ok"}
+    rows = {row_key(r): r for r in read_rows(run_dir / TIMINGS) if r["status"] == "ok"}
     by_case: dict[str, list[tuple[int, float]]] = {}
     for r in read_rows(run_dir / ROUNDS):
         by_case.setdefault(r["case_id"], []).append((int(r["round"]), float(r["time_s"])))
@@ -87,15 +90,29 @@ def same_code(base: RunMeta, new: RunMeta) -> bool:
             and not new.git.dirty and all(base.environment.get(k) == new.environment.get(k) for k in SOFTWARE_KEYS))
 
 
+def _peaks(meta: RunMeta) -> dict[tuple, dict[str, float]]:
+    """(device, dtype, threads) -> library -> GFLOP/s: a run's GEMM peaks (a format-2 run's one: aten's)."""
+    out: dict[tuple, dict[str, float]] = {}
+    for p in meta.gemm_peaks:
+        out.setdefault((p.device, p.dtype, p.threads), {})[p.library] = p.gemm_peak_gflops_per_s
+    return out
+
+
 def gemm_lines(base: RunMeta, new: RunMeta) -> list[str]:
-    """The machine's own speed as each run began (its GEMM peaks), where both runs measured one."""
-    out = []
-    for pb in base.gemm_peaks:
-        for pn in new.gemm_peaks:
-            if (pb.device, pb.dtype, pb.threads) == (pn.device, pn.dtype, pn.threads):
-                change = pn.gemm_peak_gflops_per_s / pb.gemm_peak_gflops_per_s - 1
-                out.append(f"GEMM peak {pb.device} {pb.dtype} {pb.threads} threads: {pb.gemm_peak_gflops_per_s:.0f} "
-                           f"-> {pn.gemm_peak_gflops_per_s:.0f} GFLOP/s ({100 * change:+.0f}%)")
+    """The machine's own speed as each run began (its GEMM peaks, per library), where both runs measured one; and a
+    warning where the best library's (the ceiling) moved by more than CEILING_MOVED: the machine, not the code."""
+    out, pb, pn = [], _peaks(base), _peaks(new)
+    for key in (k for k in pb if k in pn):
+        device, dtype, threads = key
+        for library in (lib for lib in pb[key] if lib in pn[key]):
+            change = pn[key][library] / pb[key][library] - 1
+            out.append(f"GEMM peak {device} {dtype} {threads} threads {library}: {pb[key][library]:.0f} -> "
+                       f"{pn[key][library]:.0f} GFLOP/s ({100 * change:+.0f}%)")
+        (lb, b), (ln, n) = max(pb[key].items(), key=lambda kv: kv[1]), max(pn[key].items(), key=lambda kv: kv[1])
+        if abs(n / b - 1) > CEILING_MOVED:
+            out.append(f"warning: the GEMM ceiling of {device} {dtype} {threads} threads moved "
+                       f"{100 * (n / b - 1):+.0f}% ({b:.0f} GFLOP/s, {lb} -> {n:.0f}, {ln}): the machine changed, not "
+                       "only the code")
     return out
 
 

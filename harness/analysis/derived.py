@@ -22,7 +22,7 @@ from harness.analysis.tables import Runs, plain
 from harness.store import traces
 
 WRITTEN = ("summary", "scaling", "run_ratios", "layer_costs", "lengths_costs", "compile_costs", "success_rates",
-           "decay_by_radius", "dynamics_summary")   # the derived tables the report writes, as NAME.csv
+           "decay_by_radius", "dynamics_summary", "attribution", "ceilings")   # what the report writes, as NAME.csv
 ALWAYS = ("summary", "scaling")                     # written even when empty (a header, or nothing)
 
 
@@ -43,6 +43,9 @@ class Derived:
                   "layer_costs": ratios.layer_costs(timings, rounds),
                   "lengths_costs": ratios.lengths_costs(timings, rounds),
                   "compile_costs": ratios.compile_costs(timings, rounds),
+                  "attribution": ratios.attribution(timings, rounds),
+                  "ceilings": summary.ceilings(runs),
+                  "above_ceiling": summary.above_ceiling(timings),
                   "success_rates": learning.success_rates(t["training"]),
                   "decay_by_radius": learning.decay_by_radius(t["decay"]),
                   "dynamics_summary": learning.forget_summary(t["dynamics"]),

@@ -18,6 +18,7 @@ from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import STAND_INS, ok_rows
 from harness.config.cases import size_of
 from harness.core import intervals, units
+from harness.core.thresholds import ABOVE_CEILING
 from harness.store.traces import one_size
 
 MAX_SENTENCES = 10
@@ -151,16 +152,28 @@ def tasks(training: pd.DataFrame | None) -> list[str]:
 
 
 def peak_fraction(timings: pd.DataFrame | None) -> list[str]:
+    """Per device: the best fraction of the GEMM ceiling (the best library's peak) among the rows within it, and
+    the rows above it (thresholds.ABOVE_CEILING), which say the ceiling is in doubt, never that a row did well."""
     t = ok_rows(timings, real=True)
     if t is None or t["peak_fraction"].isna().all():
         return []
     out = []
     for dev, d in t.dropna(subset=["peak_fraction"]).groupby("device_label"):
-        r = d.loc[d["peak_fraction"].idxmax()]
-        peak = units.rate(r["gemm_peak_gflops_per_s"] * 1e9, "FLOP/s")
-        out.append(f"The best fraction of the GEMM peak is {units.percent(r['peak_fraction'])} of {peak} on "
-                   f"{_device(dev)}, by {r['impl']} ({r['phase']}, {size_of(r)}); the median over {len(d)} "
-                   f"cases is {units.percent(d['peak_fraction'].median())}.")
+        within, above = d[d["peak_fraction"] <= ABOVE_CEILING], d[d["peak_fraction"] > ABOVE_CEILING]
+        if not within.empty:
+            r = within.loc[within["peak_fraction"].idxmax()]
+            peak = units.rate(r["gemm_peak_gflops_per_s"] * 1e9, "FLOP/s")
+            library = f" ({r['gemm_peak_library']})" if str(r.get("gemm_peak_library", "")) not in ("", "nan") else ""
+            out.append(f"The best fraction of the GEMM peak is {units.percent(r['peak_fraction'])} of {peak}{library} "
+                       f"on {_device(dev)}, by {r['impl']} ({r['phase']}, {size_of(r)}); the median over "
+                       f"{len(within)} cases is {units.percent(within['peak_fraction'].median())}.")
+        if not above.empty:
+            r = above.loc[above["peak_fraction"].idxmax()]
+            out.append(f"{len(above)} cases on {_device(dev)} read above the measured ceiling, up to "
+                       f"{units.rate(r['gflops_per_s'] * 1e9, 'FLOP/s')} against "
+                       f"{units.rate(r['gemm_peak_gflops_per_s'] * 1e9, 'FLOP/s')} ({r['impl']}, {r['phase']}, "
+                       f"{size_of(r)}): the ceiling is in doubt (a faster GEMM path than those measured, or a slower "
+                       "machine while they were), not a success.")
     return out
 
 
@@ -228,11 +241,35 @@ def compilers(cc: pd.DataFrame | None) -> list[str]:
     return out
 
 
+def vendor_steps(att: pd.DataFrame | None) -> list[str]:
+    """Per device: the largest step from nn.LSTM on native kernels to the vendor's LSTM (ratios.attribution), with
+    its interval, and the whole way it is a part of where the group timed both ends."""
+    if att is None or att.empty:
+        return []
+    out = []
+    for dev, d in att.groupby("device_label", sort=False):
+        steps = d[~d["measures"].str.startswith(("the whole way", "beside"))]
+        if steps.empty:
+            continue
+        r = steps.loc[steps["factor"].idxmax()]
+        group = d[(d["run_id"] == r["run_id"]) & (d["phase"] == r["phase"]) & (d["batch"] == r["batch"])
+                  & (d["seq_len"] == r["seq_len"]) & (d["hidden"] == r["hidden"])]
+        whole = group[group["measures"].str.startswith("the whole way")]
+        interval = (f" [{units.sig(r['factor_ci_low'])}, {units.sig(r['factor_ci_high'])}]"
+                    if r["factor_ci_low"] == r["factor_ci_low"] else "")
+        s = (f"On {_device(dev)}, of {whole.iloc[0]['to']}'s {units.times(whole.iloc[0]['factor'])} over "
+             f"{whole.iloc[0]['from']} ({r['phase']}, {size_of(r)}), the largest step is " if not whole.empty else
+             f"On {_device(dev)}, the largest step measured toward the vendor's LSTM ({r['phase']}, {size_of(r)}) is ")
+        out.append(s + f"{r['measures'].split(':')[0]}, {units.times(r['factor'])}{interval} ({r['from']} against "
+                       f"{r['to']}).")
+    return out
+
+
 def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
              breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None,
              cc: pd.DataFrame | None = None) -> list[str]:
     """At most MAX_SENTENCES sentences about these runs, each from their data; empty without data."""
-    out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + lstm_rnn_cost(ratios)
-           + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"]) + compilers(cc)
-           + peak_fraction(t["timings"]) + time_split(breakdown) + memory(t["timings"]))
+    out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + vendor_steps(t.get("attribution"))
+           + lstm_rnn_cost(ratios) + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"])
+           + compilers(cc) + peak_fraction(t["timings"]) + time_split(breakdown) + memory(t["timings"]))
     return out[:MAX_SENTENCES]

@@ -7,6 +7,7 @@
     lengths_costs(timings, rounds)    # each variable-length case over a fixed batch of its real tokens
     compile_costs(timings, rounds)    # each compiled case: compile time, speed-up over eager, break-even
     run_ratios(timings, rounds, ids)  # several runs of one scenario: each case's time over the first run's
+    attribution(timings, rounds)      # where a vendor LSTM's speed-up comes from: the loop, the GEMM library
 
 Each reads the tidy timings (tables.py) and the raw rounds (rounds.csv); an interval is the
 bootstrap of intervals.ratio_ci, paired where the two cases were timed round-robin in one comparison
@@ -211,4 +212,46 @@ def run_ratios(timings: pd.DataFrame | None, rounds: pd.DataFrame | None, ids: l
             out.append({**dict(zip(keys, k, strict=True)), "base_run": ids[0], "run": rid,
                         "base_time_s": a["time_median_s"], "time_s": b["time_median_s"], "ratio": r,
                         "ratio_ci_low": lo, "ratio_ci_high": hi})
+    return pd.DataFrame(out) if out else None
+
+
+CHAIN = {  # device type -> the steps from nn.LSTM on native kernels to the vendor's LSTM: (from, to, what it measures)
+    "cpu": (("torch-lstm", "fused-lstm", "the loop: nn.LSTM's native one against fused-lstm's, both on aten GEMMs"),
+            ("fused-lstm", "fused-lstm[onednn]", "the GEMM library: aten against oneDNN, in fused-lstm's loop"),
+            ("fused-lstm[onednn]", "onednn-lstm", "the fused loop: fused-lstm's against oneDNN's LSTM, both on "
+                                                  "oneDNN GEMMs")),
+    "cuda": (("torch-lstm", "fused-lstm", "the loop: nn.LSTM's native one against fused-lstm's, both on cuBLAS"),
+             ("fused-lstm", "cudnn-lstm", "the library and the fused loop: fused-lstm on cuBLAS against cuDNN's "
+                                          "LSTM")),
+}
+BESIDE = {"cpu": ("bptt-lstm[onednn]", "onednn-lstm", "beside: bptt-lstm (the scratch loop with its own backward) "
+                                                       "on oneDNN GEMMs against oneDNN's LSTM"),
+          "cuda": ("bptt-lstm", "cudnn-lstm", "beside: bptt-lstm (the scratch loop with its own backward) on cuBLAS "
+                                              "against cuDNN's LSTM")}
+
+
+def attribution(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Where a vendor LSTM's speed-up over nn.LSTM on native kernels comes from, per comparison group of one plain
+    layer: each step of CHAIN whose two ends the group timed, time(from) / time(to) with its paired 95% interval
+    (above 1: `to` is faster), the whole way (torch-lstm against the vendor's), and BESIDE. None without one."""
+    t = ok_rows(timings)
+    if t is None or "stack" not in t:
+        return None
+    t = t[t["stack"] == ""]
+    times = round_times(rounds)
+    out = []
+    for _, g in t.groupby(["run_id", "group_id"]):
+        members = g.drop_duplicates("impl", keep="last").set_index("impl", drop=False)
+        kind = str(g["device"].iloc[0]).split(":")[0]
+        chain = CHAIN.get(kind, ())
+        steps = [*chain, BESIDE[kind]] if kind in BESIDE else list(chain)
+        if chain and chain[0][0] in members.index and chain[-1][1] in members.index:
+            steps.append((chain[0][0], chain[-1][1], "the whole way: nn.LSTM on native kernels against the vendor's"))
+        for a, b, what in steps:
+            if a in members.index and b in members.index:
+                r, lo, hi = pair_ratio(times, members.loc[a], members.loc[b])
+                out.append({**{k: g[k].iloc[0] for k in ("run_id", "device_label", "dtype", "phase", "batch",
+                                                          "seq_len", "hidden")},
+                            "from": a, "to": b, "measures": what, "factor": r, "factor_ci_low": lo,
+                            "factor_ci_high": hi})
     return pd.DataFrame(out) if out else None

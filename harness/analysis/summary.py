@@ -4,6 +4,8 @@
     scaling(timings)          exponents of time against hidden, seq_len and batch, per implementation
     not_ok(runs)              the skipped, failed and out-of-memory cases, one row per reason
     noisy_groups(timings)     the comparison groups timed with too much CPU steal (thresholds.NOISY_STEAL)
+    ceilings(runs)            every GEMM peak measured, per library, and its fraction of the best (the ceiling)
+    above_ceiling(timings)    the rows above the measured ceiling (thresholds.ABOVE_CEILING)
 
 All in SI units (seconds, bytes), unrounded: report/views.py turns them into human units.
 """
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.tables import FRAMES, Runs, ok_rows
+from harness.core.thresholds import ABOVE_CEILING
 
 SCALING_SIZES = ("hidden", "seq_len", "batch")   # scaling(): the sizes whose exponents are fitted, where 2+ were timed
 
@@ -88,3 +91,31 @@ def noisy_groups(timings: pd.DataFrame | None) -> pd.DataFrame:
     g = t.groupby(["run_id", "group_id", "device_label", "phase", "hidden", "batch", "seq_len"], as_index=False)
     g = g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"))
     return g
+
+
+def ceilings(runs: Runs) -> pd.DataFrame | None:
+    """Every GEMM peak the runs measured (run.json), one row per library: device_label (as the tables label their
+    rows), dtype, threads, tf32, library, blas, GFLOP/s, and the fraction of the best library's peak at that
+    (run, device, dtype, threads, tf32): 1 for the ceiling itself."""
+    rows = []
+    for meta in runs.meta:
+        host = meta.environment.get("host", "?")
+        for p in meta.gemm_peaks:
+            rows.append({"run_id": meta.run_id, "device": p.device, "device_label": f"{p.device}: {p.device_name} @ "
+                         f"{host}", "dtype": p.dtype, "threads": p.threads, "tf32": p.tf32, "library": p.library,
+                         "blas": p.blas, "gflops_per_s": p.gemm_peak_gflops_per_s, "gemm_size": p.gemm_size})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    best = df.groupby(["run_id", "device", "dtype", "threads", "tf32"], dropna=False)["gflops_per_s"].transform("max")
+    return df.assign(of_best=df["gflops_per_s"] / best)
+
+
+def above_ceiling(timings: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The ok rows whose GEMM rate is above ABOVE_CEILING times the best peak measured (peak_fraction): a ceiling in
+    doubt, never a success. None where there are none."""
+    t = ok_rows(timings)
+    if t is None or "peak_fraction" not in t:
+        return None
+    t = t[t["peak_fraction"] > ABOVE_CEILING]
+    return None if t.empty else t

@@ -2,6 +2,8 @@
 
     runs = load_runs(find_runs(env.RESULTS, "RUN_A,RUN_B"))
     runs.tables["timings"]          # every run's timings.csv rows, one DataFrame (FRAMES: key -> file)
+    # a model that ran its own GEMMs on oneDNN is "fused-lstm[onednn]" in `impl` (cases.impl_label), so that
+    # every figure, claim and finding tells it from the same model on aten; `gemm` says which ran, every row
     ok_rows(runs.tables["decay"])   # the rows that measured something (status ok), or None
 
 Rows of several runs are told apart by their environment: `device_label`
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config.cases import KEY_DEFAULTS, stack_label
+from harness.config.cases import KEY_DEFAULTS, impl_label, row_gemm, stack_label
 from harness.implementations.registry import IMPLS
 from harness.store.columns import TABLES
 from harness.store.meta import RunMeta, read_meta
@@ -34,7 +36,7 @@ NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_medi
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
            "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction",
            "spectral_radius", "t", "jacobian_norm", "forget_mean", "forget_open", "steps", "compile_s", "recompiles",
-           "graph_breaks", "max_compile_s"]
+           "graph_breaks", "max_compile_s", "shape_peak_gflops_per_s", "shape_peak_fraction"]
 
 
 def plain(timings: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -81,6 +83,10 @@ def load_runs(dirs: list[Path]) -> Runs:
                 continue
             df["run_id"] = df["run_id"].replace("", d.name) if "run_id" in df else d.name
             df["host"] = envd.get("host", "?")
+            if key in ("timings", "breakdown"):   # the library its GEMMs ran on, and in impl where it is not aten
+                records = df.to_dict("records")
+                df["gemm"] = [row_gemm(r) for r in records]      # a run before the column: its backend's
+                df["impl"] = [impl_label(r["impl"], g) for r, g in zip(records, df["gemm"], strict=True)]
             if key == "timings":                  # runs made before a key column existed: its default
                 for col, default in KEY_DEFAULTS.items():
                     if col not in df:

@@ -26,11 +26,12 @@ from harness.implementations.models import Shape
 LATER = {"later": True}
 
 KEY_COLUMNS = ["impl", "device", "dtype", "batch", "seq_len", "hidden", "input", "phase", "layers", "bidirectional",
-               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode"]
+               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode", "gemm"]
 # what identifies a throughput measurement across runs (not rounds, warm-up, seed or threads): compare's key
 KEY_DEFAULTS = {"layers": "1", "bidirectional": "False", "proj_size": "0", "dropout": "0.0", "lengths": "fixed",
-                "lengths_mode": "", "autocast": "none", "tf32": "", "compile_mode": ""}
-# the key columns' values, as timings.csv writes them, for rows of runs made before the column existed
+                "lengths_mode": "", "autocast": "none", "tf32": "", "compile_mode": "", "gemm": "aten"}
+# the key columns' values, as timings.csv writes them, for rows of runs made before the column existed (gemm:
+# row_gemm, from the backend that ran)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class ThroughputCase:
     autocast: str = field(default="none", metadata=LATER)   # none | bfloat16 | float16: torch.autocast's dtype
     tf32: bool | None = field(default=None, metadata=LATER)  # CUDA: TF32 for float32 GEMMs and cuDNN; None on CPU
     compile_mode: str | None = field(default=None, metadata=LATER)   # torch.compile's mode; None: not compiled
+    gemm: str | None = field(default="aten", metadata=LATER)   # the library of a model's own GEMMs (gemm.py); None
+    # for a library kernel, whose backend picks them (its row records which: row_gemm)
     max_compile_s: float = field(default=120.0, metadata=LATER)      # preflight skips a longer expected compile
     interleave: bool = True   # time the group round-robin (False: each case's rounds as one block)
     max_time_s: float = 30.0  # rounds = "auto": stop the group's rounds after this many seconds
@@ -85,6 +88,7 @@ class ThroughputCase:
         s += f"_ac-{self.autocast}" if self.autocast != "none" else ""
         s += "_tf32" if self.tf32 else ""
         s += f"_{self.compile_mode}" if self.compile_mode not in (None, "default") else ""
+        s += f"_{self.gemm}" if self.gemm not in (None, "aten") else ""
         return f"{s}{stack_slug(self.shape, self.lengths, self.lengths_mode)}_{self.phase}"
 
     def key(self) -> tuple:
@@ -93,6 +97,27 @@ class ThroughputCase:
 
     def as_row(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def row_gemm(row) -> str:
+    """The GEMM library a timings row ran on: its gemm column; where that is blank (a run made before it, or a
+    case not built), the library of the backend that ran (registry.BACKEND_GEMM; aten for native)."""
+    if (value := row.get("gemm")) not in (None, "") and value == value:
+        return str(value)
+    return registry.BACKEND_GEMM.get(str(row.get("backend") or ""), "aten")
+
+
+def row_key(row) -> tuple:
+    """A timings row's KEY_COLUMNS as timings.csv writes them, with the defaults of a run made before a column
+    existed filled in (compare's key of a measurement across runs)."""
+    return tuple(row_gemm(row) if k == "gemm" else (row.get(k) or KEY_DEFAULTS.get(k, "")) for k in KEY_COLUMNS)
+
+
+def impl_label(impl: str, gemm) -> str:
+    """'fused-lstm[onednn]': an implementation that calls its own GEMMs, named with its library where that is not
+    aten; every other, its name (a library kernel's library is its backend's)."""
+    own = impl in registry.IMPLS and registry.get(impl).gemms
+    return f"{impl}[{gemm}]" if own and gemm not in (None, "", "aten") and gemm == gemm else impl
 
 
 def size_label(batch, seq_len, hidden, sep: str = " ") -> str:
@@ -221,8 +246,8 @@ class TaskCase:
         return s + (f"_s{self.seed}" if self.seed else "")
 
 
-GROUP_EXCLUDES = ("impl", "compile_mode")   # a comparison group's members differ in these fields only: a compiled
-# member in each mode is timed beside the eager ones (whose compile_mode is None)
+GROUP_EXCLUDES = ("impl", "compile_mode", "gemm")   # a comparison group's members differ in these fields only: a
+# compiled member in each mode, and a model on each GEMM library, is timed beside the others
 
 
 def group_key(case: ThroughputCase) -> tuple:

@@ -160,7 +160,8 @@ def _setting(section: Settings, defaults: Settings, key: str):
 def _normalise(case):
     """Axes that do not apply to a case become None or their no-op value (so they do not multiply it):
     forget_bias off LSTMs, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in the forward
-    phase or with one layer (it acts between layers, in training). A variable-length case's seq_len is HI."""
+    phase or with one layer (it acts between layers, in training); gemm off the library kernels. A
+    variable-length case's seq_len is HI."""
     cell = registry.get(case.impl).cell
     changes = {}
     if hasattr(case, "forget_bias") and cell != "lstm":
@@ -177,6 +178,8 @@ def _normalise(case):
             changes["dropout"] = 0.0
         if registry.get(case.impl).compiler != "inductor":
             changes["compile_mode"] = None
+        if not registry.get(case.impl).gemms:
+            changes["gemm"] = None            # a library kernel: its backend picks its GEMMs
         if not case.device.startswith("cuda"):
             changes["tf32"] = None
     return replace(case, **changes) if changes else case

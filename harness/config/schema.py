@@ -105,12 +105,15 @@ class Throughput(Settings):
     tf32: list[StrictBool] = [False]     # CUDA only: float32 GEMMs (cuBLAS) and cuDNN's RNN may use TF32
     compile_mode: list[Literal[COMPILE_MODES]] = ["default"]   # torch.compile's mode, for compiled-lstm and
     # compiled-loop-lstm: default | max-autotune-no-cudagraphs | reduce-overhead (the others have none)
+    gemm: list[Literal["aten", "onednn"]] = ["aten"]   # the library of the model's own GEMMs (gemm.LIBRARIES): aten
+    # (torch.mm: MKL or OpenBLAS on a CPU, cuBLAS on CUDA) or onednn (oneDNN's CPU matmul), for the models that
+    # call their own (scratch-lstm, fused-lstm, bptt-lstm, scratch-rnn); a library kernel's is its backend's
     max_compile_s: float = Field(120.0, gt=0)   # preflight: skip a compile that the fit of compile_s against
     # seq_len (harness/run/preflight.py) expects to take longer, seconds
 
     _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
                               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode",
-                              mode="before")(_listify)
+                              "gemm", mode="before")(_listify)
 
     @field_validator("layers", "dropout")
     @classmethod

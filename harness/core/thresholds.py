@@ -7,8 +7,15 @@ Each is read by more than one package, so it lives here, once, where all of them
                   terminal's decay line; claims (a) and (b), whose rules print it)
     NOISY_STEAL   a comparison group timed while the hypervisor took more than this share of the CPU
                   (steal time, /proc/stat) is flagged `noisy` (the sweep sets the column; the report lists such groups)
+    ABOVE_CEILING a row whose GEMM rate is more than this multiple of the best GEMM peak measured (peak_fraction)
+                  is "above the measured ceiling": the ceiling, not the row, is in doubt (the terminal and the
+                  report say so with both numbers, and never count it as a success)
+    CEILING_MOVED compare warns when two runs' best GEMM ceilings differ by more than this fraction: the machine
+                  changed, not only the code
 """
 from __future__ import annotations
 
 VANISH_RATIO = 1e-3      # a fraction of the norm at distance 0
 NOISY_STEAL = 0.05       # a fraction of the CPU time over a group's rounds
+ABOVE_CEILING = 1.05     # of the ceiling: 5% over it, where the best-of-five peak is itself within a few percent
+CEILING_MOVED = 0.10     # of the base run's ceiling

@@ -2,7 +2,7 @@
 
     timing      a throughput case built, and a comparison group timed round-robin (fixed or adaptive rounds)
     memory      peak memory of one step, and whether a case fits
-    flops       the FLOP model and the GEMM peak
+    flops       the FLOP model, each GEMM library's peak, and its rate at a case's own shapes
     gradients   gradient norms over distance, the decay fit
     tasks       the adding and copy-memory tasks, trained
     jacobian    inside a model while a task trains: the one-step Jacobian's norm, the forget gate

@@ -73,7 +73,7 @@ def build_step(case: ThroughputCase) -> Step:
     """Build the model and inputs for `case`; raises errors.Skip where it cannot run."""
     model = registry.create(case.impl, case.input, case.hidden, device=case.device, dtype=case.dtype,
                             seed=case.seed, shape=case.shape, lengths_mode=case.lengths_mode,
-                            compile_mode=case.compile_mode)
+                            compile_mode=case.compile_mode, gemm=case.gemm)
     model.train(case.phase == "train")                                    # dropout acts in training only
     gen = torch.Generator().manual_seed(case.seed + 1)
     x = torch.randn(case.seq_len, case.batch, case.input, generator=gen)  # (T, B, I)
@@ -130,7 +130,8 @@ def autocast_context(device: str, autocast: str) -> Callable[[], contextlib.Abst
     return lambda: torch.autocast(kind, dtype=dtype)
 
 
-GEMMS = ("mm", "addmm", "bmm", "baddbmm", "mkldnn_rnn_layer", "_cudnn_rnn", "_thnn_fused_lstm_cell")
+GEMMS = ("mm", "addmm", "bmm", "baddbmm", "mkldnn_rnn_layer", "_cudnn_rnn", "_thnn_fused_lstm_cell",
+         "_linear_pointwise")
 # the aten ops whose output dtype says what a step's matrix work ran in (the elementwise gates follow the
 # state's dtype: autocast keeps a float32 state float32)
 

@@ -29,7 +29,7 @@ from harness.analysis.findings import findings
 from harness.analysis.summary import not_ok
 from harness.analysis.tables import Runs, load_runs
 from harness.core import env
-from harness.core.thresholds import NOISY_STEAL
+from harness.core.thresholds import ABOVE_CEILING, NOISY_STEAL
 from harness.report import figures, views
 from harness.report.writers import Page, write_html, write_md
 from harness.store.atomic import writer_pid
@@ -127,6 +127,15 @@ def _tables(runs: Runs, f: dict) -> list[tuple[str, str, str, pd.DataFrame | Non
             "iteration on autograd's products; s = h, or (h, c) for an LSTM) and the LSTM's forget gate, averaged "
             "over the measured steps and the seeds, at the start, middle and end of training (dynamics.csv, "
             "dynamics_summary.csv).", views.forget_view(forget), False)] if forget is not None else []),
+        *([("vendor", "Where a vendor LSTM's speed-up comes from", "Each step from nn.LSTM on native kernels "
+            "(torch-lstm) to the vendor's LSTM that a comparison group timed: time(from) / time(to), above 1 where "
+            "`to` is faster, with a paired 95% bootstrap interval over the group's rounds; the steps multiply to the "
+            "whole way (attribution.csv).", views.attribution_view(f["attribution"]), False)]
+          if f["attribution"] is not None else []),
+        *([("above-ceiling", "Above the measured ceiling", f"Cases whose GEMM rate is more than {ABOVE_CEILING:g}x the "
+            "best GEMM peak this run measured (every library's: ceilings.csv). The ceiling is in doubt (a faster GEMM "
+            "path than those measured, or a slower machine while they were); these are no success.",
+            views.above_ceiling_view(f["above_ceiling"]), False)] if f["above_ceiling"] is not None else []),
         ("environment", "Environment", "", views.environment_table(runs), False),
         ("not-ok", "Skipped and failed cases", "One row per reason, with how many cases and one of them.",
          not_ok(runs), False),

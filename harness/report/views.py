@@ -80,13 +80,37 @@ def noisy_view(noisy: pd.DataFrame) -> pd.DataFrame:
         columns={"steal_fraction": "steal"})
 
 
+def attribution_view(att: pd.DataFrame | None) -> pd.DataFrame:
+    """ratios.attribution() in human units: each step's factor with its interval, per device, phase and size."""
+    if att is None or att.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"device": att["device_label"], "phase": att["phase"], "size": att.apply(size_of, axis=1),
+                         "from": att["from"], "to": att["to"], "what it measures": att["measures"],
+                         "factor": att["factor"].map(units.times),
+                         "95% interval": [f"[{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else "" for lo, hi in
+                                          zip(att["factor_ci_low"], att["factor_ci_high"], strict=True)]})
+
+
+def above_ceiling_view(above: pd.DataFrame | None) -> pd.DataFrame:
+    """summary.above_ceiling(): each row above the measured ceiling, with both numbers."""
+    if above is None or above.empty:
+        return pd.DataFrame()
+    def flop_rate(gflops: pd.Series) -> pd.Series:
+        return (gflops * 1e9).map(lambda x: units.rate(x, "FLOP/s"))
+    return pd.DataFrame({"device": above["device_label"], "impl": above["impl"], "phase": above["phase"],
+                         "size": above.apply(size_of, axis=1), "GEMM rate": flop_rate(above["gflops_per_s"]),
+                         "ceiling": flop_rate(above["gemm_peak_gflops_per_s"]),
+                         "ceiling's library": above["gemm_peak_library"],
+                         "of it": above["peak_fraction"].map(units.percent)})
+
+
 def environment_table(runs: Runs) -> pd.DataFrame:
     """One row per property, one column per run: narrow enough to read beside the others."""
     cols = {}
     for m in runs.meta:
         e = m.environment
-        peaks = "; ".join(f"{p.device} {p.dtype} {p.threads} threads: "
-                          f"{units.rate(p.gemm_peak_gflops_per_s * 1e9, 'FLOP/s')}" for p in m.gemm_peaks)
+        peaks = "; ".join(f"{p.device} {p.dtype} {p.threads} threads {p.library}" + (f" ({p.blas})" if p.blas else "")
+                          + f": {units.rate(p.gemm_peak_gflops_per_s * 1e9, 'FLOP/s')}" for p in m.gemm_peaks)
         cols[m.run_id] = {"status": m.status, "scenario": m.scenario.get("name"), "host": e.get("host"),
                           "cpu": e.get("cpu_model"), "threads": e.get("threads"), "gpu": e.get("gpu"),
                           "torch": e.get("torch"), "cuda": e.get("cuda"), "cudnn": e.get("cudnn"),

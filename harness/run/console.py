@@ -5,9 +5,9 @@ the per-case lines under its progress bar, cli prints the rest.
 """
 from __future__ import annotations
 
-from harness.config.cases import size_of, stack_label
+from harness.config.cases import impl_label, size_of, stack_label
 from harness.core import intervals, units
-from harness.core.thresholds import VANISH_RATIO
+from harness.core.thresholds import ABOVE_CEILING, VANISH_RATIO
 from harness.store.columns import STATUSES
 
 
@@ -28,13 +28,17 @@ def size(row: dict) -> str:
 
 def case_line(row: dict) -> str:
     """A finished throughput case: its time, rate, memory and backend, or its status and reason."""
-    what = f"{row['impl']:12s} {row['device']:6s} {row['dtype']:8s} {size(row)} {row['phase']:7s}"
+    impl = impl_label(row["impl"], row.get("gemm"))
+    what = f"{impl:18s} {row['device']:6s} {row['dtype']:8s} {size(row)} {row['phase']:7s}"
     if stack := stack_label(row):
         what += f" [{stack}]"
     if row["status"] != "ok":
         return f"{row['status']:7s} {what} {row['reason']}"
     mem = f"  mem {units.mebibytes(row['peak_mem_bytes']):>9s}" if row.get("peak_mem_bytes") not in (None, "") else ""
     frac = f"  {units.percent(row['peak_fraction']):>6s} of peak" if row.get("peak_fraction") else ""
+    if (row.get("peak_fraction") or 0) > ABOVE_CEILING:
+        frac += (f" ABOVE THE MEASURED CEILING ({units.rate(row['gflops_per_s'] * 1e9, 'FLOP/s')} against "
+                 f"{units.rate(row['gemm_peak_gflops_per_s'] * 1e9, 'FLOP/s')}, {row['gemm_peak_library']})")
     vs = versus_reference(row)
     noisy = f"  NOISY ({units.percent(row['steal_fraction'])} CPU steal)" if row.get("noisy") is True else ""
     rate = units.rate(row["tokens_per_s"], "tok/s")
@@ -88,7 +92,8 @@ def fastest_table(rows: list[dict]) -> list[str]:
         best = min(rs, key=lambda r: r["time_median_s"])
         vs = versus_reference(best)
         lines.append(f"  {device:6s} {dtype:8s} {phase:7s} {cell:4s} {size(best)} "
-                     f"{best['impl']:13s} {duration(best['time_median_s'])}" + (f"  {vs}" if vs else "")
+                     f"{impl_label(best['impl'], best.get('gemm')):18s} {duration(best['time_median_s'])}"
+                     + (f"  {vs}" if vs else "")
                      + (f"  [{stack}]" if stack else ""))
     return lines
 

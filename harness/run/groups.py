@@ -23,7 +23,7 @@ from harness.core import env
 from harness.core.errors import Skip, StoreError, failure
 from harness.core.thresholds import NOISY_STEAL
 from harness.core.units import rate
-from harness.implementations import registry
+from harness.implementations import gemm, registry
 from harness.measure import flops, gradients, memory, profiling, tasks, timing
 from harness.run import console, rows
 from harness.run.breakdown import breakdown_pass
@@ -63,27 +63,60 @@ class GroupRunner:
         self.breakdown = breakdown          # the cases profiled lightly for breakdown.csv (run/breakdown.py)
         self.with_stack = with_stack        # profile with Python stacks (python -m harness profile --with-stack)
         self.say = say                      # a line for the terminal (under the progress bar)
-        self.peaks: dict[tuple, float] = {}   # GFLOP/s by (device, dtype, threads, tf32)
+        self.peaks: dict[tuple, dict[str, float]] = {}   # (device, dtype, threads, tf32) -> library -> GFLOP/s
+        self.shape_rates: dict[tuple, float] = {}         # ... + (library, m, k, n) -> GFLOP/s: shape_ceiling's
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)
 
-    # -- the machine's ceiling ---------------------------------------------------------------------
+    # -- the machine's ceilings -------------------------------------------------------------------------
     def measure_peaks(self, cases: list[ThroughputCase]) -> list[GemmPeak]:
-        """The GEMM peak of every (device, GEMM dtype, threads, tf32) the cases run in, on this machine."""
+        """The GEMM peak of every library (gemm.LIBRARIES: aten, and onednn on a CPU where it runs) in every
+        (device, GEMM dtype, threads, tf32) the cases run in, on this machine."""
         wanted = sorted({(c.device, timing.gemm_dtype(c), c.threads, c.tf32) for c in cases
                          if registry.device_missing(c.device) is None}, key=str)
         out = []
         for device, dtype, threads, case_tf32 in wanted:
             n = env.set_threads(threads or None)
             tf32 = env.tf32_for(device, case_tf32)   # the same arithmetic as the cases it is held against
-            t0 = time.perf_counter()
-            peak = flops.gemm_peak(device, registry.DTYPES[dtype])
-            self.spent["peaks"] += time.perf_counter() - t0
-            self.peaks[(device, dtype, threads, case_tf32)] = peak["gemm_peak_gflops_per_s"]
-            out.append(GemmPeak(device=device, device_name=env.device_name(device), dtype=dtype, threads=n,
-                                tf32=tf32, **peak))
-            self.say(f"GEMM peak {device} {dtype} ({n} threads): {rate(peak['gemm_peak_gflops_per_s'] * 1e9, 'FLOP/s')}"
-                     f" ({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
+            for library in gemm.LIBRARIES:
+                if gemm.missing(library, device, registry.DTYPES[dtype]) is not None:
+                    continue
+                t0 = time.perf_counter()
+                peak = flops.gemm_peak(device, registry.DTYPES[dtype], library=library)
+                self.spent["peaks"] += time.perf_counter() - t0
+                rate_s = peak["gemm_peak_gflops_per_s"]
+                self.peaks.setdefault((device, dtype, threads, case_tf32), {})[library] = rate_s
+                blas = ("cublas" if device.startswith("cuda") else gemm.blas()) if library == "aten" else None
+                out.append(GemmPeak(device=device, device_name=env.device_name(device), dtype=dtype, threads=n,
+                                    tf32=tf32, blas=blas, **peak))
+                self.say(f"GEMM peak {device} {dtype} ({n} threads) {library}{f' ({blas})' if blas else ''}: "
+                         f"{rate(rate_s * 1e9, 'FLOP/s')} ({peak['gemm_size']}^3 matmul, best of {peak['reps']})")
         return out
+
+    def ceiling(self, case: ThroughputCase) -> tuple[str, float] | None:
+        """(library, GFLOP/s) of the best GEMM peak the case is held against, or None where none was measured."""
+        peaks = self.peaks.get((case.device, timing.gemm_dtype(case), case.threads, case.tf32))
+        return max(peaks.items(), key=lambda kv: kv[1]) if peaks else None
+
+    def shape_ceiling(self, case: ThroughputCase, tokens: int) -> float | None:
+        """The best library's GFLOP/s at the case's own GEMM shapes (flops.gemm_shapes), weighted by their FLOPs:
+        each shape's rate measured once a run (cached), through every library with a peak here."""
+        key = (case.device, timing.gemm_dtype(case), case.threads, case.tf32)
+        if key not in self.peaks:
+            return None
+        t0 = time.perf_counter()
+        total = seconds = 0.0
+        for m, k, n, count in flops.gemm_shapes(case.cell, case.batch, case.seq_len, case.hidden, case.input,
+                                                case.shape, tokens):
+            rates = []
+            for library in self.peaks[key]:
+                at = key + (library, m, k, n)
+                if at not in self.shape_rates:
+                    self.shape_rates[at] = flops.gemm_rate(case.device, registry.DTYPES[key[1]], m, k, n, library)
+                rates.append(self.shape_rates[at])
+            work = 2 * m * k * n * count / 1e9
+            total, seconds = total + work, seconds + work / max(rates)
+        self.spent["peaks"] += time.perf_counter() - t0
+        return total / seconds if seconds else None
 
     # -- one comparison group ----------------------------------------------------------------------
     def run(self, group: list[ThroughputCase]) -> GroupResult:
@@ -147,8 +180,8 @@ class GroupRunner:
         clock = time.perf_counter
         split: list[dict] = []
         try:
-            peak = self.peaks.get((case.device, timing.gemm_dtype(case), case.threads, case.tf32))
-            row.update(rows.timed_columns(case, step, times, peak))
+            ceiling = self.ceiling(case)
+            row.update(rows.timed_columns(case, step, times, ceiling, self.shape_ceiling(case, step.tokens)))
             if case.memory:
                 t4 = clock()
                 step.setup()
@@ -156,6 +189,8 @@ class GroupRunner:
                 if ops is not None and not registry.get(case.impl).compiler:
                     row["backend"] = profiling.backend_from_ops(ops)
                 self.spent["memory"] += clock() - t4
+            # the library its GEMMs ran on: a library kernel's is its backend's
+            row["gemm"] = case.gemm or registry.BACKEND_GEMM.get(row.get("backend"), "aten")
             if case.profile:
                 t5 = clock()
                 profiling.profile_case(step, case, self.profiles, with_stack=self.with_stack)

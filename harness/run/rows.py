@@ -27,16 +27,21 @@ def base_row(run_id: str, scenario_name: str, case: ThroughputCase) -> dict:
             "order_seed": timing.order_seed(gid, case.seed) if case.interleave else None}
 
 
-def timed_columns(case: ThroughputCase, step: timing.Step, times: list[float], peak: float | None) -> dict:
+def timed_columns(case: ThroughputCase, step: timing.Step, times: list[float], ceiling: tuple[str, float] | None,
+                  shape_peak: float | None = None) -> dict:
     """A timed member's statistics (pytest-benchmark's), its median's interval, its GEMM FLOPs (real tokens
-    only, padding not counted), its rates and its fraction of the GEMM peak it is held against (None: none)."""
+    only, padding not counted), its rates, and its fractions of the ceilings it is held against: the best
+    library's GEMM peak (ceiling: (library, GFLOP/s)), and that library's rate at the case's own shapes
+    (shape_peak, GFLOP/s); None where there is none."""
     row = timing.stats_columns(times)
     row["median_ci_low_s"], row["median_ci_high_s"] = intervals.median_ci(times)
     work = flops.flops(case.cell, case.batch, case.seq_len, case.hidden, case.input, case.phase, case.shape,
                        tokens=step.tokens)
     rate = work / row["time_median_s"] / 1e9
+    library, peak = ceiling or (None, None)
     row.update(flops=work, gflops_per_s=rate, tokens_per_s=step.tokens / row["time_median_s"],
-               gemm_peak_gflops_per_s=peak, peak_fraction=rate / peak if peak else None)
+               gemm_peak_gflops_per_s=peak, gemm_peak_library=library, peak_fraction=rate / peak if peak else None,
+               shape_peak_gflops_per_s=shape_peak, shape_peak_fraction=rate / shape_peak if shape_peak else None)
     return row
 
 

@@ -28,6 +28,11 @@ TIMING_COLUMNS = [
     # first call less the steady median; recompiles and graph_breaks, from dynamo's counters. Blank when eager.
     "autocast", "compute_dtype", "compile_backend", "compile_mode", "compile_s", "recompiles", "graph_breaks",
     "max_compile_s",
+    # the GEMM libraries (implementations/gemm.py): the one the step's GEMMs ran on (the case's gemm; for a library
+    # kernel, its backend's), the one whose peak is the ceiling (the best measured: gemm_peak_gflops_per_s, which
+    # peak_fraction divides by), and the best library's rate at the case's own GEMM shapes (flops.gemm_shapes,
+    # FLOP-weighted) with the fraction of it the step reached
+    "gemm", "gemm_peak_library", "shape_peak_gflops_per_s", "shape_peak_fraction",
 ]
 ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "time_s"]
 # round: 0, 1, ... (paired across a group's members); position: the member's place in that round's order
@@ -52,7 +57,7 @@ DYNAMICS_COLUMNS = ["run_id", "case_id", "task", "impl", "cell", "hidden", "seq_
 # the one-step Jacobian ds_t/ds_{t-1} (s = h, or (h, c) for an LSTM), averaged over the probe sequences;
 # forget_mean and forget_open (the fraction above 0.9): the LSTM's forget gate at t, blank for an RNN
 BREAKDOWN_COLUMNS = ["run_id", "case_id", "impl", "device", "dtype", "phase", "batch", "seq_len", "hidden", "input",
-                     "layers", "bidirectional", "lengths", "lengths_mode", "category", "ms", "source"]
+                     "layers", "bidirectional", "lengths", "lengths_mode", "category", "ms", "source", "gemm"]
 # where one step's time goes (traces.CATEGORIES), ms per step; source: "pass" (the sweep's breakdown pass) or
 # "trace" (read from a profiled case's trace)
 TIMINGS, ROUNDS, BREAKDOWN = "timings.csv", "rounds.csv", "breakdown.csv"                   # [[throughput]]

@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.core.errors import UsageError
 from harness.store.columns import RUN_STATUSES
 
-FORMAT = 2               # run.json's "format": bumped whenever a file of the run directory changes shape
-# 1: no rounds.csv, throughput cases timed one block each; 2: comparison groups, rounds.csv, ratio columns
+FORMAT = 3               # run.json's "format": bumped whenever a file of the run directory changes shape
+# 1: no rounds.csv, throughput cases timed one block each; 2: comparison groups, rounds.csv, ratio columns;
+# 3: a GEMM peak per library (GemmPeak.library, .blas), and timings' gemm, gemm_peak_library and shape_peak_*
+READS = (2, 3)           # the formats this harness reads: a format-2 run's one peak per (device, dtype) is aten's
 
 # -- run.json, declared once ----------------------------------------------------------------------
 class _Declared(BaseModel):
@@ -42,6 +44,8 @@ class GemmPeak(_Declared):
     gemm_median_gflops_per_s: float  # the median of the same reps
     reps: int                      # timed matmuls, after one warm-up
     tf32: bool | None = None       # CUDA: the TF32 flags it ran under (the cases' own); None on CPU
+    library: str = "aten"          # the GEMM library it measured (implementations/gemm.py); format 2: aten
+    blas: str | None = None        # aten's BLAS on a CPU (mkl, openblas: the build's), cublas on CUDA
 
 
 class Shard(_Declared):
@@ -72,7 +76,7 @@ class Executor(_Declared):
 class RunMeta(_Declared):
     """run.json. Every key is declared here; a file with another key, or without `format`, is refused."""
 
-    format: Literal[2] = FORMAT    # the layout of the whole run directory (FORMAT)
+    format: Literal[READS] = FORMAT  # the layout of the whole run directory (FORMAT; an older one: READS)
     harness_version: str           # lstm-bench's version that wrote the run (env.VERSION)
     run_id: str                    # the directory's name
     status: Literal[RUN_STATUSES]  # pending (a shard not started), running, complete, interrupted, failed
@@ -98,16 +102,16 @@ def utc_now() -> str:
 
 
 def read_meta(run_dir: Path) -> RunMeta:
-    """run.json of `run_dir`; UsageError (one line, naming the file) when it is not a run of FORMAT."""
+    """run.json of `run_dir`; UsageError (one line, naming the file) when it is not a run of a format in READS."""
     path = run_dir / "run.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: not a readable run.json ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in READS:
         found = data.get("format") if isinstance(data, dict) else None
-        raise UsageError(f"{path}: run format {found!r}, but this harness reads format {FORMAT} only "
-                         "(written by another version of lstm-bench)")
+        raise UsageError(f"{path}: run format {found!r}, but this harness reads formats "
+                         f"{', '.join(map(str, READS))} only (written by another version of lstm-bench)")
     try:
         return RunMeta.model_validate(data)
     except ValidationError as exc:

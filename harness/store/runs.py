@@ -52,7 +52,7 @@ from harness.store.columns import (
     TIMINGS,
     TRAINING,
 )
-from harness.store.meta import Git, RunMeta, Shard, read_meta, utc_now
+from harness.store.meta import FORMAT, Git, RunMeta, Shard, read_meta, utc_now
 
 
 # -- the one CSV reader ---------------------------------------------------------------------------
@@ -210,6 +210,7 @@ class Run:
                 done -= ids                       # a half-finished group is re-run whole
         for name in self.tables:
             self.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done])
+        self.meta.format = FORMAT                 # its tables have this format's columns now (an older run's too)
         statuses: dict[str, str] = {}
         for name in FINAL_TABLES:
             for r in kept.get(name, []):

@@ -95,7 +95,8 @@ AUTOGRAD_PREFIXES = ("autograd::engine::", "torch::autograd::")   # and the *Bac
 KERNEL_WORDS = {"GEMM": ("gemm", "cutlass", "cublas", "rnn", "lstm"),
                 "elementwise": ("elementwise", "vectorized", "pointwise", "sigmoid", "tanh", "fill")}
 SLUG = re.compile(r"^(?P<impl>[^_]+)_(?P<device>[^_]+)_b(?P<batch>\d+)_t(?P<seq_len>\d+)_h(?P<hidden>\d+)"
-                  r"(?:_i(?P<input>\d+))?(?:_(?P<dtype>float\d+|bfloat16))?_(?P<phase>forward|train)$")
+                  r"(?:_i(?P<input>\d+))?(?:_(?P<dtype>float\d+|bfloat16))?(?:_(?P<gemm>onednn))?"
+                  r"_(?P<phase>forward|train)$")   # a profile's directory: config/cases.ThroughputCase.slug
 
 
 def op_category(name: str) -> str:
@@ -152,7 +153,7 @@ def time_breakdown(dirs: list[Path]) -> pd.DataFrame | None:
             base = {"run_id": d.name, "case_id": "", "impl": m["impl"], "device": m["device"],
                     "dtype": m["dtype"] or "float32", "phase": m["phase"], "batch": int(m["batch"]),
                     "seq_len": int(m["seq_len"]), "hidden": int(m["hidden"]),
-                    "input": int(m["input"] or m["hidden"]), "source": "trace"}
+                    "input": int(m["input"] or m["hidden"]), "source": "trace", "gemm": m["gemm"] or ""}
             rows += [{**base, "category": c, "ms": v} for c, v in split.items()]
     return pd.DataFrame(rows) if rows else None
 

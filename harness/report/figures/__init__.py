@@ -44,7 +44,7 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "dynamics": (dynamics, ("dynamics",)),
     "throughput": (throughput, ("timings",)),
     "speedup": (speedup, ("timings",)),
-    "roofline": (roofline, ("timings",)),
+    "roofline": (roofline, ("timings", "ceilings")),
     "memory": (memory_use, ("timings",)),
     "cost_ratio": (cost_ratio, ("cost_ratios",)),
     "time_breakdown": (time_breakdown, ("breakdown",)),

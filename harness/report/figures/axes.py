@@ -32,14 +32,20 @@ def ratio_axis(ax, which: str = "y") -> None:
     axis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
-def log_axis(ax, which: str, measured=None) -> None:
+FINE_SUBS = (1.0, 2.0, 5.0)   # log_axis(fine=True): ticks at 1, 2 and 5 of each decade, so a value can be read off
+
+
+def log_axis(ax, which: str, measured=None, fine: bool = False) -> None:
     """A log axis with plain labels (100, 1k, 10k) and no minor labels; ticks at the `measured` values
-    (the sizes a sweep ran) where given, so an axis over 25 and 100 reads 25, 100."""
+    (the sizes a sweep ran) where given, so an axis over 25 and 100 reads 25, 100; with `fine`, at 1, 2
+    and 5 of every decade (an axis within one decade still has ticks to read)."""
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     if measured is not None:
         values = sorted({float(v) for v in measured if v == v and v > 0})
         axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
+    elif fine:
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=FINE_SUBS))
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_human))
     axis.set_minor_locator(matplotlib.ticker.NullLocator())
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())

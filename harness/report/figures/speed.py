@@ -12,6 +12,7 @@ import seaborn as sns
 
 from harness.analysis.tables import ok_rows
 from harness.config.cases import size_label
+from harness.core.thresholds import ABOVE_CEILING
 from harness.implementations.fused import train_peak_bytes
 from harness.implementations.registry import DTYPES
 from harness.report.figures.axes import log_axis, ratio_axis
@@ -30,8 +31,23 @@ def size_labels(df: pd.DataFrame, seq_len: bool = True) -> pd.Series:
                      index=df.index, dtype=str)
 
 
+SIZE_AXES = ("seq_len", "hidden", "batch")   # the throughput figure's panels: tokens/s against each
+
+
+def _slice(t: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, str] | None:
+    """The rows of one panel: `axis` varying, the other sizes fixed at the values where it varies most (the
+    largest of those on a tie); and those values as a label. None where it never takes two values."""
+    others = [a for a in SIZE_AXES if a != axis]
+    spread = t.groupby(others)[axis].nunique()
+    if spread.empty or spread.max() < 2:
+        return None
+    fixed = max((k for k, n in spread.items() if n == spread.max()), key=lambda k: k[0] * k[1])
+    rows = t[(t[others[0]] == fixed[0]) & (t[others[1]] == fixed[1])]
+    return rows, ", ".join(f"{a} {int(v)}" for a, v in zip(others, fixed, strict=True))
+
+
 def throughput(timings: pd.DataFrame) -> plt.Figure | None:
-    """Tokens/s against seq_len, hidden and batch (median over the other axes), one row per device."""
+    """Tokens/s against seq_len, hidden and batch, each at fixed values of the other two, one row per device."""
     t = ok_rows(timings)
     if t is None:
         return None
@@ -39,20 +55,28 @@ def throughput(timings: pd.DataFrame) -> plt.Figure | None:
     t = t.dropna(subset=["tokens_per_s"])
     if t.empty:
         return None
-    long = t.melt(id_vars=["impl", "device_label", "tokens_per_s"], value_vars=["seq_len", "hidden", "batch"],
-                  var_name="axis", value_name="size")
+    parts = []
+    for _, d in t.groupby("device_label", sort=False):
+        for axis in SIZE_AXES:
+            if (cut := _slice(d, axis)) is not None:
+                rows, fixed = cut
+                parts.append(rows.assign(axis=axis, size=rows[axis], panel=f"against {axis} ({fixed})"))
+    if not parts:                         # no size varies: one panel, its implementations side by side
+        parts = [t.assign(axis="seq_len", size=t["seq_len"], panel="at the one size measured")]
+    long = pd.concat(parts, ignore_index=True)
     grid = sns.relplot(data=long, x="size", y="tokens_per_s",
                        hue="impl",
-                       col="axis",
+                       col="panel",
                        row="device_label",
                        kind="line", estimator="median", errorbar=None, marker="o", height=3.2, aspect=1.2,
-                       facet_kws={"sharex": False})
-    for ax, axis_name in zip(grid.axes.flat, list(grid.col_names) * max(1, len(grid.row_names)), strict=True):
-        log_axis(ax, "x", long.loc[long["axis"] == axis_name, "size"])
-        log_axis(ax, "y")
-    grid.set_titles(row_template="{row_name}", col_template="against {col_name}")
+                       facet_kws={"sharex": False, "sharey": False})
+    for (dev, panel), ax in grid.axes_dict.items():
+        drawn = long[(long["device_label"] == dev) & (long["panel"] == panel)]
+        log_axis(ax, "x", drawn["size"])
+        log_axis(ax, "y", fine=True)
+    grid.set_titles(template="{col_name}\n{row_name}")       # two lines: side by side, they ran into each other
     grid.set_axis_labels("size", "tokens/s (train step, log)")
-    grid.figure.suptitle("Throughput (median over the other axes)", y=1.02)
+    grid.figure.suptitle("Throughput against each size, the others fixed where it was timed most", y=1.02)
     return grid.figure
 
 
@@ -99,26 +123,38 @@ def speedup(timings: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def roofline(timings: pd.DataFrame) -> plt.Figure | None:
-    """The fraction of the measured GEMM peak each implementation reaches, against the work of a step."""
+def roofline(timings: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> plt.Figure | None:
+    """The fraction of the GEMM ceiling (the best library's peak) each implementation reaches, by the work of a step."""
     t = ok_rows(timings)
     if t is None or t["peak_fraction"].isna().all():
         return None
     t = t.dropna(subset=["peak_fraction"])
     t = t.assign(gflop=t["flops"] / 1e9) if "flops" in t else t.assign(gflop=2e-9 * 4 * t["hidden"] ** 2 * t["batch"]
                                                                         * t["seq_len"])
-    grid = sns.relplot(data=t, x="gflop", y="peak_fraction",
+    above = t["peak_fraction"] > ABOVE_CEILING
+    grid = sns.relplot(data=t[~above], x="gflop", y="peak_fraction",
                        hue="impl",
                        row="device_label",
                        col="phase",
-                       kind="scatter", height=3.5, aspect=1.6, s=30)
-    for ax in grid.axes.flat:
+                       kind="scatter", height=3.5, aspect=1.6, s=30, facet_kws={"sharex": False})
+    for (dev, phase), ax in grid.axes_dict.items():
         log_axis(ax, "x")
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        if ceilings is not None:          # every library's peak, as a share of the best (1: the ceiling)
+            c = ceilings[ceilings["device_label"] == dev].groupby("library")["of_best"].max()
+            for n, (library, level) in enumerate(c.items()):
+                ax.axhline(level, color="grey", linestyle=("--", ":", "-.")[n % 3], linewidth=1)
+                ax.annotate(f"{library} {level:.0%}", (0.01, level), xycoords=("axes fraction", "data"),
+                            fontsize=7, color="grey", va="bottom")
+        odd = t[above & (t["device_label"] == dev) & (t["phase"] == phase)]
+        if not odd.empty:                 # above the measured ceiling: the ceiling is in doubt, not a success
+            ax.scatter(odd["gflop"], odd["peak_fraction"], marker="x", color="red", zorder=3,
+                       label="above the measured ceiling")
+            ax.legend(fontsize=7, loc="lower right")
     grid.set_titles(row_template="{row_name}", col_template="{col_name}")
-    grid.set_axis_labels("GFLOP per step (log; the FLOP model, harness/measure/flops.py)", "fraction of GEMM peak")
-    grid.figure.suptitle("Roofline view: achieved GEMM FLOP/s over the measured GEMM peak, by the work of a step",
-                         y=1.02)
+    grid.set_axis_labels("GFLOP per step (log; the FLOP model)", "fraction of GEMM ceiling")
+    grid.figure.suptitle("Roofline view: achieved GEMM FLOP/s over the best GEMM library's measured peak (lines: each "
+                         "library's peak; x: above the measured ceiling)", y=1.02)
     return grid.figure
 
 
