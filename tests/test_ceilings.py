@@ -249,3 +249,12 @@ def test_a_format_2_run_loads_compares_reports_and_resumes(two_runs, tmp_path, c
     assert len(after) == len(before) + 1                              # only fused-lstm[onednn]'s row was missing
     assert read_meta(results / a).format == 3                        # its tables now have the new columns
     assert {r["case_id"] for r in before} <= {r["case_id"] for r in after}
+
+
+def test_the_summarys_best_fraction_is_of_the_cases_within_the_ceiling():
+    t = pd.DataFrame([row("onednn-lstm", 1.0, peak_fraction=1.9, backend="onednn", tokens_per_s=1.0,
+                          peak_mem_bytes=1.0),
+                      row("onednn-lstm", 2.0, peak_fraction=0.7, backend="onednn", tokens_per_s=1.0, peak_mem_bytes=1.0,
+                          batch=16)])
+    [s] = summary.summary(t).to_dict("records")
+    assert (s["cases"], s["max_peak_fraction"], s["median_peak_fraction"]) == (2, 0.7, pytest.approx(1.3))
