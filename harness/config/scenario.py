@@ -106,8 +106,8 @@ SECONDS_PER_CASE = 0.27    # a floor for the time estimate: quick ran 391 cases 
 
 
 def grid_size(sc: Scenario) -> int:
-    """How many cases the grids make, counted without making them (before axes that do not apply collapse)."""
-    return sum(math.prod(len(v) for v in _axes(sc, name, n, sec).values())
+    """How many cases the grids make, counted without making them (before keys that do not apply collapse)."""
+    return sum(math.prod(len(v) for v in _grid(sc, name, n, sec).values())
                for name in SECTIONS for n, sec in enumerate(getattr(sc, name), start=1))
 
 
@@ -231,12 +231,12 @@ def _identity(case) -> tuple:
     return (case.section,) + tuple(getattr(case, f.name) for f in fields(case) if f.name not in ("threads",))
 
 
-def _axes(sc: Scenario, name: str, n: int, sec) -> dict[str, list]:
+def _grid(sc: Scenario, name: str, n: int, sec) -> dict[str, list]:
     """Section n of kind `name`: each case field's values, in the case's declaration order."""
-    model, axes, where = SECTIONS[name], {}, f"{sc.path}: [[{name}]] #{n}"
+    model, grid, where = SECTIONS[name], {}, f"{sc.path}: [[{name}]] #{n}"
     for f in fields(CASES[name]):
         if f.name == "section_index":
-            axes[f.name] = [n]
+            grid[f.name] = [n]
             continue
         if f.name not in model.model_fields:
             continue                      # fixed by the case type (section)
@@ -250,8 +250,8 @@ def _axes(sc: Scenario, name: str, n: int, sec) -> dict[str, list]:
         if len(set(v)) != len(v):
             dup = next(x for x in v if v.count(x) > 1)
             raise UsageError(f"{where}, key {f.name!r}: duplicate value {dup!r}")
-        axes[f.name] = v
-    return axes
+        grid[f.name] = v
+    return grid
 
 
 def expand(sc: Scenario) -> list:
@@ -264,10 +264,10 @@ def expand(sc: Scenario) -> list:
         case_cls = CASES[name]
         for n, sec in enumerate(getattr(sc, name), start=1):
             where = f"{sc.path}: [[{name}]] #{n}"
-            axes = _axes(sc, name, n, sec)
+            grid = _grid(sc, name, n, sec)
             section_cases, in_section = [], set()
-            for combo in itertools.product(*axes.values()):
-                values = dict(zip(axes, combo, strict=True))
+            for combo in itertools.product(*grid.values()):
+                values = dict(zip(grid, combo, strict=True))
                 if values.get("input", 0) is None:
                     values["input"] = values["hidden"]
                 case = case_cls(**values)
@@ -275,7 +275,7 @@ def expand(sc: Scenario) -> list:
                 case = _normalise(case)
                 _check_stack(case, where)
                 _check_init(case, where)
-                if case not in in_section:           # axes that do not apply collapse to one case
+                if case not in in_section:           # keys that do not apply collapse to one case
                     in_section.add(case)
                     section_cases.append(case)
             if not section_cases:

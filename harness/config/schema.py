@@ -111,7 +111,7 @@ class Throughput(Settings):
     max_compile_s: float = Field(120.0, gt=0)   # preflight: skip a compile that the fit of compile_s against
     # seq_len (harness/run/preflight.py) expects to take longer, seconds
 
-    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
+    _v_grid = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
                               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode",
                               "gemm", mode="before")(_listify)
 
@@ -181,7 +181,7 @@ class Gradients(Settings):
     spectral_radius: list[float] | None = None   # each recurrent gate block rescaled to this spectral
                                          # radius (params.rescale_recurrent); omit: as drawn
 
-    _v_axes = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
+    _v_grid = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
                               "layers", "spectral_radius", mode="before")(_listify)
     _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
@@ -208,7 +208,7 @@ class Task(Settings):
     nonlinearity: list[Nonlinearity] = ["tanh"]   # RNN only
     spectral_radius: list[float] | None = None   # as in [[gradients]]
 
-    _v_axes = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
+    _v_grid = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
                               "init", "layers", "nonlinearity", "spectral_radius", mode="before")(_listify)
     _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
