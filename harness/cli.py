@@ -21,7 +21,7 @@ from harness.report.render import render
 from harness.run import console, shards, sweep
 from harness.store.atomic import check_results
 from harness.store.meta import ExecutorParams, read_meta
-from harness.store.runs import Run, find_run
+from harness.store.runs import Run, find_run, read_status, writer_gone
 from harness.store.traces import trace_files
 
 EXAMPLES = """\
@@ -109,6 +109,8 @@ def cmd_run(args) -> int:
             raise UsageError("run: --resume continues the run's own cases; --device is for a new run")
         run_dir = find_run(results, args.resume)
         check_results(results)
+        if gone := writer_gone(run_dir, read_meta(run_dir)):
+            print(gone.split("; resume it", 1)[0] + ": resuming it")
         if read_meta(run_dir).executor is not None:
             return finished_sharded(shards.run_sharded(None, results, resume=run_dir, quiet=args.quiet))
         run, rows = sweep.run_sweep(None, results, quiet=args.quiet, resume=run_dir)
@@ -175,8 +177,10 @@ def cmd_status(args) -> int:
     d = find_run(Path(args.results), args.run)
     meta = read_meta(d)
     counts = meta.counts
-    print(f"{meta.run_id}: {meta.status}  ({sum(counts.values())} of {meta.scenario.get('cases', '?')} cases, "
-          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
+    print(f"{meta.run_id}: {read_status(d, meta)}  ({sum(counts.values())} of {meta.scenario.get('cases', '?')} "
+          "cases, " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
+    if gone := writer_gone(d, meta):
+        print(f"  {gone}")
     info = meta.executor
     if info is None:
         print("  in-process run (no shards)")

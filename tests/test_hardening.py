@@ -3,7 +3,10 @@
 Inputs nobody wrote by hand (hypothesis's fuzzing) are in test_fuzz.py.
 """
 import contextlib
+import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -17,7 +20,8 @@ from harness.config import scenario
 from harness.core.errors import StoreError, UsageError
 from harness.run import sweep
 from harness.store import atomic
-from harness.store.runs import read_meta, read_rows
+from harness.store.meta import read_meta
+from harness.store.runs import read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 def test_nan_and_inf_are_no_setting(tmp_path):
@@ -133,6 +137,45 @@ def test_a_full_disk_stops_the_run_in_one_line_and_resume_completes(tmp_path, ca
         assert read_meta(run_dir).status == "complete"
 
 
+FILE_LIMIT = 16 * 1024    # bytes: RLIMIT_FSIZE of the child below; timings.csv passes it after about 20 of 60 rows
+
+
+def file_size_limit(nbytes: int):
+    """A child's preexec: no file may grow past `nbytes` (RLIMIT_FSIZE), and SIGXFSZ is ignored, so that a write past
+    it fails with EFBIG as a full disk fails with ENOSPC. No root, no mount: it runs on any Linux machine."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return limit
+
+
+@pytest.mark.subprocess
+def test_a_write_that_fails_for_want_of_room_stops_the_run_in_one_line_and_resume_completes(tmp_path):
+    """The full-disk promises without root: one line naming the file, every row before it whole, benchmark.json
+    whole or absent (never truncated), and a resume that runs each case once."""
+    many = TINY.replace("hidden = 4", "hidden = [" + ", ".join(str(n) for n in range(1, 61)) + "]")
+    (tmp_path / "s.toml").write_text(many)
+    results = tmp_path / "r"
+    out = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "s.toml"), "--results", str(results),
+                          "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, preexec_fn=file_size_limit(FILE_LIMIT))
+    assert out.returncode == 1, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    run_dir = next(d for d in results.iterdir() if (d / "run.json").exists() and not d.is_symlink())
+    assert lines[0].startswith(f"error: {run_dir}/") and "cannot write: File too large; every row written before " \
+        f"it is whole: free space, then python -m harness run --resume {run_dir.name}" in lines[0]
+    warnings: list[str] = []
+    before = read_rows(run_dir / "timings.csv", warnings)
+    assert warnings == [] and 0 < len(before) < 60
+    assert not list(run_dir.glob(".*partial")) and not (run_dir / "benchmark.json").exists()   # never half there
+    assert cli.main(["run", "--resume", run_dir.name, "--results", str(results), "--quiet"]) == 0
+    rows = read_rows(run_dir / "timings.csv")
+    assert sorted(int(r["hidden"]) for r in rows) == list(range(1, 61))     # every case exactly once
+    assert read_meta(run_dir).status == "complete"
+    json.loads((run_dir / "benchmark.json").read_text())          # the resume writes the first one: whole
+
+
 def test_a_failed_append_leaves_the_table_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "t.csv"
     path.write_bytes(b"a,b\r\n1,2\r\n")
@@ -174,7 +217,22 @@ def test_a_second_writer_is_refused_and_a_killed_one_is_not(tmp_path, capsys):
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=60)
     assert atomic.writer_pid(run_dir) is None                                    # the OS let the lock go
+    # run.json still says running: wherever the run is read, it reads as interrupted, naming its last case
+    gone = (rf"run {run_dir.name} says running, but no process writes it \(killed, or a full disk kept run.json from "
+            rf"saying why\): it reads as interrupted, (after \d cases, the last dummy_cpu_b1_t2_h\d_train|before its "
+            rf"first case finished)")
+    assert read_meta(run_dir).status == "running"
+    assert cli.main(["status", run_dir.name, "--results", str(results)]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].startswith(f"{run_dir.name}: interrupted  (") and re.match("  " + gone, status[1])
+    assert cli.main(["report", run_dir.name, "--results", str(results), "--out", str(tmp_path / "rep")]) == 0
+    assert re.search("warning: " + gone + f"; resume it with python -m harness run --resume {run_dir.name}",
+                     capsys.readouterr().err)
+    if read_rows(run_dir / "timings.csv"):                       # a case finished before the kill: compare says so
+        assert cli.main(["compare", run_dir.name, run_dir.name, "--results", str(results)]) in (0, 1)
+        assert len([ln for ln in capsys.readouterr().out.splitlines() if re.match("warning: " + gone, ln)]) == 2
     assert cli.main(["run", "--resume", run_dir.name, "--results", str(results), "--quiet"]) == 0
+    assert re.match(gone + ": resuming it$", capsys.readouterr().out.splitlines()[0])
     rows = read_rows(run_dir / "timings.csv")
     assert sorted(int(r["hidden"]) for r in rows) == list(range(4, 10))         # never two of one case
 

@@ -55,7 +55,11 @@ def test_rows_and_statuses(smoke):
     assert {r["reason"] for r in skipped} == {"cudnn-lstm runs on cuda only, not cpu"}
     assert all(r["time_median_s"] == "" for r in skipped)
     ok = [r for r in rows if r["status"] == "ok"]
-    bench = {b["name"]: b["stats"] for b in json.loads((run_dir / "benchmark.json").read_text())["benchmarks"]}
+    data = json.loads((run_dir / "benchmark.json").read_text())
+    bench = {b["name"]: b["stats"] for b in data["benchmarks"]}
+    # handed over through pytest-benchmark's public pedantic mode, timed by the replay clock (--benchmark-timer)
+    assert {b["options"]["timer"] for b in data["benchmarks"]} == {"replay"}
+    assert not list(run_dir.glob(".benchmark*"))                                  # renamed into place, whole
     for r in ok:
         assert r["rounds"] == "3" and r["threads"] == "1" and r["run_id"] == run_dir.name
         stats = bench[f"test_case[{r['impl']}_cpu_b2_t5_h16_{r['phase']}]"]     # pytest-benchmark's own record

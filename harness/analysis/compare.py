@@ -44,7 +44,8 @@ from harness.core import intervals
 from harness.core.errors import UsageError
 from harness.core.thresholds import CEILING_MOVED
 from harness.store.columns import ROUNDS, TIMINGS
-from harness.store.runs import RunMeta, read_meta, read_rows
+from harness.store.meta import RunMeta, read_meta
+from harness.store.runs import read_rows, writer_gone
 
 ALPHA = 0.01          # default significance level of the rank test (--alpha)
 THRESHOLD = 10.0      # default: percent slower that counts as a regression (--threshold)
@@ -144,6 +145,8 @@ def compare(base_dir: Path, run_dir: Path, threshold: float = THRESHOLD, alpha: 
     threads = ({b[k][0]["threads"] for k in common}, {n[k][0]["threads"] for k in common})
     meta_b, meta_n = read_meta(base_dir), read_meta(run_dir)
     diff, machine = environment_lines(meta_b, meta_n, threads)
+    out.lines += [f"warning: {gone}" for d, m in ((base_dir, meta_b), (run_dir, meta_n))
+                  if (gone := writer_gone(d, m))]
     out.lines.append(f"environments, {base_dir.name} -> {run_dir.name}:" if diff else
                      "environments: the same machine, threads, software and commit")
     out.lines += diff + gemm_lines(meta_b, meta_n)

@@ -17,10 +17,10 @@ device; the timed region runs the step and synchronises the device again, so
 queued GPU work is inside it. A member that raises drops out of the rounds;
 the others go on.
 
-pytest-benchmark stays the statistics and JSON engine: `record` hands each
-member's rounds to its test's benchmark fixture (harness/run/plugin.py has one test
-per case), so benchmark.json holds one benchmark per case with its stats and
-raw `data`, and `pytest-benchmark compare` reads it.
+pytest-benchmark stays the statistics and JSON engine: harness/run/plugin.py hands
+each member's rounds to its test's benchmark fixture (one test per case), so
+benchmark.json holds one benchmark per case with its stats and raw `data`, and
+`pytest-benchmark compare` reads it.
 
 A step is, per phase:
 - forward: y, state = model(x) under torch.no_grad(), in eval mode   (inference)
@@ -293,14 +293,3 @@ def stats_columns(times: list[float]) -> dict:
         s.update(t)
     return {"rounds": s.rounds, "time_median_s": s.median, "time_iqr_s": s.iqr, "time_min_s": s.min,
             "time_max_s": s.max, "time_mean_s": s.mean, "time_stddev_s": s.stddev if s.rounds > 1 else 0.0}
-
-
-def record(benchmark, times: list[float]) -> None:
-    """Hand rounds timed by time_group to a test's pytest-benchmark fixture, as if it had timed them, so
-    that benchmark.json holds their stats and raw `data`.
-
-    pytest-benchmark (4.x, 5.x) has no public call for rounds timed elsewhere; its own pedantic mode makes
-    the same two calls: _make_stats(iterations) then stats.update(seconds) per round."""
-    stats = benchmark._make_stats(1)
-    for t in times:
-        stats.update(t)

@@ -33,7 +33,7 @@ from harness.core.thresholds import ABOVE_CEILING, NOISY_STEAL
 from harness.report import figures, views
 from harness.report.writers import Page, write_html, write_md
 from harness.store.atomic import writer_pid
-from harness.store.runs import find_runs
+from harness.store.runs import find_runs, writer_gone
 
 
 def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS, quiet: bool = False,
@@ -72,13 +72,13 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
 
 
 def _still_running(runs: Runs) -> None:
-    """A warning for each run that says running: still being written (its rows so far are whole), or killed."""
+    """A warning for each run that says running: still being written (its rows so far are whole), or its writer
+    gone (it reads as interrupted: runs.writer_gone)."""
     for d, meta in zip(runs.dirs, runs.meta, strict=True):
         if meta.status == "running":
-            pid = writer_pid(d)
-            runs.warnings.append(f"run {d.name} is still running (pid {pid}): this report has the cases it has "
-                                 "finished so far" if pid else f"run {d.name} says running, but no process "
-                                 f"writes it (it was killed): resume it with python -m harness run --resume {d.name}")
+            gone = writer_gone(d, meta)
+            runs.warnings.append(gone or f"run {d.name} is still running (pid {writer_pid(d)}): this report has the "
+                                 "cases it has finished so far")
 
 
 def _draw(page: Page, frames: dict, directory: Path, strict: bool) -> None:

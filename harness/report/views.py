@@ -11,6 +11,7 @@ from harness.analysis.summary import SCALING_SIZES
 from harness.analysis.tables import Runs
 from harness.config.cases import size_of
 from harness.core import intervals, units
+from harness.store.runs import read_status
 
 
 def summary_view(summ: pd.DataFrame) -> pd.DataFrame:
@@ -107,11 +108,11 @@ def above_ceiling_view(above: pd.DataFrame | None) -> pd.DataFrame:
 def environment_table(runs: Runs) -> pd.DataFrame:
     """One row per property, one column per run: narrow enough to read beside the others."""
     cols = {}
-    for m in runs.meta:
+    for d, m in zip(runs.dirs, runs.meta, strict=True):
         e = m.environment
         peaks = "; ".join(f"{p.device} {p.dtype} {p.threads} threads {p.library}" + (f" ({p.blas})" if p.blas else "")
                           + f": {units.rate(p.gemm_peak_gflops_per_s * 1e9, 'FLOP/s')}" for p in m.gemm_peaks)
-        cols[m.run_id] = {"status": m.status, "scenario": m.scenario.get("name"), "host": e.get("host"),
+        cols[m.run_id] = {"status": read_status(d, m), "scenario": m.scenario.get("name"), "host": e.get("host"),
                           "cpu": e.get("cpu_model"), "threads": e.get("threads"), "gpu": e.get("gpu"),
                           "torch": e.get("torch"), "cuda": e.get("cuda"), "cudnn": e.get("cudnn"),
                           "onednn": e.get("onednn"), "python": e.get("python"),

@@ -1,6 +1,7 @@
 """The run's files on disk, written so that nothing is ever half there.
 
 - atomic_write_text: a whole file replaced at once (a temporary file, fsync, rename);
+- finish_file: the same for a file another library wrote beside its place (benchmark.json);
 - append_whole: rows appended in full or not at all (cut back to the old end on failure);
 - take_lock / writer_pid: one writer per run directory, by flock on its `.lock`, which the
   OS releases when the process dies, so a killed run can be resumed at once;
@@ -43,6 +44,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise cannot_write(path, exc) from None
         raise
+
+
+def finish_file(written: Path, path: Path) -> None:
+    """A file another library wrote (`written`, beside `path`) fsynced and renamed into place: `path` is whole,
+    or as it was (OSError)."""
+    fd = os.open(written, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(written, path)
 
 
 def append_whole(path: Path, data: bytes) -> None:

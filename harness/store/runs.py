@@ -39,7 +39,7 @@ from harness.config import scenario
 from harness.config.cases import case_id, groups
 from harness.core import env
 from harness.core.errors import UsageError
-from harness.store.atomic import append_whole, atomic_write_text, take_lock
+from harness.store.atomic import append_whole, atomic_write_text, take_lock, writer_pid
 from harness.store.columns import (
     BREAKDOWN,
     DECAY,
@@ -280,3 +280,26 @@ class Run:
         self.meta.status = status
         self.meta.finished_utc = utc_now()
         self.save()
+
+
+def writer_gone(run_dir: Path, meta: RunMeta) -> str | None:
+    """Why a run that says `running` is not: no process holds its lock (it was killed, or the disk was too full
+    for run.json to say failed), so it reads as interrupted. The line names the last case it finished. None for
+    a run that says otherwise, or whose writer is alive."""
+    if meta.status != "running" or writer_pid(run_dir) is not None:
+        return None
+    done = {r["case_id"] for name in FINAL_TABLES for r in read_rows(run_dir / name) if r.get("case_id")}
+    try:
+        cases = Run.open(run_dir).cases()
+    except UsageError:
+        cases = []
+    last = next((c.slug for c in reversed(cases) if case_id(c) in done), None)
+    return (f"run {run_dir.name} says running, but no process writes it (killed, or a full disk kept run.json from "
+            f"saying why): it reads as interrupted, " + (f"after {len(done)} cases, the last {last}" if last else
+                                                        "before its first case finished")
+            + f"; resume it with python -m harness run --resume {run_dir.name}")
+
+
+def read_status(run_dir: Path, meta: RunMeta) -> str:
+    """A run's status as it stands: run.json's, or interrupted where its writer is gone (writer_gone)."""
+    return "interrupted" if writer_gone(run_dir, meta) else meta.status
