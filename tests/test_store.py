@@ -2,11 +2,13 @@
 import inspect
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from test_sweep import write_tiny  # one tiny scenario for the tests of both
 
 from harness import cli
+from harness.analysis import tables
 from harness.config import scenario
 from harness.core import env
 from harness.core.errors import UsageError
@@ -137,3 +139,31 @@ def test_a_run_json_of_no_format_it_reads_says_so_whole(tmp_path, text, found):
         read_meta(tmp_path)
     assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads formats 2, 3 "
                               "only (written by another version of lstm-bench)")
+
+
+# -- a run an older harness stored ------------------------------------------------------------------------------
+STORED = Path(__file__).parent / "data" / "format2"
+FORMAT2 = "20261205T183218Z-vm-c91ce22"     # written by commit c91ce22 (format 2): its gradients case left out
+
+
+def test_a_run_an_older_harness_stored_loads_compares_and_resumes_without_rerunning_a_case(tmp_path, capsys):
+    """Its case ids were computed by that harness: today's must be the same (a new key at its default leaves a
+    case's id alone), or --resume would run the finished cases again."""
+    results = tmp_path / "r"
+    shutil.copytree(STORED, results)
+    run_dir = results / FORMAT2
+    assert read_meta(run_dir).format == 2
+    t = tables.load_runs([run_dir]).tables["timings"]
+    assert sorted(zip(t["impl"], t["gemm"], strict=True)) == [("fused-lstm", "aten"), ("onednn-lstm", "onednn"),
+                                                              ("torch-lstm", "aten")]     # off each row's backend
+    assert cli.main(["compare", FORMAT2, FORMAT2, "--results", str(results)]) == 0
+    assert "3 of 3 cases slower than" not in capsys.readouterr().out
+    assert cli.main(["report", FORMAT2, "--results", str(results), "--out", str(tmp_path / "rep")]) == 0
+    before = read_rows(run_dir / "timings.csv")
+    assert cli.main(["run", "--resume", FORMAT2, "--results", str(results), "--quiet"]) == 0
+    after = read_rows(run_dir / "timings.csv")
+    assert [r["case_id"] for r in after] == [r["case_id"] for r in before]            # not one timed again
+    assert [r["time_median_s"] for r in after] == [r["time_median_s"] for r in before]
+    meta = read_meta(run_dir)
+    assert (meta.format, meta.status, meta.counts) == (3, "complete", {"ok": 4})      # only the missing case ran
+    assert len({r["case_id"] for r in read_rows(run_dir / "decay.csv")}) == 1 and "gemm" in after[0]   # format 3
