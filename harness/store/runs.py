@@ -289,10 +289,7 @@ def writer_gone(run_dir: Path, meta: RunMeta) -> str | None:
     if meta.status != "running" or writer_pid(run_dir) is not None:
         return None
     done = {r["case_id"] for name in FINAL_TABLES for r in read_rows(run_dir / name) if r.get("case_id")}
-    try:
-        cases = Run.open(run_dir).cases()
-    except UsageError:
-        cases = []
+    cases = Run.open(run_dir).cases()          # a run.json whose scenario no longer expands: one line, from the top
     last = next((c.slug for c in reversed(cases) if case_id(c) in done), None)
     return (f"run {run_dir.name} says running, but no process writes it (killed, or a full disk kept run.json from "
             f"saying why): it reads as interrupted, " + (f"after {len(done)} cases, the last {last}" if last else
