@@ -1,5 +1,7 @@
 """Comparison groups: the round order, interleaving, adaptive rounds, and the intervals over rounds."""
 import itertools
+import re
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from harness.config import cases, scenario
 from harness.config.cases import case_id
 from harness.core import env, intervals
 from harness.measure import timing
+from harness.measure.canary import Canary
 from harness.report.render import render
 from harness.run import sweep
 from harness.store.meta import Shard
@@ -51,6 +54,21 @@ def test_the_bootstrap_is_reproducible_and_refuses_unpaired_counts():
         intervals.ratio_ci(a, b[:11], paired=True)
     assert np.isnan(intervals.ratio_ci([1.0], [2.0], paired=True)[1])
 
+
+
+def test_the_ratio_against_the_canary_resamples_a_case_with_its_canary_round_by_round():
+    """Each round's machine state moves the case and its canary alike: paired by round, RUN's case at exactly 1.5x
+    its canary gives 1.5 in every resample, however much the machine drifted; unpaired, the drift widens it."""
+    rng = np.random.default_rng(6)
+    drift = rng.uniform(1, 3, 20)                          # the machine, round by round: up to 3x slower
+    canary_b, canary_n = 1e-3 * rng.lognormal(0, 0.01, 20), 1e-3 * drift
+    case_b, case_n = 2 * canary_b, 3 * canary_n            # RUN's case 1.5x BASE's, against each run's canary
+    assert intervals.normalised_ratio_ci(case_n, canary_n, case_b, canary_b) == pytest.approx((1.5, 1.5, 1.5))
+    r, lo, hi = intervals.normalised_ratio_ci(case_n, canary_n[:19], case_b, canary_b)   # 19 canary rounds: unpaired
+    assert r == pytest.approx(1.5, rel=0.1) and hi - lo > 0.3
+    assert intervals.normalised_ratio_ci(case_n, canary_n, case_b, canary_b) == \
+        intervals.normalised_ratio_ci(case_n, canary_n, case_b, canary_b)                 # a fixed seed
+    assert np.isnan(intervals.normalised_ratio_ci([1.0], [1.0], [1.0, 2.0], [1.0, 1.0])[1])
 
 def test_mann_whitney_and_t_quantiles():
     assert intervals.mann_whitney_p([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]) == pytest.approx(2 / 924)
@@ -171,13 +189,18 @@ def test_a_sweep_writes_rounds_ratios_and_the_order_it_used(tmp_path):
     assert {r["interleave"] for r in timings} == {"True"} and {r["rounds"] for r in timings} == {"3"}
     ref = [r for r in timings if r["impl"] == "torch-lstm"]
     assert {(r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]) for r in ref} == {("1.0", "1.0", "1.0")}
-    assert len(rounds) == 18                                      # 6 cases x 3 rounds
+    assert len(rounds) == 24                                      # 6 cases x 3 rounds, and a canary's 3 a group
     for g in {r["group_id"] for r in timings}:
         seed = next(int(r["order_seed"]) for r in timings if r["group_id"] == g)
-        ids = [r["case_id"] for r in timings if r["group_id"] == g]        # members in group order
+        ids = [r["case_id"] for r in timings if r["group_id"] == g] + [cases.canary_id(g)]   # the canary: last
         got = [[ids.index(r["case_id"]) for r in rounds if r["group_id"] == g and r["round"] == str(k)]
                for k in range(3)]
-        assert got == list(itertools.islice(timing.orders(3, seed), 3))
+        assert got == list(itertools.islice(timing.orders(4, seed), 3))        # shuffled with the cases
+        canary = sorted(float(r["time_s"]) for r in rounds if r["group_id"] == g and r["impl"] == cases.CANARY)
+        assert len(canary) == 3 and {float(r["canary_median_s"]) for r in timings if r["group_id"] == g} == {canary[1]}
+    first = timings[0]["canary_median_s"]
+    assert [float(r["canary_ratio"]) for r in timings[:3]] == [1.0] * 3                 # the run's first group
+    assert {float(r["canary_ratio"]) for r in timings[3:]} == {float(timings[3]["canary_median_s"]) / float(first)}
     for r in timings:                                              # the row's median is its rounds' median
         mine = sorted(float(x["time_s"]) for x in rounds if x["case_id"] == r["case_id"])
         assert float(r["time_median_s"]) == mine[1]
@@ -201,7 +224,7 @@ def test_resume_reruns_a_half_finished_group_whole(tmp_path):
     assert [r["impl"] for r in rows] == ["dummy", "scratch-lstm", "torch-lstm"]
     again = read_rows(run.dir / "timings.csv")
     assert [r["case_id"] for r in again] == [r["case_id"] for r in timings]
-    assert sum(r["group_id"] == second for r in read_rows(run.dir / "rounds.csv")) == 9
+    assert sum(r["group_id"] == second for r in read_rows(run.dir / "rounds.csv")) == 12   # its canary's too, once
     assert run.meta.counts == {"ok": 6}
     assert {case_id(c) for c in run.cases()} == {r["case_id"] for r in again}
 
@@ -222,8 +245,44 @@ def test_a_group_measured_under_steal_is_flagged_noisy_in_rows_and_report(tmp_pa
     run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
     rows = read_rows(run.dir / "timings.csv")
     assert {(r["noisy"], r["steal_fraction"], r["load_avg"]) for r in rows} == {("True", "0.08", "1.0")}
+    assert all(r["noisy_why"].startswith("steal 8.00%") for r in rows)          # and the canary's, where it moved
     out = render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True)
     page = (out / "index.html").read_text()
-    assert "2 comparison groups were measured with more than 5% CPU steal" in page
+    assert "2 comparison groups were noisy (noisy in timings.csv; 2 by CPU steal over 5%, " in page
     noisy = page.split('<table id="noisy">')[1].split("</table>")[0]
     assert noisy.count("<tr>") == 3 and "<td>8.00%</td>" in noisy      # the header and both groups
+
+
+# -- the canary: the machine's speed in every group --------------------------------------------------------------
+def test_a_canary_that_moved_makes_its_group_noisy_and_the_report_says_why(tmp_path, monkeypatch):
+    """The second group's canary takes twice the first's: its rows say the machine moved, the report counts it."""
+    delays = iter([0.002, 0.004])                                   # s per canary round: group 1, group 2
+
+    def make(device):
+        canary = Canary(device, None, None)
+        canary.delay = next(delays)
+        return canary
+    monkeypatch.setattr(Canary, "make", staticmethod(make))
+    monkeypatch.setattr(Canary, "timed", lambda self: time.sleep(self.delay))
+    run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
+    rows = read_rows(run.dir / "timings.csv")
+    assert [r["noisy"] for r in rows[3:]] == ["True"] * 3
+    assert all((r["noisy"] == "True") == (r["noisy_why"] != "") for r in rows)   # group 1: noisy only if sleep jittered
+    moved = [re.search(r"canary moved \+(\d+)% from the run's first", r["noisy_why"]) for r in rows]
+    assert moved[:3] == [None] * 3 and len({m[1] for m in moved[3:]}) == 1 and 80 <= int(moved[3][1]) <= 120
+    assert {float(r["canary_ratio"]) for r in rows[:3]} == {1.0}
+    page = (render(run.run_id, tmp_path / "r", tmp_path / "rep", quiet=True, strict=True) / "index.html").read_text()
+    assert re.search(r"comparison groups were noisy \(noisy in timings.csv; 0 by CPU steal over 5%, \d by a canary "
+                     r"wider than \+-5%, 1 by a canary that moved over 10%", page)
+
+
+def test_a_canary_that_cannot_run_leaves_the_group_timed_as_without_and_says_why(tmp_path, monkeypatch):
+    def make(device):
+        raise RuntimeError("no such device for the canary\nsecond line")
+    monkeypatch.setattr(Canary, "make", staticmethod(make))
+    run, _ = sweep.run_sweep(scenario.load(write_group(tmp_path)), tmp_path / "r", quiet=True)
+    rows = read_rows(run.dir / "timings.csv")
+    assert {(r["status"], r["noisy"], r["noisy_why"], r["canary_median_s"], r["canary_ratio"]) for r in rows} == {
+        ("ok", "False", "no canary: RuntimeError: no such device for the canary", "", "")}
+    rounds = read_rows(run.dir / "rounds.csv")
+    assert len(rounds) == 18 and cases.CANARY not in {r["impl"] for r in rounds}     # 6 cases x 3 rounds, no canary

@@ -3,7 +3,7 @@
     summary(timings)          per device, dtype, phase, stack and implementation: medians over its cases
     scaling(timings)          exponents of time against hidden, seq_len and batch, per implementation
     not_ok(runs)              the skipped, failed and out-of-memory cases, one row per reason
-    noisy_groups(timings)     the comparison groups timed with too much CPU steal (thresholds.NOISY_STEAL)
+    noisy_groups(timings)     the comparison groups timed on a machine that did not hold still: CPU steal, the canary
     ceilings(runs)            every GEMM peak measured, per library, and its fraction of the best (the ceiling)
     above_ceiling(timings)    the rows above the measured ceiling (thresholds.ABOVE_CEILING)
 
@@ -85,14 +85,17 @@ def not_ok(runs: Runs) -> pd.DataFrame:
 
 
 def noisy_groups(timings: pd.DataFrame | None) -> pd.DataFrame:
-    """The comparison groups measured with more CPU steal than NOISY_STEAL (flagged `noisy`)."""
+    """The comparison groups flagged `noisy`: measured with more CPU steal than NOISY_STEAL, or with a canary
+    wider than CANARY_SPREAD or moved over CANARY_MOVED (noisy_why says which)."""
     if timings is None or "noisy" not in timings:
         return pd.DataFrame()
     t = timings[timings["noisy"].astype(str) == "True"]
     if t.empty:
         return pd.DataFrame()
     g = t.groupby(["run_id", "group_id", "device_label", "phase", "hidden", "batch", "seq_len"], as_index=False)
-    g = g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"))
+    why = ("noisy_why", "first") if "noisy_why" in t else ("impl", lambda _: "")
+    g = g.agg(members=("impl", "size"), steal_fraction=("steal_fraction", "max"), load_avg=("load_avg", "max"),
+              why=why)
     return g
 
 

@@ -270,6 +270,14 @@ def groups(cases: list) -> list[list]:
     return list(out.values())
 
 
+CANARY = "canary"     # rounds.csv's impl of a group's canary (measure/canary.py): timed with the group, no case
+
+
+def canary_id(gid: str) -> str:
+    """The case_id column of a group's canary rounds (it is no case: no row of timings.csv has it)."""
+    return f"{CANARY}:{gid}"
+
+
 REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
 
 

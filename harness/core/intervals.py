@@ -2,6 +2,7 @@
 
     lo, hi = median_ci(times)                       # 95%, distribution-free (order statistics)
     r, lo, hi = ratio_ci(times_a, times_b, paired=True)   # median(a) / median(b), 95% bootstrap
+    r, lo, hi = normalised_ratio_ci(a, a_canary, b, b_canary) # that ratio over the canaries' own
     p = mann_whitney_p(base_times, new_times)       # two-sided
 
 Timings are skewed and have outliers (a page fault, another process), so
@@ -16,6 +17,10 @@ everything here is about medians and ranks, never means:
   rounds). Paired: rounds of one interleaved group share a round index, so a
   resample keeps round r of both (the drift they shared stays shared).
   Unpaired (two runs): each side is resampled on its own.
+- `normalised_ratio_ci` is a ratio of two runs' medians divided by the same
+  ratio of their canaries (measure/canary.py): each run's rounds are resampled
+  on their own, a case's round r with its canary's round r (timed in the same
+  round, so they shared the machine's state), with numpy, as ratio_ci does.
 - `difference` turns an interval into a word: a difference counts only where
   the interval excludes 1.
 """
@@ -69,6 +74,30 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], paired: bool,
                           confidence_level=confidence, method="percentile",
                           rng=np.random.default_rng(BOOTSTRAP_SEED))
     lo, hi = res.confidence_interval
+    return ratio, float(min(lo, ratio)), float(max(hi, ratio))
+
+
+def normalised_ratio_ci(a: Sequence[float], a_ref: Sequence[float], b: Sequence[float], b_ref: Sequence[float],
+                        confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(median(a) / median(a_ref)) / (median(b) / median(b_ref)) and its percentile bootstrap interval.
+
+    a and a_ref are one run's rounds, paired by index (a case and its group's canary); b and b_ref the other's.
+    A run whose two lists differ in length is resampled unpaired. nan interval with under 2 rounds anywhere."""
+    sides = [tuple(np.asarray(x, dtype=float) for x in pair) for pair in ((a, a_ref), (b, b_ref))]
+    (xa, ra), (xb, rb) = sides
+    ratio = float(np.median(xa) / np.median(ra) / (np.median(xb) / np.median(rb)))
+    if min(len(x) for pair in sides for x in pair) < 2:
+        return ratio, float("nan"), float("nan")
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+
+    def resampled(x: np.ndarray, ref: np.ndarray) -> np.ndarray:          # (N_RESAMPLES,) of median(x) / median(ref)
+        ix = rng.integers(0, len(x), (N_RESAMPLES, len(x)))
+        iref = ix if len(ref) == len(x) else rng.integers(0, len(ref), (N_RESAMPLES, len(ref)))
+        return np.median(x[ix], axis=1) / np.median(ref[iref], axis=1)
+
+    boot = resampled(xa, ra) / resampled(xb, rb)
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(boot, [tail, 100 - tail])
     return ratio, float(min(lo, ratio)), float(max(hi, ratio))
 
 

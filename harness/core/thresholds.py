@@ -12,6 +12,10 @@ Each is read by more than one package, so it lives here, once, where all of them
                   report say so with both numbers, and never count it as a success)
     CEILING_MOVED compare warns when two runs' best GEMM ceilings differ by more than this fraction: the machine
                   changed, not only the code
+    CANARY_SPREAD a group whose canary (measure/canary.py) has a median interval wider than this, relative, is
+                  noisy: the machine did not hold still during its rounds
+    CANARY_MOVED  a group whose canary median is more than this fraction away from the run's first group's is
+                  noisy: the machine was faster or slower than at the start of the run
 """
 from __future__ import annotations
 
@@ -19,3 +23,5 @@ VANISH_RATIO = 1e-3      # a fraction of the norm at distance 0
 NOISY_STEAL = 0.05       # a fraction of the CPU time over a group's rounds
 ABOVE_CEILING = 1.05     # of the ceiling: 5% over it, where the best-of-five peak is itself within a few percent
 CEILING_MOVED = 0.10     # of the base run's ceiling
+CANARY_SPREAD = 0.05     # +-5% of the canary's median (intervals.half_width)
+CANARY_MOVED = 0.10      # of the run's first canary median

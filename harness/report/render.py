@@ -29,7 +29,7 @@ from harness.analysis.findings import findings
 from harness.analysis.summary import not_ok
 from harness.analysis.tables import Runs, load_runs
 from harness.core import env
-from harness.core.thresholds import ABOVE_CEILING, NOISY_STEAL
+from harness.core.thresholds import ABOVE_CEILING, CANARY_MOVED, CANARY_SPREAD, NOISY_STEAL
 from harness.report import figures, views
 from harness.report.writers import Page, write_html, write_md
 from harness.store.atomic import writer_pid
@@ -59,9 +59,13 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
                   for c in page.claims]).to_csv(out / "claims.csv", index=False)
     for file, table in derived.csv_files().items():
         table.to_csv(out / file, index=False)
-    if not f["noisy_groups"].empty:
-        runs.warnings.append(f"{len(f['noisy_groups'])} comparison groups were measured with more than "
-                             f"{100 * NOISY_STEAL:g}% CPU steal (noisy in timings.csv): see 'Noisy groups'")
+    if not (noisy := f["noisy_groups"]).empty:
+        counts = {k: int(noisy["why"].str.contains(k, regex=False).sum())
+                  for k in ("steal", "canary +-", "canary moved")}
+        runs.warnings.append(f"{len(noisy)} comparison groups were noisy (noisy in timings.csv; {counts['steal']} by "
+                             f"CPU steal over {100 * NOISY_STEAL:g}%, {counts['canary +-']} by a canary wider than "
+                             f"+-{100 * CANARY_SPREAD:g}%, {counts['canary moved']} by a canary that moved over "
+                             f"{100 * CANARY_MOVED:g}% from the run's first): see 'Noisy groups'")
     page.tables = _tables(runs, f)
     write_html(out, page)
     write_md(out, page)
@@ -139,8 +143,10 @@ def _tables(runs: Runs, f: dict) -> list[tuple[str, str, str, pd.DataFrame | Non
         ("environment", "Environment", "", views.environment_table(runs), False),
         ("not-ok", "Skipped and failed cases", "One row per reason, with how many cases and one of them.",
          not_ok(runs), False),
-        ("noisy", "Noisy groups", f"Comparison groups measured while the hypervisor took more than "
-         f"{100 * NOISY_STEAL:g}% of the CPU (steal time, /proc/stat); their ratios are less trustworthy.",
+        ("noisy", "Noisy groups", f"Comparison groups measured on a machine that did not hold still: the "
+         f"hypervisor took more than {100 * NOISY_STEAL:g}% of the CPU (steal time, /proc/stat), or the canary timed "
+         f"with the group (a fixed GEMM) had a median interval wider than +-{100 * CANARY_SPREAD:g}% or moved more "
+         f"than {100 * CANARY_MOVED:g}% from the run's first group; their ratios are less trustworthy.",
          views.noisy_view(f["noisy_groups"]), False),
         ("top-ops", "Top profiler ops", "By self time, per profiled case." if ops is not None else
          "No profiles in these runs (make profile).", ops, True),

@@ -40,7 +40,7 @@ def case_line(row: dict) -> str:
         frac += (f" ABOVE THE MEASURED CEILING ({units.rate(row['gflops_per_s'] * 1e9, 'FLOP/s')} against "
                  f"{units.rate(row['gemm_peak_gflops_per_s'] * 1e9, 'FLOP/s')}, {row['gemm_peak_library']})")
     vs = versus_reference(row)
-    noisy = f"  NOISY ({units.percent(row['steal_fraction'])} CPU steal)" if row.get("noisy") is True else ""
+    noisy = f"  NOISY ({row.get('noisy_why') or 'CPU steal'})" if row.get("noisy") is True else ""
     rate = units.rate(row["tokens_per_s"], "tok/s")
     return (f"ok      {what} {duration(row['time_median_s'])} (IQR {units.seconds(row['time_iqr_s'])})  "
             f"{rate:>12s}{frac}{mem}  [{row['backend']}]" + (f"  {vs}" if vs else "") + noisy)

@@ -13,18 +13,20 @@ Nothing here writes to disk: the sweep writes what a group returns, whole, befor
 """
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config.cases import GradientCase, TaskCase, ThroughputCase, case_id
-from harness.core import env
+from harness.core import env, intervals
 from harness.core.errors import Skip, StoreError, failure
-from harness.core.thresholds import NOISY_STEAL
-from harness.core.units import rate
+from harness.core.thresholds import CANARY_MOVED, CANARY_SPREAD, NOISY_STEAL
+from harness.core.units import percent, rate
 from harness.implementations import gemm, registry
 from harness.measure import flops, gradients, memory, profiling, tasks, timing
+from harness.measure.canary import Canary
 from harness.run import console, rows
 from harness.run.breakdown import breakdown_pass
 from harness.run.preflight import CompileFit, check_fits
@@ -65,6 +67,7 @@ class GroupRunner:
         self.say = say                      # a line for the terminal (under the progress bar)
         self.peaks: dict[tuple, dict[str, float]] = {}   # (device, dtype, threads, tf32) -> library -> GFLOP/s
         self.shape_rates: dict[tuple, float] = {}         # ... + (library, m, k, n) -> GFLOP/s: shape_ceiling's
+        self.canary_ref: dict[tuple, float] = {}          # (device, threads) -> the run's first canary median, s
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)
 
     # -- the machine's ceilings -------------------------------------------------------------------------
@@ -127,25 +130,56 @@ class GroupRunner:
         out = GroupResult({c: {**rows.base_row(self.run_id, self.scenario_name, c), "threads": threads, "tf32": tf32}
                            for c in group}, {})
         built = [(c, step) for c in group if (step := self._build(c, out.rows[c])) is not None]
+        canary, canary_error = self._canary(first.device) if built else (None, None)
         t0 = time.perf_counter()
-        gt = timing.time_group([s for _, s in built], first.rounds, first.warmup, interleave=first.interleave,
-                               seed=out.rows[first]["order_seed"] or 0, max_time_s=first.max_time_s)
+        gt = timing.time_group([s for _, s in built] + ([canary] if canary else []), first.rounds, first.warmup,
+                               interleave=first.interleave, seed=out.rows[first]["order_seed"] or 0,
+                               max_time_s=first.max_time_s)
         self.spent["timing"] += time.perf_counter() - t0
-        noisy = gt.steal_fraction is not None and gt.steal_fraction > NOISY_STEAL
-        for (c, step), times, err, first_s in zip(built, gt.times, gt.errors, gt.first_s, strict=True):
+        machine = self._machine(first, threads, gt.times[-1] if canary else [], gt.errors[-1] if canary else None,
+                                canary_error, gt.steal_fraction)
+        n = len(built)                                                        # the canary, if any: member n
+        for (c, step), times, err, first_s in zip(built, gt.times[:n], gt.errors[:n], gt.first_s[:n], strict=True):
             row = out.rows[c]
-            row.update(steal_fraction=gt.steal_fraction, load_avg=gt.load_avg, noisy=noisy,
+            row.update(steal_fraction=gt.steal_fraction, load_avg=gt.load_avg, **machine,
                        **timing.compile_columns(step, first_s, times))
             if err is not None:
                 row["status"], row["reason"] = failure(err)
             else:
                 out.breakdown += self._finish(c, row, step, times)
                 self.compile_fit.add(row)
-        out.times = {c: t for (c, _), t in zip(built, gt.times, strict=True)}
+        out.times = {c: t for (c, _), t in zip(built, gt.times[:n], strict=True)}
         rows.ratio_columns(out.rows, out.times, [c for c in group if out.rows[c].get("status") == "ok"])
-        out.rounds = rows.round_rows(self.run_id, out.rows, [c for c, _ in built], gt)
+        out.rounds = rows.round_rows(self.run_id, out.rows, [c for c, _ in built], gt,
+                                     group_id=out.rows[first]["group_id"])
         built.clear()                               # the group's models go before the next group is built
         return out
+
+    def _canary(self, device: str) -> tuple[Canary | None, str | None]:
+        """The canary on the group's device, or None and why it cannot run there (the group is timed without)."""
+        try:
+            return Canary.make(device), None
+        except Exception as exc:  # noqa: BLE001 -- the canary is no case: the group is timed as it would be without
+            return None, failure(exc)[1]
+
+    def _machine(self, first: ThroughputCase, threads: int, times: list[float], error: BaseException | None,
+                 canary_error: str | None, steal: float | None) -> dict:
+        """The machine during the group's rounds, for every row: the canary's median and its ratio to the run's
+        first canary on this device and threads; noisy, and why (steal, a canary wide or moved)."""
+        why = [f"steal {percent(steal)}"] if steal is not None and steal > NOISY_STEAL else []
+        out: dict = {"canary_median_s": None, "canary_ratio": None}
+        if canary_error or error is not None:
+            why.append(f"no canary: {canary_error or failure(error)[1]}")
+        elif times:
+            median = statistics.median(times)
+            ratio = median / self.canary_ref.setdefault((first.device, threads), median)
+            out.update(canary_median_s=median, canary_ratio=ratio)
+            if (spread := intervals.half_width(times)) > CANARY_SPREAD:
+                why.append(f"canary +-{percent(spread)}")
+            if abs(ratio - 1) > CANARY_MOVED:
+                why.append(f"canary moved {100 * (ratio - 1):+.0f}% from the run's first")
+        noisy = bool([w for w in why if not w.startswith("no canary")])
+        return {**out, "noisy": noisy, "noisy_why": "; ".join(why)}
 
     def _build(self, case: ThroughputCase, row: dict) -> timing.Step | None:
         """The case's step, its parameter count and backend in `row`; None (and the row's status) if it cannot."""

@@ -11,7 +11,7 @@ Each table's columns are declared in store/columns.py; a key a row lacks is writ
 """
 from __future__ import annotations
 
-from harness.config.cases import GradientCase, ThroughputCase, case_id, group_id, reference
+from harness.config.cases import CANARY, GradientCase, ThroughputCase, canary_id, case_id, group_id, reference
 from harness.core import env, intervals
 from harness.implementations import registry
 from harness.measure import flops, tasks, timing
@@ -55,10 +55,15 @@ def ratio_columns(rows: dict[ThroughputCase, dict], times_of: dict[ThroughputCas
 
 
 def round_rows(run_id: str, rows: dict[ThroughputCase, dict], members: list[ThroughputCase],
-               gt: timing.GroupTimes) -> list[dict]:
-    """rounds.csv's rows of one group: every timed round, in the order it was timed."""
-    return [{"run_id": run_id, "case_id": rows[members[i]]["case_id"], "group_id": rows[members[i]]["group_id"],
-             "impl": members[i].impl, "round": r, "position": pos, "time_s": t} for i, r, pos, t in gt.rounds]
+               gt: timing.GroupTimes, group_id: str = "") -> list[dict]:
+    """rounds.csv's rows of one group: every timed round, in the order it was timed; a member past `members` is
+    the canary (impl cases.CANARY, case_id cases.canary_id(group_id))."""
+    def who(i: int) -> tuple[str, str]:
+        if i < len(members):
+            return rows[members[i]]["case_id"], members[i].impl
+        return canary_id(group_id), CANARY
+    return [{"run_id": run_id, "case_id": who(i)[0], "group_id": group_id or rows[members[0]]["group_id"],
+             "impl": who(i)[1], "round": r, "position": pos, "time_s": t} for i, r, pos, t in gt.rounds]
 
 
 def breakdown_rows(row: dict, split: dict[str, float]) -> list[dict]:

@@ -36,7 +36,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.config import scenario
-from harness.config.cases import case_id, groups
+from harness.config.cases import ThroughputCase, canary_id, case_id, group_id, groups
 from harness.core import env
 from harness.core.errors import UsageError
 from harness.store.atomic import append_whole, atomic_write_text, take_lock, writer_pid
@@ -208,8 +208,10 @@ class Run:
             ids = {case_id(c) for c in g}
             if not ids <= done:
                 done -= ids                       # a half-finished group is re-run whole
+        finished = {canary_id(group_id(g[0])) for g in groups(self.cases()) if isinstance(g[0], ThroughputCase)
+                    and {case_id(c) for c in g} <= done}      # the canary's rounds of a finished group stay too
         for name in self.tables:
-            self.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done])
+            self.rewrite_table(name, [r for r in kept[name] if r["case_id"] in done or r["case_id"] in finished])
         self.meta.format = FORMAT                 # its tables have this format's columns now (an older run's too)
         statuses: dict[str, str] = {}
         for name in FINAL_TABLES:
