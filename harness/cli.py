@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-case lines")
     p.add_argument("--with-stack", action="store_true", help="record Python stacks too (bigger traces)")
 
-    p = _command(sub, "compare", cmd_compare, "fail when a run is slower than a base run (a rank test per case)",
+    p = _command(sub, "compare", cmd_compare, "fail when a run is slower than a base run (a rank test per case, "
+                 "raw and against the machine's canary)",
                  ["compare 20261201T080102Z-vm-1a2b3c4 latest",
                   "compare BASE_ID latest --threshold 5 --alpha 0.001 --strict-env"])
     p.add_argument("base", nargs="?", help="the base run id")
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-env", action="store_true",
                    help="refuse runs from different machines or thread counts (default: warn)")
     p.add_argument("--no-group-drift", action="store_true",
-                   help="judge each case alone, not against its comparison group's common shift")
+                   help="where a run has no canary (format 2): judge each case alone, not against its comparison "
+                        "group's common shift")
     _results(p)
 
     p = _command(sub, "report", cmd_report, "render plots and an HTML report of one or more runs (make report)",

@@ -13,7 +13,7 @@ import pytest
 
 from harness import cli
 from harness.analysis import findings, ratios, summary, tables
-from harness.analysis.compare import gemm_lines
+from harness.analysis.environments import gemm_lines
 from harness.config import cases, scenario
 from harness.report import figures
 from harness.report.render import render

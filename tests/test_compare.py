@@ -1,4 +1,5 @@
 """The regression gate on synthetic raw rounds: a rank test and a ratio interval per case."""
+import re
 import shutil
 
 import numpy as np
@@ -34,7 +35,7 @@ def with_rounds(src, dest, seconds) -> str:
     shutil.copytree(src, dest / src.name, symlinks=True)
     run = Run.open(dest / src.name)
     [row] = read_rows(run.dir / "timings.csv")
-    row["time_median_s"] = repr(float(np.median(seconds)))
+    row["time_median_s"], row["rounds"] = repr(float(np.median(seconds))), len(seconds)
     run.rewrite_table("timings.csv", [row])
     run.rewrite_table("rounds.csv", [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"],
                                       "impl": row["impl"], "round": k, "position": 0, "time_s": t}
@@ -135,6 +136,29 @@ def test_refusals_are_one_line_and_exit_2(two_runs, tmp_path, capsys):
     assert err == (f"error: run {bare} has no raw rounds (rounds.csv) for 1 of its cases, e.g. dummy cpu float32 1 2 "
                    "4 4 train 1: rerun it with this version of lstm-bench\n")
 
+    (tmp_path / bare / "rounds.csv").unlink()
+    assert cli.main(["compare", a, bare, "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: run {bare} has no rounds.csv: compare needs the raw rounds; rerun it "
+                                       "with this version of lstm-bench\n")
+
+
+def test_a_truncated_rounds_csv_is_refused_in_one_line(two_runs, tmp_path, capsys):
+    """A line cut short, or fewer rounds of a case than timings.csv counted: the gate judges whole rounds or none."""
+    results, a, b = two_runs
+    shutil.copytree(results / a, tmp_path / a, symlinks=True)
+    cut = with_rounds(results / b, tmp_path, [1e-3] * ROUNDS)
+    path = tmp_path / cut / "rounds.csv"
+    whole = path.read_text()
+    path.write_text(whole[:-5])                                        # the last line loses its end
+    capsys.readouterr()
+    assert cli.main(["compare", a, cut, "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: run {cut}: {path}:{ROUNDS + 1}: skipped a broken line (cut short: no "
+                                       "line end); compare needs whole rounds: rerun it, or compare another\n")
+    path.write_text("".join(whole.splitlines(keepends=True)[:-4]))      # whole lines, but 4 rounds gone
+    assert cli.main(["compare", a, cut, "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: run {cut}: rounds.csv is truncated: {ROUNDS - 4} rounds of dummy cpu "
+                                       f"float32 1 2 4 4 train 1, where timings.csv counted {ROUNDS}; compare needs "
+                                       "whole rounds: rerun it, or compare another\n")
 
 def test_runs_without_a_common_case_or_throughput_are_refused(tmp_path, capsys, small_gemm):
     r = tmp_path / "r"
@@ -161,9 +185,10 @@ def grouped_runs(tmp_path_factory, small_gemm):
     return two_sweeps(write_group(tmp_path_factory.mktemp("grouped"), batch="[1, 2, 3]"))
 
 
-def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
+def with_factors(src, dest, factors, seed, rounds_of=None, drop=(), canary=None) -> str:
     """A copy of run `src` whose cases have ROUNDS raw rounds each, around 1 ms x factors[(impl, batch)], or
-    exactly rounds_of[(impl, batch)]; the cases in `drop` are left out."""
+    exactly rounds_of[(impl, batch)]; the cases in `drop` are left out. With `canary` (batch -> factor, 1 where
+    not given), each group also has a canary's ROUNDS rounds, around 1 ms x its factor; without, none."""
     shutil.copytree(src, dest / src.name, symlinks=True)
     run = Run.open(dest / src.name)
     rng = np.random.default_rng(seed)
@@ -172,9 +197,13 @@ def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
     for row in rows:
         seconds = 1e-3 * factors.get((row["impl"], int(row["batch"])), 1.0) * rng.lognormal(0, 0.02, ROUNDS)
         seconds = (rounds_of or {}).get((row["impl"], int(row["batch"])), seconds)
-        row["time_median_s"] = repr(float(np.median(seconds)))
+        row["time_median_s"], row["rounds"] = repr(float(np.median(seconds))), len(seconds)
         rounds += [{"run_id": run.run_id, "case_id": row["case_id"], "group_id": row["group_id"], "impl": row["impl"],
                     "round": k, "position": 0, "time_s": t} for k, t in enumerate(seconds)]
+    for gid, batch in ({r["group_id"]: int(r["batch"]) for r in rows}.items() if canary is not None else ()):
+        seconds = 1e-3 * canary.get(batch, 1.0) * rng.lognormal(0, 0.02, ROUNDS)
+        rounds += [{"run_id": run.run_id, "case_id": f"canary:{gid}", "group_id": gid, "impl": "canary", "round": k,
+                    "position": 3, "time_s": t} for k, t in enumerate(seconds)]
     run.rewrite_table("timings.csv", rows)
     run.rewrite_table("rounds.csv", rounds)
     return run.run_id
@@ -184,10 +213,10 @@ def with_factors(src, dest, factors, seed, rounds_of=None, drop=()) -> str:
 def grouped_gate(grouped_runs, tmp_path, capsys):
     results, a, b = grouped_runs
 
-    def run(factors, args=(), commit=None, with_base=False, rounds_of=None, drop=(), runs=None):
+    def run(factors, args=(), commit=None, with_base=False, rounds_of=None, drop=(), runs=None, canaries=(None, None)):
         src, ra, rb = runs or (results, a, b)
-        base = with_factors(src / ra, tmp_path, {}, seed=1)
-        new = with_factors(src / rb, tmp_path, factors, seed=2, rounds_of=rounds_of, drop=drop)
+        base = with_factors(src / ra, tmp_path, {}, seed=1, canary=canaries[0])
+        new = with_factors(src / rb, tmp_path, factors, seed=2, rounds_of=rounds_of, drop=drop, canary=canaries[1])
         for run_id, sha in ((base, None), (new, commit)):    # clean, whatever the checkout's state; RUN's commit
             r = Run.open(tmp_path / run_id)
             r.meta.git.dirty = False
@@ -282,7 +311,7 @@ def test_the_whole_printout_of_a_known_comparison(grouped_gate):
 
 def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
     """alpha 0 is refused like 1; a threshold under 1% is a threshold; compare() on its own warns of another machine
-    without refusing it, and judges each case against its group's shift."""
+    without refusing it, and judges each case of two real runs against the machine (their canaries)."""
     from harness.analysis import compare
     results, a, b = two_runs
     r = str(results)
@@ -303,7 +332,9 @@ def test_the_gates_edges_and_defaults(two_runs, grouped_runs, tmp_path, capsys):
     out = compare.compare(tmp_path / base, tmp_path / new)
     assert "warning: the runs come from different machines or threads; a change may be the machine's" in out.lines
     grouped, ga, gb = grouped_runs
-    assert any(line.endswith("vs group  verdict") for line in compare.compare(grouped / ga, grouped / gb).lines)
+    [header] = [x for x in compare.compare(grouped / ga, grouped / gb).lines if x.startswith("case ")]
+    assert header.split() == ["case", "base", "run", "change", "[95%", "interval]", "p", "machine", "vs", "machine",
+                              "[95%", "interval]", "p", "vs", "m", "verdict"]
 
 
 def test_min_p_is_the_exact_tests_floor():
@@ -394,3 +425,100 @@ def test_exactly_half_the_groups_slower_is_not_most(grouped_gate, four_groups):
             "those groups' rounds than the code: a member counts only where it also moved against its group's "
             "shift (--no-group-drift: each case alone)") in out.splitlines()
     assert "0 of 12 cases slower" in out
+
+
+# -- the canary: the machine's own change, timed in every group ---------------------------------------------------
+CANARY = ({}, {})          # a canary in both runs, every group's around 1 ms
+
+
+def test_a_slowdown_in_every_member_of_a_group_is_caught_by_the_canary(grouped_gate):
+    """Every member of batch 2's group 40% slower, the machine not: the group rule absorbs it, the canary does not."""
+    code, out = grouped_gate(WHOLE_GROUP)
+    assert code == 0 and "0 of 9 cases slower" in out
+    code, out = grouped_gate(WHOLE_GROUP, canaries=CANARY)
+    lines = out.splitlines()
+    assert code == 1
+    assert sorted(x.split(" cpu ")[0] for x in lines if x.endswith("SLOWER") and " 2 2 4 4 " in x) == [
+        "dummy", "scratch-lstm", "torch-lstm"]
+    assert lines[-1].startswith("3 of 9 cases slower than ") and lines[-1].endswith(
+        " (ratio > 1.1 and p < 0.01, both raw and against the machine), 0 faster, 6 the same")
+    assert not any(x.startswith("group ") or "lack a canary" in x for x in lines)
+
+
+def test_a_slowdown_of_the_canary_alone_flags_no_case(grouped_gate):
+    code, out = grouped_gate({}, canaries=({}, {2: 1.4}))
+    lines = out.splitlines()
+    assert code == 0 and lines[-1].endswith("0 faster, 9 the same") and lines[-1].startswith("0 of 9 cases slower")
+    assert ("3 cases faster against the machine but not raw: their canary moved and they did not (the canary alone, "
+            "or the machine and the code by as much, in opposite ways); counted the same: rerun both back to back to "
+            "tell") in lines
+    [row] = [x for x in lines if x.startswith("dummy cpu float32 2 ")]
+    assert row.split()[-6:] == ["+41.3%", "-29.3%", "[-30.1,", "-27.8]", "6.8e-08", "same"]
+
+
+def test_a_machine_slower_for_a_group_or_the_whole_run_is_the_machines(grouped_gate):
+    code, out = grouped_gate(WHOLE_GROUP, canaries=({}, {2: 1.4}))
+    lines = out.splitlines()
+    assert code == 0 and lines[-1].startswith("0 of 9 cases slower")
+    assert "3 cases slower raw but not against the machine: their groups' canary moved with them, so it was the " \
+           "machine; counted the same" in lines
+    everything = {(impl, batch): 1.3 for impl in ("dummy", "scratch-lstm", "torch-lstm") for batch in (1, 2, 3)}
+    code, out, base = grouped_gate(everything, canaries=({}, {1: 1.3, 2: 1.3, 3: 1.3}), with_base=True)
+    lines = out.splitlines()
+    assert code == 0 and lines[-1].startswith("0 of 9 cases slower")
+    machine = next(i for i, x in enumerate(lines) if x.startswith("machine "))
+    assert lines[machine].startswith("machine cpu 1 threads, by its canary in 3 groups: median ")
+    whole = re.fullmatch(rf"the machine was (\d+)% slower for the whole of \S+ than for {base} \(cpu, 1 threads, its "
+                         r"canary\): every case's raw change includes that, so a verdict also needs the change against "
+                         r"the machine", lines[machine + 1])
+    assert whole and 28 <= int(whole[1]) <= 32                   # 1.3 x lognormal noise, 20 rounds in each of 3 groups
+    assert "9 cases slower raw but not against the machine: their groups' canary moved with them, so it was the " \
+           "machine; counted the same" in lines
+
+
+def test_the_whole_printout_with_a_canary(grouped_gate):
+    """Every line from the machine's on, literally: the canary's medians, the table's three changes, the rule."""
+    code, out, base = grouped_gate({("dummy", 1): 1.4, ("dummy", 2): 1.4}, canaries=({}, {2: 1.4}), with_base=True)
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[next(i for i, x in enumerate(lines) if x.startswith("machine ")):] == [
+        "machine cpu 1 threads, by its canary in 3 groups: median 0.995 ms -> 1.016 ms (+2.1% [+1.0, +4.9])",
+        ("case                                                             base        run      change [95% interval]"
+         "        p   machine   vs machine [95% interval]   p vs m  verdict"),
+        ("dummy cpu float32 1 2 4 4 train 1                            1.003 ms   1.394 ms      +39.0% [+37.9, +41.2]"
+         "  6.8e-08     +0.1%       +38.9% [+35.9, +41.8]  6.8e-08  SLOWER"),
+        ("dummy cpu float32 2 2 4 4 train 1                            0.999 ms   1.399 ms      +40.0% [+38.7, +42.1]"
+         "  6.8e-08    +41.3%          -1.0% [-2.2, +1.0]     0.13  same"),
+        ("dummy cpu float32 3 2 4 4 train 1                            0.992 ms   0.997 ms         +0.5% [-0.9, +2.1]"
+         "      0.3     +0.4%          +0.1% [-2.6, +2.3]     0.71  same"),
+        ("scratch-lstm cpu float32 1 2 4 4 train 1                     1.001 ms   1.005 ms         +0.4% [-0.9, +1.7]"
+         "     0.54     +0.1%          +0.3% [-2.3, +2.5]     0.66  same"),
+        ("scratch-lstm cpu float32 2 2 4 4 train 1                     1.002 ms   0.993 ms         -0.9% [-2.1, +0.0]"
+         "     0.23    +41.3%       -29.9% [-31.0, -28.7]  6.8e-08  same"),
+        ("scratch-lstm cpu float32 3 2 4 4 train 1                     0.997 ms   0.999 ms         +0.2% [-1.0, +1.7]"
+         "     0.51     +0.4%          -0.2% [-2.8, +1.9]     0.99  same"),
+        ("torch-lstm cpu float32 1 2 4 4 train 1                       0.998 ms   1.004 ms         +0.6% [-0.8, +2.9]"
+         "     0.17     +0.1%          +0.5% [-2.0, +3.5]     0.17  same"),
+        ("torch-lstm cpu float32 2 2 4 4 train 1                       1.000 ms   1.007 ms         +0.6% [-1.3, +1.9]"
+         "     0.69    +41.3%       -28.8% [-30.2, -27.6]  6.8e-08  same"),
+        ("torch-lstm cpu float32 3 2 4 4 train 1                       1.003 ms   0.999 ms         -0.4% [-2.1, +0.9]"
+         "     0.42     +0.4%          -0.7% [-3.5, +1.3]     0.17  same"),
+        ("1 case slower raw but not against the machine: their groups' canary moved with them, so it was the machine; "
+         "counted the same"),
+        ("2 cases faster against the machine but not raw: their canary moved and they did not (the canary alone, or "
+         "the machine and the code by as much, in opposite ways); counted the same: rerun both back to back to tell"),
+        (f"1 of 9 cases slower than {base} (ratio > 1.1 and p < 0.01, both raw and against the machine), 0 faster, 8 "
+         "the same"),
+    ]
+
+
+def test_a_run_without_a_canary_falls_back_to_the_group_rule_and_says_so(grouped_gate):
+    code, out, base = grouped_gate(WHOLE_GROUP, canaries=(None, {}), with_base=True)
+    lines = out.splitlines()
+    assert code == 0 and "0 of 9 cases slower" in out
+    assert (f"9 of 9 cases lack a canary in one run or both ({base} timed none: a run before format 3): they are "
+            "judged against their group's median shift instead, which absorbs a change shared by most of a group") \
+        in lines
+    assert next(x for x in lines if x.startswith("case ")).endswith("vs group  verdict")
+    code, out = grouped_gate(WHOLE_GROUP, ["--no-group-drift"], canaries=(None, None))
+    assert code == 1 and "they are judged alone" in out

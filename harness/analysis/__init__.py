@@ -8,5 +8,6 @@
     claims      the tutorial's claims: rules, evidence, verdicts
     quotes      the tutorial's claims in its own words
     findings    what a run found: the report's opening sentences
-    compare     the regression gate: a rank test and a ratio interval per case, the environments' differences
+    environments  how two runs' environments differ: machine, software, commit, GEMM peaks
+    compare     the regression gate: a rank test and ratio intervals per case, raw and against the machine's canary
 """
