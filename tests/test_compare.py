@@ -1,6 +1,8 @@
 """The regression gate on synthetic raw rounds: a rank test and a ratio interval per case."""
+import importlib.util
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from test_sweep import write_tiny
 
 from harness import cli
 from harness.config import scenario
+from harness.measure import timing
 from harness.run import sweep
 from harness.store.runs import Run, read_rows
 
@@ -522,3 +525,40 @@ def test_a_run_without_a_canary_falls_back_to_the_group_rule_and_says_so(grouped
     assert next(x for x in lines if x.startswith("case ")).endswith("vs group  verdict")
     code, out = grouped_gate(WHOLE_GROUP, ["--no-group-drift"], canaries=(None, None))
     assert code == 1 and "they are judged alone" in out
+
+
+def test_a_real_slowdown_planted_in_every_member_is_caught(tmp_path, capsys, small_gemm):
+    """Real timings: scripts/planted-slowdown.py puts 2 ms in every step of the group's three members (and not in
+    the canary). compare calls all three slower. The same two runs without their canaries miss at least the member
+    whose change is the group's median (against its group it moved 0%): to the group rule, a whole group that
+    moved between two runs of one clean commit is the machine."""
+    p = tmp_path / "planted.toml"
+    p.write_text('name = "planted"\n[defaults]\nthreads = 1\nrounds = 10\nwarmup = 1\n[[throughput]]\n'
+                 'impl = ["dummy", "scratch-lstm", "torch-lstm"]\nhidden = 4\nseq_len = 2\nbatch = 1\n'
+                 'phase = "train"\nmemory = false\n')
+    spec = importlib.util.spec_from_file_location("planted", Path(__file__).parents[1] / "scripts/planted-slowdown.py")
+    planted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(planted)
+    results = tmp_path / "r"
+    base, _ = sweep.run_sweep(scenario.load(p), results, quiet=True)
+    build = timing.build_step
+    planted.plant(0.002)
+    try:
+        slow, _ = sweep.run_sweep(scenario.load(p), results, quiet=True)
+    finally:
+        timing.build_step = build
+    for run in (base, slow):                                           # one clean commit, whatever the checkout's
+        r = Run.open(run.dir)
+        r.meta.git.dirty, r.meta.git.commit = False, "0123456789abcdef"
+        r.save()
+    capsys.readouterr()
+    assert cli.main(["compare", base.run_id, slow.run_id, "--results", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert "3 of 3 cases slower than" in out and "both raw and against the machine" in out
+    for run in (base, slow):                                           # the same runs, as if of format 2
+        Run.open(run.dir).rewrite_table("rounds.csv", [r for r in read_rows(run.dir / "rounds.csv")
+                                                       if r["impl"] != "canary"])
+    cli.main(["compare", base.run_id, slow.run_id, "--results", str(results)])
+    out = capsys.readouterr().out
+    assert "3 of 3 cases lack a canary" in out and "1 of 1 comparison groups moved as a whole (1 slower)" in out
+    assert "3 of 3 cases slower" not in out and "    +0.0%   same" in out
