@@ -14,7 +14,8 @@ Each is read by more than one package, so it lives here, once, where all of them
                   changed, not only the code
     CANARY_SPREAD a group whose canary (measure/canary.py) has a median interval wider than this, relative, is
                   noisy: the machine did not hold still during its rounds
-    CANARY_MOVED  a group whose canary median is more than this fraction away from the run's first group's is
+    CANARY_MOVED  a group whose canary median is more than this fraction away from the median of the run's canaries
+                  so far (its own included) is
                   noisy: the machine was faster or slower than at the start of the run
 """
 from __future__ import annotations
@@ -24,4 +25,4 @@ NOISY_STEAL = 0.05       # a fraction of the CPU time over a group's rounds
 ABOVE_CEILING = 1.05     # of the ceiling: 5% over it, where the best-of-five peak is itself within a few percent
 CEILING_MOVED = 0.10     # of the base run's ceiling
 CANARY_SPREAD = 0.05     # +-5% of the canary's median (intervals.half_width)
-CANARY_MOVED = 0.10      # of the run's first canary median
+CANARY_MOVED = 0.10      # of the median of the run's canary medians so far

@@ -65,7 +65,7 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
         runs.warnings.append(f"{len(noisy)} comparison groups were noisy (noisy in timings.csv; {counts['steal']} by "
                              f"CPU steal over {100 * NOISY_STEAL:g}%, {counts['canary +-']} by a canary wider than "
                              f"+-{100 * CANARY_SPREAD:g}%, {counts['canary moved']} by a canary that moved over "
-                             f"{100 * CANARY_MOVED:g}% from the run's first): see 'Noisy groups'")
+                             f"{100 * CANARY_MOVED:g}% from the run's median so far): see 'Noisy groups'")
     page.tables = _tables(runs, f)
     write_html(out, page)
     write_md(out, page)
@@ -146,7 +146,7 @@ def _tables(runs: Runs, f: dict) -> list[tuple[str, str, str, pd.DataFrame | Non
         ("noisy", "Noisy groups", f"Comparison groups measured on a machine that did not hold still: the "
          f"hypervisor took more than {100 * NOISY_STEAL:g}% of the CPU (steal time, /proc/stat), or the canary timed "
          f"with the group (a fixed GEMM) had a median interval wider than +-{100 * CANARY_SPREAD:g}% or moved more "
-         f"than {100 * CANARY_MOVED:g}% from the run's first group; their ratios are less trustworthy.",
+         f"than {100 * CANARY_MOVED:g}% from the run's median so far; their ratios are less trustworthy.",
          views.noisy_view(f["noisy_groups"]), False),
         ("top-ops", "Top profiler ops", "By self time, per profiled case." if ops is not None else
          "No profiles in these runs (make profile).", ops, True),

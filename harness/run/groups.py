@@ -67,7 +67,7 @@ class GroupRunner:
         self.say = say                      # a line for the terminal (under the progress bar)
         self.peaks: dict[tuple, dict[str, float]] = {}   # (device, dtype, threads, tf32) -> library -> GFLOP/s
         self.shape_rates: dict[tuple, float] = {}         # ... + (library, m, k, n) -> GFLOP/s: shape_ceiling's
-        self.canary_ref: dict[tuple, float] = {}          # (device, threads) -> the run's first canary median, s
+        self.canaries: dict[tuple, list[float]] = {}      # (device, threads) -> each group's canary median so far, s
         self.spent = dict.fromkeys(MEASURING + ("build", "backend"), 0.0)
 
     # -- the machine's ceilings -------------------------------------------------------------------------
@@ -165,19 +165,24 @@ class GroupRunner:
     def _machine(self, first: ThroughputCase, threads: int, times: list[float], error: BaseException | None,
                  canary_error: str | None, steal: float | None) -> dict:
         """The machine during the group's rounds, for every row: the canary's median and its ratio to the run's
-        first canary on this device and threads; noisy, and why (steal, a canary wide or moved)."""
+        first canary on this device and threads; noisy, and why: steal, a canary wide, or a canary moved from the
+        median of the run's canaries so far (the run's median is not known until its end, and rows are written as
+        each group finishes)."""
         why = [f"steal {percent(steal)}"] if steal is not None and steal > NOISY_STEAL else []
         out: dict = {"canary_median_s": None, "canary_ratio": None}
         if canary_error or error is not None:
             why.append(f"no canary: {canary_error or failure(error)[1]}")
         elif times:
             median = statistics.median(times)
-            ratio = median / self.canary_ref.setdefault((first.device, threads), median)
+            so_far = self.canaries.setdefault((first.device, threads), [])
+            so_far.append(median)
+            ratio = median / so_far[0]                                # the machine now, against the run's start
+            moved = median / statistics.median(so_far)               # and against its usual speed in this run
             out.update(canary_median_s=median, canary_ratio=ratio)
             if (spread := intervals.half_width(times)) > CANARY_SPREAD:
                 why.append(f"canary +-{percent(spread)}")
-            if abs(ratio - 1) > CANARY_MOVED:
-                why.append(f"canary moved {100 * (ratio - 1):+.0f}% from the run's first")
+            if abs(moved - 1) > CANARY_MOVED:
+                why.append(f"canary moved {100 * (moved - 1):+.0f}% from the run's median so far")
         noisy = bool([w for w in why if not w.startswith("no canary")])
         return {**out, "noisy": noisy, "noisy_why": "; ".join(why)}
 

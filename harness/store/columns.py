@@ -23,7 +23,7 @@ TIMING_COLUMNS = [
     "median_ci_low_s", "median_ci_high_s",        # 95% interval of time_median_s (intervals.median_ci)
     "ratio_ref", "ratio", "ratio_ci_low", "ratio_ci_high",  # time / ratio_ref's time, 95% paired bootstrap
     "steal_fraction", "load_avg", "noisy",        # CPU steal and load over the group's rounds; noisy: steal > 5%,
-    # or the canary (measure/canary.py) wider than +-5% or moved over 10% from the run's first; noisy_why says which
+    # or the canary (measure/canary.py) wider than +-5% or moved over 10% from the run's median; noisy_why says which
     "canary_median_s", "canary_ratio", "noisy_why",   # the canary's median, over the run's first group's
     # precision and compilers (implementations/compiled.py): autocast's dtype ("none"), what the step computed in (its
     # output's dtype); the compiler (inductor | torchscript | cudagraph) and torch.compile's mode; compile_s, the
