@@ -15,8 +15,7 @@ Each is read by more than one package, so it lives here, once, where all of them
     CANARY_SPREAD a group whose canary (measure/canary.py) has a median interval wider than this, relative, is
                   noisy: the machine did not hold still during its rounds
     CANARY_MOVED  a group whose canary median is more than this fraction away from the median of the run's canaries
-                  so far (its own included) is
-                  noisy: the machine was faster or slower than at the start of the run
+                  so far (its own included) is noisy: the machine was faster or slower than it usually was in the run
 """
 from __future__ import annotations
 

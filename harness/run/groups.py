@@ -150,8 +150,7 @@ class GroupRunner:
                 self.compile_fit.add(row)
         out.times = {c: t for (c, _), t in zip(built, gt.times[:n], strict=True)}
         rows.ratio_columns(out.rows, out.times, [c for c in group if out.rows[c].get("status") == "ok"])
-        out.rounds = rows.round_rows(self.run_id, out.rows, [c for c, _ in built], gt,
-                                     group_id=out.rows[first]["group_id"])
+        out.rounds = rows.round_rows(self.run_id, out.rows, [c for c, _ in built], gt)
         built.clear()                               # the group's models go before the next group is built
         return out
 
@@ -168,10 +167,11 @@ class GroupRunner:
         first canary on this device and threads; noisy, and why: steal, a canary wide, or a canary moved from the
         median of the run's canaries so far (the run's median is not known until its end, and rows are written as
         each group finishes)."""
-        why = [f"steal {percent(steal)}"] if steal is not None and steal > NOISY_STEAL else []
+        why = [f"steal {percent(steal)}"] if steal is not None and steal > NOISY_STEAL else []   # what makes it noisy
+        note = []                                                     # what does not: a canary that could not run
         out: dict = {"canary_median_s": None, "canary_ratio": None}
         if canary_error or error is not None:
-            why.append(f"no canary: {canary_error or failure(error)[1]}")
+            note.append(f"no canary: {canary_error or failure(error)[1]}")
         elif times:
             median = statistics.median(times)
             so_far = self.canaries.setdefault((first.device, threads), [])
@@ -183,8 +183,7 @@ class GroupRunner:
                 why.append(f"canary +-{percent(spread)}")
             if abs(moved - 1) > CANARY_MOVED:
                 why.append(f"canary moved {100 * (moved - 1):+.0f}% from the run's median so far")
-        noisy = bool([w for w in why if not w.startswith("no canary")])
-        return {**out, "noisy": noisy, "noisy_why": "; ".join(why)}
+        return {**out, "noisy": bool(why), "noisy_why": "; ".join(why + note)}
 
     def _build(self, case: ThroughputCase, row: dict) -> timing.Step | None:
         """The case's step, its parameter count and backend in `row`; None (and the row's status) if it cannot."""

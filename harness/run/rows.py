@@ -55,15 +55,13 @@ def ratio_columns(rows: dict[ThroughputCase, dict], times_of: dict[ThroughputCas
 
 
 def round_rows(run_id: str, rows: dict[ThroughputCase, dict], members: list[ThroughputCase],
-               gt: timing.GroupTimes, group_id: str = "") -> list[dict]:
+               gt: timing.GroupTimes) -> list[dict]:
     """rounds.csv's rows of one group: every timed round, in the order it was timed; a member past `members` is
-    the canary (impl cases.CANARY, case_id cases.canary_id(group_id))."""
-    def who(i: int) -> tuple[str, str]:
-        if i < len(members):
-            return rows[members[i]]["case_id"], members[i].impl
-        return canary_id(group_id), CANARY
-    return [{"run_id": run_id, "case_id": who(i)[0], "group_id": group_id or rows[members[0]]["group_id"],
-             "impl": who(i)[1], "round": r, "position": pos, "time_s": t} for i, r, pos, t in gt.rounds]
+    the canary (impl cases.CANARY, case_id cases.canary_id of the group)."""
+    gid = next(iter(rows.values()))["group_id"]                         # one group: every row has its id
+    who = [(rows[c]["case_id"], c.impl) for c in members] + [(canary_id(gid), CANARY)]
+    return [{"run_id": run_id, "case_id": who[i][0], "group_id": gid, "impl": who[i][1], "round": r,
+             "position": pos, "time_s": t} for i, r, pos, t in gt.rounds]
 
 
 def breakdown_rows(row: dict, split: dict[str, float]) -> list[dict]:
