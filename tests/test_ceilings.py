@@ -181,7 +181,7 @@ def two_runs(tmp_path_factory, small_gemm):
 def test_a_run_holds_every_librarys_peak_and_each_rows_ceilings(two_runs):
     results, a, _ = two_runs
     meta = read_meta(results / a)
-    assert meta.format == 3 and [(p.library, p.blas) for p in meta.gemm_peaks] == [("aten", "mkl"), ("onednn", None)]
+    assert meta.format == 4 and [(p.library, p.blas) for p in meta.gemm_peaks] == [("aten", "mkl"), ("onednn", None)]
     rows = {(r["impl"], r["gemm"]): r for r in read_rows(results / a / "timings.csv")}
     assert set(rows) == {("fused-lstm", "aten"), ("fused-lstm", "onednn"), ("torch-lstm", "aten"),
                          ("onednn-lstm", "onednn")}
@@ -247,7 +247,7 @@ def test_a_format_2_run_loads_compares_reports_and_resumes(two_runs, tmp_path, c
     assert cli.main(["run", "--resume", a, "--results", str(results), "--quiet"]) == 0
     after = read_rows(results / a / "timings.csv")
     assert len(after) == len(before) + 1                              # only fused-lstm[onednn]'s row was missing
-    assert read_meta(results / a).format == 3                        # its tables now have the new columns
+    assert read_meta(results / a).format == 4                        # its tables now have the new columns
     assert {r["case_id"] for r in before} <= {r["case_id"] for r in after}
 
 

@@ -40,7 +40,8 @@ def test_scripted_lstm_in_float32_matches_float64():
     assert_same(run_case("scripted-lstm", "lstm", *SIZES[3], seed=2001, dtype="float32"), ref, FLOAT32)
 
 
-@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "torch-lstm", "onednn-lstm", "scripted-lstm"])
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm",
+                                  "scripted-lstm"])
 def test_bfloat16_autocast_matches_float64(name):
     ref = run_case("torch-lstm", "lstm", 9, 4, 8, 8, seed=2002)
     got = run_case(name, "lstm", 9, 4, 8, 8, seed=2002, dtype="float32", autocast="bfloat16")
@@ -191,13 +192,17 @@ class _Raises(torch.nn.Module):
         raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive\nmore")
 
 
-def test_bptt_lstm_under_autocast_is_a_skip_that_names_the_cause():
-    """Its own autograd Function mixes the autocast GEMM's bfloat16 with its float32 buffers: the probe finds it."""
+def test_bptt_lstm_under_autocast_casts_its_own_gemms():
+    """Its autograd Function casts every product's operands as autocast would (gemm.cast), both ways and in both
+    layouts (B >= 16: transposed), with its state float32: the probe sees bfloat16 GEMMs and the row runs."""
     case = ThroughputCase(**{**_case(3).as_row(), "impl": "bptt-lstm", "compile_mode": None, "autocast": "bfloat16"})
-    with pytest.raises(Skip) as exc:
-        timing.build_step(case)
-    assert str(exc.value) == ("bptt-lstm fails under bfloat16 autocast on cpu: self and mat2 must have the same "
-                              "dtype, but got BFloat16 and Float")
+    assert timing.build_step(case).compute_dtype == "bfloat16"
+    ref = run_case("torch-lstm", "lstm", 9, 16, 8, 8, seed=2003)
+    got = run_case("bptt-lstm", "lstm", 9, 16, 8, 8, seed=2003, dtype="float32", autocast="bfloat16")
+    assert_same(got, ref, AUTOCAST_BF16)
+    full = run_case("bptt-lstm", "lstm", 9, 16, 8, 8, seed=2003, dtype="float32")
+    from test_equivalence import max_rel
+    assert max_rel(got["y"], ref["y"]) > 100 * max_rel(full["y"], ref["y"])      # it did run in bfloat16
 
 
 def test_autocast_probe_names_what_the_gemms_ran_in():

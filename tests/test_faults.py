@@ -85,7 +85,7 @@ def rows(path):
     ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = 1\nmax_time_s = 0\n', None,
      "[[throughput]] #1, key 'max_time_s': Input should be greater than 0"),
     ('name = "x"\n[[throughput]]\nimpl = "dummy"\nhidden = 4\nseq_len = 2\nbatch = 1\ninterleave = "no"\n', None,
-     "[[throughput]] #1, key 'interleave': Input should be a valid boolean"),
+     "[[throughput]] #1, key 'interleave': Input should be a valid boolean (true or false), not 'no'"),
     (None, ["run", "missing.toml"], "missing.toml: no such scenario file"),
     (None, ["run", "--resume", "nope"], "unknown run id 'nope'"),
     (None, ["run", "smoke", "--bogus"], "unrecognized arguments: --bogus"),

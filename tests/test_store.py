@@ -35,7 +35,7 @@ def tiny_run(tiny_results, tmp_path):
 def test_run_json_declares_its_format_and_version(tiny_run):
     results, run = tiny_run
     data = json.loads((run.dir / "run.json").read_text())
-    assert data["format"] == 3 and data["harness_version"] == env.VERSION == "0.1.0"
+    assert data["format"] == 4 and data["harness_version"] == env.VERSION == "0.1.0"
     assert list(data) == list(RunMeta.model_fields)
     assert data["status"] == "complete" and data["counts"] == {"ok": 1} and data["shard"] is None
     assert read_meta(run.dir) == run.meta
@@ -48,9 +48,9 @@ def edit(run_dir, change):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads formats 2, 3 only"),
-    (lambda d: d.update(format=1), "run.json: run format 1, but this harness reads formats 2, 3 only"),
-    (lambda d: d.update(format=4), "run.json: run format 4, but this harness reads formats 2, 3 only"),
+    (lambda d: d.pop("format"), "run.json: run format None, but this harness reads formats 2, 3, 4 only"),
+    (lambda d: d.update(format=1), "run.json: run format 1, but this harness reads formats 2, 3, 4 only"),
+    (lambda d: d.update(format=5), "run.json: run format 5, but this harness reads formats 2, 3, 4 only"),
     (lambda d: d.update(colour="red"), "run.json: key 'colour': Extra inputs are not permitted"),
     (lambda d: d.update(status="done"), "run.json: key 'status': Input should be 'pending', 'running', 'complete'"),
     (lambda d: d["git"].pop("dirty"), "run.json: key 'git.dirty': Field required"),
@@ -137,7 +137,7 @@ def test_a_run_json_of_no_format_it_reads_says_so_whole(tmp_path, text, found):
     (tmp_path / "run.json").write_text(text)
     with pytest.raises(UsageError) as err:
         read_meta(tmp_path)
-    assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads formats 2, 3 "
+    assert str(err.value) == (f"{tmp_path / 'run.json'}: run format {found}, but this harness reads formats 2, 3, 4 "
                               "only (written by another version of lstm-bench)")
 
 
@@ -165,5 +165,5 @@ def test_a_run_an_older_harness_stored_loads_compares_and_resumes_without_rerunn
     assert [r["case_id"] for r in after] == [r["case_id"] for r in before]            # not one timed again
     assert [r["time_median_s"] for r in after] == [r["time_median_s"] for r in before]
     meta = read_meta(run_dir)
-    assert (meta.format, meta.status, meta.counts) == (3, "complete", {"ok": 4})      # only the missing case ran
+    assert (meta.format, meta.status, meta.counts) == (4, "complete", {"ok": 4})      # only the missing case ran
     assert len({r["case_id"] for r in read_rows(run_dir / "decay.csv")}) == 1 and "gemm" in after[0]   # format 3

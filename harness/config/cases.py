@@ -64,6 +64,8 @@ class ThroughputCase:
     gemm: str | None = field(default="aten", metadata=LATER)   # the library of a model's own GEMMs (gemm.py); None
     # for a library kernel, whose backend picks them (its row records which: row_gemm)
     max_compile_s: float = field(default=120.0, metadata=LATER)      # preflight skips a longer expected compile
+    accuracy: bool = field(default=True, metadata=LATER)     # the error pass against float64 (measure/accuracy.py)
+    max_ref_s: float = field(default=30.0, metadata=LATER)   # ... whose train reference may take this long, seconds
     interleave: bool = True   # time the group round-robin (False: each case's rounds as one block)
     max_time_s: float = 30.0  # rounds = "auto": stop the group's rounds after this many seconds
     section_index: int = 1    # which [[throughput]] section of the file (1-based): groups stay within one

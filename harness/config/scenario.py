@@ -96,7 +96,9 @@ def _one_line(path: Path, exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{where}: missing (required)"
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "literal_error":
+    if err["type"] == "bool_type":
+        msg += " (true or false)"
+    if err["type"] in ("literal_error", "bool_type"):
         msg = f"{msg}, not {err['input']!r}"
     return f"{where}: {msg}"
 

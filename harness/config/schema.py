@@ -110,6 +110,10 @@ class Throughput(Settings):
     # call their own (scratch-lstm, fused-lstm, bptt-lstm, scratch-rnn); a library kernel's is its backend's
     max_compile_s: float = Field(120.0, gt=0)   # preflight: skip a compile that the fit of compile_s against
     # seq_len (harness/run/preflight.py) expects to take longer, seconds
+    accuracy: StrictBool = True          # after its timed rounds, one untimed pass of each row against a float64
+    # reference (harness/measure/accuracy.py): out_err, grad_err and numerics; false: none (numerics "unchecked")
+    max_ref_s: float = Field(30.0, gt=0)   # the error pass's float64 train reference, expected to take longer than
+    # this (train FLOPs over the CPU's float64 GEMM peak), is not run: grad_err blank, with the reason; seconds
 
     _v_grid = field_validator("impl", "hidden", "input", "seq_len", "batch", "phase", "layers", "bidirectional",
                               "proj_size", "dropout", "lengths", "lengths_mode", "autocast", "tf32", "compile_mode",

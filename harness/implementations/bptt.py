@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from harness.implementations import lengths as varlen
-from harness.implementations.gemm import ATEN, Gemm
+from harness.implementations.gemm import ATEN, Gemm, cast
 from harness.implementations.models import ONE_LAYER, LayerParams, Shape, _CanonicalParams
 
 
@@ -290,6 +290,10 @@ class BPTTLSTM(_CanonicalParams):
     def layer(self, x: Tensor, state, p: LayerParams, vl) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h0, c0 = state
         bias = p.b_ih + p.b_hh                                                    # autograd splits db to both
-        y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), p.w_ih, p.w_hh, bias,
-                                     p.w_hr, self.transposed, self.gate_order, vl, self.gemm)
+        lib, kind = self.gemm, x.device.type
+        if torch.is_autocast_enabled(kind):        # autocast cannot see into the Function: it casts as autocast
+            lib = cast(lib, torch.get_autocast_dtype(kind))   # would, every product both ways, and runs the
+        with torch.autocast(kind, enabled=False):  # rest in the parameters' dtype
+            y, h, c = LSTMFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), p.w_ih, p.w_hh, bias,
+                                         p.w_hr, self.transposed, self.gate_order, vl, lib)
         return y, (h, c)

@@ -101,6 +101,22 @@ ONEDNN = Gemm("onednn", _onednn_mm, _onednn_addmm, lambda c, a, b: c.add_(_linea
 _BY_NAME = {g.name: g for g in (ATEN, ONEDNN)}
 
 
+def cast(lib: Gemm, dtype: torch.dtype) -> Gemm:
+    """`lib` with every product's operands cast to `dtype` first, as torch.autocast casts a GEMM's, and the result
+    back to the dtype of the tensor it lands in (or of the first operand): for code with its own backward
+    (bptt-lstm), whose autograd.Function autocast does not see into. Its buffers, gates and state stay in their
+    own dtype, as autocast keeps the elementwise work of a float32 model in float32."""
+    def lo(t: Tensor) -> Tensor:
+        return t.to(dtype)
+
+    return Gemm(f"{lib.name}@{str(dtype).removeprefix('torch.')}",
+                lambda a, b: lib.mm(lo(a), lo(b)).to(a.dtype),
+                lambda c, a, b: c + lib.mm(lo(a), lo(b)),
+                lambda c, a, b: c.add_(lib.mm(lo(a), lo(b))),
+                lambda a, b, out: out.copy_(lib.mm(lo(a), lo(b))),
+                lambda w, x: lib.left_batched(lo(w), lo(x)).to(x.dtype))
+
+
 def library(name: str) -> Gemm:
     """The library called `name`; ValueError naming the allowed ones otherwise."""
     if name not in _BY_NAME:

@@ -63,6 +63,10 @@ class Step:
     tokens: int = 0               # real tokens per step: batch * seq_len, less the padding
     padding_fraction: float = 0.0
     compute_dtype: str = ""       # what the step really computed in: its output's dtype (autocast can change it)
+    x: torch.Tensor | None = None             # (T, B, I): the step's input, on its device, in its dtype
+    lengths: torch.Tensor | None = None       # (B,): each sequence's length, or None for fixed lengths
+    real: torch.Tensor | None = None          # (T, B, 1): 1 at real steps, 0 at padding (the train loss's mask)
+    cast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext   # autocast, or nothing
 
     def timed(self) -> None:
         self.run()
@@ -110,7 +114,7 @@ def build_step(case: ThroughputCase) -> Step:
     tokens = case.batch * case.seq_len if lengths is None else int(lengths.sum())
     computed = case.dtype if case.autocast == NO_AUTOCAST else probe_autocast(model, x, lengths, case)
     return Step(model, run, setup, sync, param_count(model), tokens, varlen.padding_fraction(lengths, case.seq_len),
-                computed)
+                computed, x, lengths, real, cast)
 
 
 NO_AUTOCAST = registry.NO_AUTOCAST

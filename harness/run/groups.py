@@ -7,7 +7,7 @@
 
 A group's members are built (preflight first: memory, compile time), timed round-robin together
 (measure/timing.py's time_group), then each timed member gets its untimed passes: peak memory, and
-a profiled or breakdown pass where asked. A case that raises becomes a row all the same: `skipped`
+its error against float64 (measure/accuracy.py), and a profiled or breakdown pass where asked. A case that raises becomes a row all the same: `skipped`
 (errors.Skip, with its reason), `oom` (an allocation failed) or `failed` (the error's first line).
 Nothing here writes to disk: the sweep writes what a group returns, whole, before the next one.
 """
@@ -25,7 +25,7 @@ from harness.core.errors import Skip, StoreError, failure
 from harness.core.thresholds import CANARY_MOVED, CANARY_SPREAD, NOISY_STEAL
 from harness.core.units import percent, rate
 from harness.implementations import gemm, registry
-from harness.measure import flops, gradients, memory, profiling, tasks, timing
+from harness.measure import accuracy, flops, gradients, memory, profiling, tasks, timing
 from harness.measure.canary import Canary
 from harness.run import console, rows
 from harness.run.breakdown import breakdown_pass
@@ -33,7 +33,7 @@ from harness.run.preflight import CompileFit, check_fits
 from harness.store.columns import DECAY, DYNAMICS, GRADIENTS, TRAINING
 from harness.store.meta import GemmPeak
 
-MEASURING = ("timing", "memory", "peaks", "gradients", "task", "profile")   # activities that are measurement
+MEASURING = ("timing", "memory", "accuracy", "peaks", "gradients", "task", "profile")   # activities that are measurement
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
 
 
@@ -227,6 +227,10 @@ class GroupRunner:
                 if ops is not None and not registry.get(case.impl).compiler:
                     row["backend"] = profiling.backend_from_ops(ops)
                 self.spent["memory"] += clock() - t4
+            t4 = clock()
+            step.setup()
+            row.update(accuracy.check(step, case))          # the error pass: one untimed step against float64
+            self.spent["accuracy"] += clock() - t4
             # the library its GEMMs ran on: a library kernel's is its backend's
             row["gemm"] = case.gemm or registry.BACKEND_GEMM.get(row.get("backend"), "aten")
             if case.profile:

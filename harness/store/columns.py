@@ -35,6 +35,10 @@ TIMING_COLUMNS = [
     # peak_fraction divides by), and the best library's rate at the case's own GEMM shapes (flops.gemm_shapes,
     # FLOP-weighted) with the fraction of it the step reached
     "gemm", "gemm_peak_library", "shape_peak_gflops_per_s", "shape_peak_fraction",
+    # the error pass (measure/accuracy.py): numerics ok | off (an error above err_tol, the tolerance of compute_dtype)
+    # | unchecked (err_reason says why); out_err and grad_err, max |error| / max |float64 value| of the outputs and
+    # final state, and of the parameter gradients (train); err_ref, the float64 reference and the batch it ran
+    "numerics", "out_err", "grad_err", "err_tol", "err_ref", "err_reason",
 ]
 ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "time_s"]
 # round: 0, 1, ... (paired across a group's members); position: the member's place in that round's order

@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.core.errors import UsageError
 from harness.store.columns import RUN_STATUSES
 
-FORMAT = 3               # run.json's "format": bumped whenever a file of the run directory changes shape
+FORMAT = 4               # run.json's "format": bumped whenever a file of the run directory changes shape
 # 1: no rounds.csv, throughput cases timed one block each; 2: comparison groups, rounds.csv, ratio columns;
 # 3: a GEMM peak per library (GemmPeak.library, .blas), and timings' gemm, gemm_peak_library and shape_peak_*
-READS = (2, 3)           # the formats this harness reads: a format-2 run's one peak per (device, dtype) is aten's
+# 4: timings' error columns (numerics, out_err, grad_err, err_tol, err_ref, err_reason): blank in older runs
+READS = (2, 3, 4)           # the formats this harness reads: a format-2 run's one peak per (device, dtype) is aten's
 
 # -- run.json, declared once ----------------------------------------------------------------------
 class _Declared(BaseModel):
