@@ -180,7 +180,8 @@ def test_ls_lists_implementations_and_scenarios(capsys):
      "or 'uniform:LO-HI' (integers, 1 <= LO <= HI)"),
     ('lengths_mode = "sorted"', "s.toml: [[throughput]] #1, key 'lengths_mode': Input should be 'packed', 'masked' "
      "or 'padded', not 'sorted'"),
-    ("bidirectional = 1", "s.toml: [[throughput]] #1, key 'bidirectional': Input should be a valid boolean (true or false), not 1"),
+    ("bidirectional = 1", "s.toml: [[throughput]] #1, key 'bidirectional': Input should be a valid boolean "
+     "(true or false), not 1"),
 ])
 def test_bad_stack_keys_get_one_line(tmp_path, key, message):
     text = GRID.replace("hidden = [8, 16]", "hidden = 8\n" + key, 1)

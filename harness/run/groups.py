@@ -6,9 +6,10 @@
     other = runner.run_other(case)              # OtherResult: a gradients or task case's rows, by table
 
 A group's members are built (preflight first: memory, compile time), timed round-robin together
-(measure/timing.py's time_group), then each timed member gets its untimed passes: peak memory, and
-its error against float64 (measure/accuracy.py), and a profiled or breakdown pass where asked. A case that raises becomes a row all the same: `skipped`
-(errors.Skip, with its reason), `oom` (an allocation failed) or `failed` (the error's first line).
+(measure/timing.py's time_group), then each timed member gets its untimed passes: peak memory, its
+error against float64 (measure/accuracy.py), and a profiled or breakdown pass where asked. A case that
+raises becomes a row all the same: `skipped` (errors.Skip, with its reason), `oom` (an allocation
+failed) or `failed` (the error's first line).
 Nothing here writes to disk: the sweep writes what a group returns, whole, before the next one.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from harness.run.preflight import CompileFit, check_fits
 from harness.store.columns import DECAY, DYNAMICS, GRADIENTS, TRAINING
 from harness.store.meta import GemmPeak
 
-MEASURING = ("timing", "memory", "accuracy", "peaks", "gradients", "task", "profile")   # activities that are measurement
+MEASURING = ("timing", "memory", "accuracy", "peaks", "gradients", "task", "profile")   # measuring activities
 # the others: "build" (models and inputs) and "backend" (the profiled pass that names the backend)
 
 
