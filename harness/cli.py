@@ -127,6 +127,8 @@ def cmd_run(args) -> int:
         run, rows = sweep.run_sweep(sc, results, quiet=args.quiet)
     print("fastest per size:")
     print("\n".join(console.fastest_table(rows)) or "  (no case ran)")
+    for line in console.numerics_lines(rows):
+        print(line)
     print(f"{run.meta.status}: {console.counts_text(run.meta.counts)} in {run.meta.wall_s:.1f} s, "
           f"harness overhead {100 * run.meta.overhead_fraction:.1f}%")
     print(f"results: {run.dir}")

@@ -30,8 +30,8 @@ from pathlib import Path
 
 SCOPE = [
     "harness.config.scenario.*",
-    "harness.measure.gradients.x_flag__mutmut_*", "harness.measure.gradients.x_fit_decay__mutmut_*",
-    "harness.measure.gradients.x_vanish_distance__mutmut_*",
+    "harness.core.fits.x_flag__mutmut_*", "harness.core.fits.x_fit_decay__mutmut_*",
+    "harness.core.fits.x_vanish_distance__mutmut_*",
     "harness.measure.flops.*",
     "harness.analysis.claims.*",
     # what claims judge from, moved beside the other derived tables (ratios, learning) with the packages

@@ -147,7 +147,8 @@ def test_cost_ratio():
 
 def test_no_data_no_figure():
     not_ok = pd.DataFrame({"status": ["failed"]})                    # a table whose rows all failed
-    derived = ("cost_ratios", "layer_costs", "lengths_costs")              # made from tables: empty when they are
+    derived = ("cost_ratios", "layer_costs", "lengths_costs", "errors", "precision_decay")   # made from tables:
+    # empty when they are
     for stem, (fn, needs) in figures.FIGURES.items():
         assert fn(*(pd.DataFrame() if n in derived else not_ok for n in needs)) is None, stem
 
@@ -264,7 +265,10 @@ def synthetic_tables(sc) -> dict:
                             "flops": 8.0 * case.hidden ** 2 * case.batch * case.seq_len,
                             "bidirectional": str(case.bidirectional), "padding_fraction": 0.0,
                             "tokens": case.batch * (case.seq_len if case.lengths == "fixed" else
-                                                    sum(lengths.parse(case.lengths)) // 2)})
+                                                    sum(lengths.parse(case.lengths)) // 2),
+                            "numerics": "ok", "out_err": (1 + k % 5) * (1e-6 if case.autocast == "none" else 1e-3),
+                            "grad_err": 2e-6, "err_tol": 1e-4 if case.autocast == "none" else 5e-2,
+                            "compute_dtype": case.dtype if case.autocast == "none" else case.autocast})
             timings[-1]["stack"] = C.stack_label(timings[-1])
             breakdown += [{"device": case.device, "phase": case.phase, "batch": case.batch, "seq_len": case.seq_len,
                            "hidden": case.hidden, "impl": case.impl, "category": c, "ms": 1.0}
@@ -272,9 +276,12 @@ def synthetic_tables(sc) -> dict:
         elif isinstance(case, C.GradientCase):
             base = {"status": "ok", "wrt": "x", "task": "", "impl": case.impl, "cell": cell, "init": case.init,
                     "forget_bias": case.forget_bias, "seq_len": case.seq_len, "hidden": case.hidden,
-                    "device": case.device, "nonlinearity": case.nonlinearity,
-                    "spectral_radius": np.nan if case.spectral_radius is None else case.spectral_radius}
-            gradients += [{**base, "distance": d, "grad_norm": 0.7 ** d, "train_step": np.nan, "seed": 0}
+                    "device": case.device, "nonlinearity": case.nonlinearity, "autocast": case.autocast,
+                    "spectral_radius": np.nan if case.spectral_radius is None else case.spectral_radius,
+                    "run_id": "r", "case_id": str(k)}
+            factor = 0.7 if case.autocast == "none" else 0.71
+            gradients += [{**base, "distance": d, "step": case.seq_len - d, "grad_norm": factor ** d,
+                           "train_step": np.nan, "seed": s} for s in range(case.seeds)
                           for d in range(0, case.seq_len, max(1, case.seq_len // 20))]
             decay.append({**base, "decay_factor": 0.7, "decay_ci_low": 0.6, "decay_ci_high": 0.8, "seeds": case.seeds})
         else:
@@ -295,19 +302,24 @@ def synthetic_tables(sc) -> dict:
 
 # stacks, full, fastrnns and deepbench are left out: quick has the same shapes of stacked, variable-length, cpu and
 # cuda rows (full is quick's axes over more sizes; deepbench's are cuda train rows)
-@pytest.mark.parametrize("name", ["smoke", "quick", "goals", "classics"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "goals", "classics", "compilers"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
-    from harness.analysis import ratios, tables
+    from harness.analysis import numerics, ratios, tables
     from harness.config import scenario
 
     t = synthetic_tables(scenario.load(name))
     inputs = {**t, "timings": tables.plain(t["timings"]), "cost_ratios": ratios.cost_ratios(tables.plain(t["timings"])),
               "ceilings": None,
-              "layer_costs": ratios.layer_costs(t["timings"]), "lengths_costs": ratios.lengths_costs(t["timings"])}
-    for fn, needs in figures.FIGURES.values():
+              "layer_costs": ratios.layer_costs(t["timings"]), "lengths_costs": ratios.lengths_costs(t["timings"]),
+              "errors": numerics.error_rows(t["timings"]), "precision_decay": numerics.precision_decay(t["gradients"])}
+    drawn = []
+    for stem, (fn, needs) in figures.FIGURES.items():
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
         if fig is not None:
+            drawn.append(stem)
             figures.plt.close(fig)
+    assert ("speed_vs_error" in drawn) == (name in ("quick", "goals", "compilers"))   # smoke has no torch-lstm: no x
+    assert ("precision_decay" in drawn) == (name == "compilers")        # the one with [[gradients]] under autocast
 
 
 def test_learning_curves_of_several_seeds_show_the_mean_and_a_band():

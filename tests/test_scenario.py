@@ -62,7 +62,7 @@ def test_slug_is_readable():
 
 
 @pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 400), ("full", 4640), ("fastrnns", 172),
-                                        ("deepbench", 88), ("goals", 32), ("stacks", 80), ("compilers", 48)])
+                                        ("deepbench", 88), ("goals", 32), ("stacks", 80), ("compilers", 56)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
@@ -144,7 +144,7 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"classics": 69, "compilers": 48, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640,
+    counts = {"classics": 69, "compilers": 56, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640,
               "goals": 32, "quick": 400, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
@@ -160,7 +160,7 @@ def test_ls_lists_implementations_and_scenarios(capsys):
                                                        "scripted-lstm", "cudagraph-lstm", "dummy"]
     assert out[15] == "scenarios"
     assert [line.split()[:3] for line in out[16:]] == [[n, str(c), "cases"] for n, c in (
-        ("classics", 69), ("compilers", 48), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
+        ("classics", 69), ("compilers", 56), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
         ("full", 4640), ("goals", 32), ("quick", 400), ("smoke", 13), ("stacks", 80))]
 
 
@@ -259,7 +259,7 @@ SETTINGS_KEYS = "device, dtype, threads, seed, rounds, warmup, interleave, max_t
     ('name = "t"', "name = 5", "s.toml: top level, key 'name': Input should be a valid string"),
     ("[[throughput]]\nimpl = \"scratch-rnn\"", "[[gradients]]\nimpl = \"scratch-rnn\"",
      "s.toml: [[gradients]] #1, key 'phase': unknown key allowed: impl, hidden, input, seq_len, batch, init, "
-     f"forget_bias, nonlinearity, seeds, layers, spectral_radius, {SETTINGS_KEYS}"),
+     f"forget_bias, nonlinearity, seeds, layers, spectral_radius, autocast, {SETTINGS_KEYS}"),
     ('name = "t"', 'name = "t"\ntask = [5]',           # an entry that is not a table: the section, no key
      "s.toml: [[task]] #1: Input should be a valid dictionary or instance of Task"),
     ("[[throughput]]", "[[throughputs]]",

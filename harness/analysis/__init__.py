@@ -4,6 +4,7 @@
     derived     every derived table, computed once, and the file each is written to
     ratios      ratios of timings with intervals: LSTM/RNN, stacks, variable lengths, compilers, run to run
     learning    gradients and learning as tables: decay fits, tasks solved and learned, the edge, the dynamics
+    numerics    speed beside accuracy: each row's error against float64, rows off, precision and the gradient
     summary     the report's own tables: medians per implementation, scaling exponents, cases not run, noisy groups
     claims      the tutorial's claims: rules, evidence, verdicts
     quotes      the tutorial's claims in its own words

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis import learning, ratios, summary
+from harness.analysis import learning, numerics, ratios, summary
 from harness.analysis.tables import Runs, plain
 from harness.store import traces
 
 WRITTEN = ("summary", "scaling", "run_ratios", "layer_costs", "lengths_costs", "compile_costs", "success_rates",
-           "decay_by_radius", "dynamics_summary", "attribution", "ceilings")   # what the report writes, as NAME.csv
+           "decay_by_radius", "dynamics_summary", "attribution", "ceilings", "errors",
+           "precision_decay")   # what the report writes, as NAME.csv
 ALWAYS = ("summary", "scaling")                     # written even when empty (a header, or nothing)
 
 
@@ -52,6 +53,9 @@ class Derived:
                   "summary": summary.summary(timings),
                   "scaling": summary.scaling(flat),
                   "noisy_groups": summary.noisy_groups(timings),
+                  "errors": numerics.error_rows(timings),          # every stack and precision: all timings
+                  "numerics_off": numerics.off_rows(timings),
+                  "precision_decay": numerics.precision_decay(t["gradients"]),
                   "top_ops": traces.top_ops_table(runs.dirs)}
         return cls(frames)
 

@@ -3,7 +3,8 @@
     found = findings(runs.tables, cost_ratios, breakdown, run_ratios, compile_costs)   # 5 to 10 sentences
 
 Every sentence is made from the tables, and only when the run has the data
-for it: the fastest LSTM and its speed-up over the tutorial's loop, the
+for it: the fastest LSTM and its speed-up over the tutorial's loop, the rows off
+their float64 reference and what lower precision buys (numerics.py), the
 LSTM/RNN ratios of time and of parameters, the decay factors, which model
 learned which task, the best fraction of GEMM peak, peak memory, where the
 time goes. Each names the sizes where it holds.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.analysis import numerics
 from harness.analysis.learning import LEARNED, decay_by_radius, final_losses, gradient_rows
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import STAND_INS, ok_rows
@@ -21,7 +23,7 @@ from harness.core import intervals, units
 from harness.core.thresholds import ABOVE_CEILING
 from harness.store.traces import one_size
 
-MAX_SENTENCES = 10
+MAX_SENTENCES = 12
 SIZE = ["batch", "seq_len", "hidden"]     # in the order of size_label
 
 
@@ -269,7 +271,10 @@ def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
              breakdown: pd.DataFrame | None = None, rr: pd.DataFrame | None = None,
              cc: pd.DataFrame | None = None) -> list[str]:
     """At most MAX_SENTENCES sentences about these runs, each from their data; empty without data."""
-    out = (between_runs(rr) + fastest(t["timings"], t.get("rounds")) + vendor_steps(t.get("attribution"))
+    every = t.get("all_timings", t["timings"])            # every stack and precision: the error pass's rows
+    out = (between_runs(rr) + fastest(t["timings"], t.get("rounds"))
+           + numerics.precision_sentences(every, t.get("rounds")) + numerics.decay_sentence(t.get("precision_decay"))
+           + vendor_steps(t.get("attribution"))
            + lstm_rnn_cost(ratios) + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"])
            + compilers(cc) + peak_fraction(t["timings"]) + time_split(breakdown) + memory(t["timings"]))
     return out[:MAX_SENTENCES]

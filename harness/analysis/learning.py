@@ -10,7 +10,8 @@ report/figures/learning.py draws them.
     success_rates(training)      per task, T and model: seeds that solved it (SOLVED), final losses, wall time
     decay_by_radius(decay)       per model and spectral radius: the per-step decay factor
     forget_summary(dynamics)     per model and checkpoint: the one-step Jacobian's norm, the forget gate
-    model_label(df)              "onednn-lstm fb=1.0", "torch-rnn relu identity", "scratch-rnn linear rho=0.9"
+    model_label(df)              "onednn-lstm fb=1.0", "torch-rnn relu identity", "scratch-rnn linear rho=0.9",
+                                 "torch-rnn tanh autocast bfloat16"
 
 Two rules of learning, side by side, each printed with whatever uses it: SOLVED, the final
 held-out loss below SOLVED x the task's baseline (the loss of a predictor that ignores the
@@ -47,6 +48,8 @@ def model_label(df: pd.DataFrame) -> pd.Series:
             s += f" {r['init']}"
         if not _blank(r.get("spectral_radius")):
             s += f" rho={float(r['spectral_radius']):g}"
+        if not _blank(r.get("autocast")) and r.get("autocast") != "none":
+            s += f" autocast {r['autocast']}"
         return s
     return df.apply(one, axis=1) if not df.empty else pd.Series([], dtype=str)
 
@@ -95,7 +98,7 @@ def decay_by_radius(decay: pd.DataFrame | None) -> pd.DataFrame | None:
     rho), spectral_radius, the factor and its interval, and how many of its seeds were fitted."""
     if decay is None or not has_radius(decay).any():
         return None
-    d = decay[(decay["wrt"] == "x") & (decay["task"].fillna("") == "") & has_radius(decay)]
+    d = decay[(decay["wrt"] == "x") & (decay["task"].fillna("") == "") & has_radius(decay) & full_precision(decay)]
     if d.empty:
         return None
     d = d.assign(spectral_radius=d["spectral_radius"].astype(float))
@@ -129,8 +132,15 @@ def gradient_rows(decay: pd.DataFrame | None, cell: str | None = None) -> pd.Dat
     d = ok_rows(decay)
     if d is None:
         return None
-    d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "")]
+    d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "") & full_precision(d)]
     return d if cell is None else d[d["cell"] == cell]
+
+
+def full_precision(df: pd.DataFrame) -> pd.Series:
+    """The rows run without autocast (the claims and the decay figures; numerics.precision_decay has the rest)."""
+    if "autocast" not in df:
+        return pd.Series(True, index=df.index)
+    return df["autocast"].fillna("none").astype(str).isin(("none", "", "nan"))
 
 
 CONFIG = ["cell", "hidden", "seq_len", "init", "forget_bias", "nonlinearity", "spectral_radius", "layers", "device",

@@ -36,7 +36,8 @@ NUMERIC = ["batch", "seq_len", "hidden", "input", "layers", "rounds", "time_medi
            "median_ci_high_s", "ratio", "ratio_ci_low", "ratio_ci_high", "steal_fraction", "load_avg",
            "round", "position", "time_s", "ms", "proj_size", "dropout", "tokens", "padding_fraction",
            "spectral_radius", "t", "jacobian_norm", "forget_mean", "forget_open", "steps", "compile_s", "recompiles",
-           "graph_breaks", "max_compile_s", "shape_peak_gflops_per_s", "shape_peak_fraction"]
+           "graph_breaks", "max_compile_s", "shape_peak_gflops_per_s", "shape_peak_fraction", "out_err", "grad_err",
+           "err_tol"]
 
 
 def plain(timings: pd.DataFrame | None) -> pd.DataFrame | None:

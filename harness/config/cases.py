@@ -188,6 +188,7 @@ class GradientCase:
     threads: int
     layers: int = 1
     spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
+    autocast: str = field(default="none", metadata=LATER)   # torch.autocast's dtype around the forward, or none
     section: str = "gradients"
 
     @property
@@ -205,6 +206,7 @@ class GradientCase:
             s += f"_{self.nonlinearity}"
         if self.spectral_radius is not None:
             s += f"_rho{self.spectral_radius:g}"
+        s += f"_ac-{self.autocast}" if self.autocast != "none" else ""
         return s if self.dtype == "float32" else f"{s}_{self.dtype}"
 
 
@@ -231,6 +233,7 @@ class TaskCase:
     layers: int = 1
     nonlinearity: str | None = field(default="tanh", metadata=LATER)    # RNN only; None where it does not apply
     spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
+    autocast: str = field(default="none", metadata=LATER)   # torch.autocast's dtype around the forwards, or none
     section: str = "task"
 
     @property
@@ -245,6 +248,7 @@ class TaskCase:
         s += f"_{self.init}" if self.init != "pytorch" else ""
         s += f"_{self.nonlinearity}" if self.nonlinearity and self.nonlinearity != "tanh" else ""
         s += f"_rho{self.spectral_radius:g}" if self.spectral_radius is not None else ""
+        s += f"_ac-{self.autocast}" if self.autocast != "none" else ""
         return s + (f"_s{self.seed}" if self.seed else "")
 
 

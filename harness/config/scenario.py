@@ -210,8 +210,6 @@ def _check_precision(case, where: str) -> None:
     """What autocast, tf32 and a compiler cannot take, as one line: float16 autocast or tf32 on a CPU case,
     autocast over parameters that are not float32, and a compiled case with no warm-up (its first call
     compiles, and is timed apart: timing.compile_columns)."""
-    if not isinstance(case, ThroughputCase):
-        return
     kind = registry.device_type(case.device)
     if case.autocast not in registry.AUTOCASTS[kind]:
         raise UsageError(f"{where}, key 'autocast': {case.autocast!r} does not run on {kind}; allowed there: "
@@ -219,6 +217,8 @@ def _check_precision(case, where: str) -> None:
     if case.autocast != registry.NO_AUTOCAST and case.dtype != "float32":
         raise UsageError(f"{where}, key 'autocast': applies to float32 parameters, not {case.dtype} "
                          f"(dtype {case.dtype} alone computes in {case.dtype})")
+    if not isinstance(case, ThroughputCase):
+        return
     if case.tf32 and kind != "cuda":
         raise UsageError(f"{where}, key 'tf32': applies to CUDA cases only, not {case.device} (allowed: false)")
     if registry.get(case.impl).compiler and case.warmup < 1:

@@ -184,9 +184,11 @@ class Gradients(Settings):
     layers: list[int] = [1]              # stacked layers: the gradient reaches x through all of them
     spectral_radius: list[float] | None = None   # each recurrent gate block rescaled to this spectral
                                          # radius (params.rescale_recurrent); omit: as drawn
+    autocast: list[Literal["none", "bfloat16", "float16"]] = ["none"]   # as in [[throughput]]: torch.autocast
+    # around the forward, so the backward's GEMMs run in it too (does bfloat16 move where a gradient vanishes?)
 
     _v_grid = field_validator("impl", "hidden", "input", "seq_len", "batch", "init", "forget_bias", "nonlinearity",
-                              "layers", "spectral_radius", mode="before")(_listify)
+                              "layers", "spectral_radius", "autocast", mode="before")(_listify)
     _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)
@@ -211,9 +213,11 @@ class Task(Settings):
     layers: list[int] = [1]              # stacked layers; the head reads the top one
     nonlinearity: list[Nonlinearity] = ["tanh"]   # RNN only
     spectral_radius: list[float] | None = None   # as in [[gradients]]
+    autocast: list[Literal["none", "bfloat16", "float16"]] = ["none"]   # as in [[throughput]], around every forward
+    # of training and evaluation (the dynamics probe runs without)
 
     _v_grid = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
-                              "init", "layers", "nonlinearity", "spectral_radius", mode="before")(_listify)
+                              "init", "layers", "nonlinearity", "spectral_radius", "autocast", mode="before")(_listify)
     _radius = field_validator("spectral_radius")(_positive)
     _layers = field_validator("layers")(Throughput._stack.__func__)
     _impls = field_validator("impl")(Throughput._impls.__func__)

@@ -31,15 +31,12 @@ from torch import Tensor
 
 from harness.config.cases import ThroughputCase
 from harness.core.errors import failure
+from harness.core.thresholds import TOLERANCES
 from harness.core.units import compact
 from harness.implementations import registry
 from harness.measure import flops
 from harness.measure.timing import Step
 
-TOLERANCES = {"float64": 1e-10, "float32": 1e-4, "tf32": 1e-2, "bfloat16": 5e-2, "float16": 5e-2}
-# the largest relative error a correct step has, by what it computes in. float32: rows at B32 T100 H256 measure
-# 5e-7 to 7e-7, so 1e-4 leaves room for long sequences and wide layers and still catches a wrong kernel; tf32 and
-# the 16-bit types round each product's operands to 10 and 7 (8) mantissa bits: 5e-3 measured for bfloat16
 REF_BATCH = 8            # sequences the forward reference runs (the batch's first), at most
 MAX_REF_S = 30.0         # seconds a float64 train reference may be expected to take (the case's max_ref_s)
 PEAK_SIZE = 512          # n of the n x n x n float64 matmul whose rate estimates a reference's time

@@ -27,26 +27,20 @@ empty and `vanishes_within_T` is false.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor
 
-from harness.core import intervals
+from harness.core import fits, intervals
+from harness.core.fits import fit_decay, flag
 from harness.core.thresholds import VANISH_RATIO
 from harness.implementations import registry
 from harness.implementations.models import Recurrent
+from harness.measure.timing import autocast_context
 
 SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
-
-
-def flag(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf"
-    if value == 0.0:
-        return "underflow"
-    return "ok"
 
 
 def probe_vector(hidden: int, seed: int) -> Tensor:
@@ -60,14 +54,17 @@ def probe_input(seq_len: int, batch: int, input_size: int, seed: int) -> Tensor:
                        dtype=torch.float64)
 
 
-def grad_norms(model: Recurrent, x: Tensor, g: Tensor, states: bool = False) -> dict[str, list[float]]:
-    """||dL/dx_t|| (and ||dL/dh_t||, ||dL/dc_t|| when `states`) for t = 1..T, L = mean_b <g, h_T>."""
+def grad_norms(model: Recurrent, x: Tensor, g: Tensor, states: bool = False,
+               cast: Callable[[], AbstractContextManager] = nullcontext) -> dict[str, list[float]]:
+    """||dL/dx_t|| (and ||dL/dh_t||, ||dL/dc_t|| when `states`) for t = 1..T, L = mean_b <g, h_T>; the forward
+    (and so the backward's GEMMs) under `cast`: torch.autocast, or nothing."""
     p = next(model.parameters())
     x = x.to(device=p.device, dtype=p.dtype).requires_grad_(True)
     model.trace = [] if states else None
     try:
-        y, _ = model(x)
-        loss = (y[-1] @ g.to(device=p.device, dtype=p.dtype)).mean()
+        with cast():
+            y, _ = model(x)
+            loss = (y[-1].to(p.dtype) @ g.to(device=p.device, dtype=p.dtype)).mean()
         model.zero_grad(set_to_none=True)
         loss.backward()
         out = {"x": [v.item() for v in x.grad.double().flatten(1).norm(dim=1)]}
@@ -82,45 +79,20 @@ def grad_norms(model: Recurrent, x: Tensor, g: Tensor, states: bool = False) -> 
     return out
 
 
-def fit_decay(norms: list[float], window: tuple[int, int] | None = None) -> tuple[float | None, int]:
-    """exp(slope) of log(norm) against distance over the window; (None, n) with fewer than 3 ok points."""
-    T = len(norms)
-    lo, hi = window or (1, T - 1)
-    pts = [(d, math.log(norms[T - 1 - d])) for d in range(lo, hi + 1) if 0 <= d < T and flag(norms[T - 1 - d]) == "ok"]
-    if len(pts) < 3:
-        return None, len(pts)
-    n = len(pts)
-    md = sum(d for d, _ in pts) / n
-    ml = sum(v for _, v in pts) / n
-    sxx = sum((d - md) ** 2 for d, _ in pts)
-    slope = sum((d - md) * (v - ml) for d, v in pts) / sxx
-    return math.exp(slope), n
-
-
 def vanish_distance(curves: list[list[float]]) -> int | None:
     """First distance where the geometric-mean curve is below VANISH_RATIO of its value at distance 0."""
-    T = len(curves[0])
-    if any(flag(c[T - 1]) != "ok" for c in curves):
-        return None
-    ref = sum(math.log(c[T - 1]) for c in curves) / len(curves)
-    for d in range(1, T):
-        vals = [c[T - 1 - d] for c in curves]
-        if any(flag(v) == "nan" for v in vals):
-            return None
-        logs = [math.log(v) if v > 0 else -math.inf for v in vals]       # log(inf) is inf; underflow is -inf
-        if sum(logs) / len(logs) < ref + math.log(VANISH_RATIO):
-            return d
-    return None
+    return fits.vanish_distance(curves, VANISH_RATIO)
 
 
 def measure_curves(model_factory, seq_len: int, batch: int, input_size: int, hidden: int, seeds: list[int],
-                   states: bool) -> dict[int, dict[str, list[float]]]:
+                   states: bool, cast: Callable[[], AbstractContextManager] = nullcontext
+                   ) -> dict[int, dict[str, list[float]]]:
     """{seed: {wrt: norms by step}} with a fresh model, input and g per seed."""
     out = {}
     for seed in seeds:
         model = model_factory(seed)
         out[seed] = grad_norms(model, probe_input(seq_len, batch, input_size, seed), probe_vector(hidden, seed),
-                               states=states)
+                               states=states, cast=cast)
     return out
 
 
@@ -176,12 +148,13 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
 
     seeds = list(range(case.seed, case.seed + case.seeds))
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,
-                             states=case.impl in SCRATCH and case.layers == 1)    # the states of one layer
+                             states=case.impl in SCRATCH and case.layers == 1,    # the states of one layer
+                             cast=autocast_context(case.device, case.autocast))
     base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
             "forget_bias": case.forget_bias if cell == "lstm" else "",
             "nonlinearity": case.nonlinearity if cell == "rnn" else "", "hidden": case.hidden,
             "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
-            "task": "", "train_step": "", "layers": case.layers,
+            "autocast": case.autocast, "task": "", "train_step": "", "layers": case.layers,
             "spectral_radius": "" if case.spectral_radius is None else case.spectral_radius}
     rows = []
     for seed, curves in by_seed.items():

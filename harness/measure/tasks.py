@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from harness.implementations import registry
 from harness.implementations.models import Recurrent
 from harness.measure import gradients, jacobian
+from harness.measure.timing import autocast_context
 
 TASKS = ("adding", "copy")
 COPY_SYMBOLS, COPY_LENGTH = 8, 10
@@ -94,7 +95,7 @@ class TaskModel(nn.Module):
 
 
 def loss_and_accuracy(model: TaskModel, x: Tensor, target: Tensor) -> tuple[Tensor, float]:
-    out = model(x)
+    out = model(x).to(target.dtype if model.task == "adding" else x.dtype)    # the loss in the model's dtype
     if model.task == "adding":
         loss = nn.functional.mse_loss(out, target)
         acc = ((out - target).abs() < 0.04).double().mean().item()
@@ -135,13 +136,15 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
     base = {"run_id": run_id, "task": case.task, "impl": case.impl, "hidden": case.hidden, "seq_len": case.seq_len,
             "forget_bias": case.forget_bias if cell == "lstm" else "", "baseline_loss": baseline_loss(case.task,
                                                                                                    case.seq_len),
-            "cell": cell, "device": device, "dtype": case.dtype, "batch": case.batch, "lr": case.lr,
+            "cell": cell, "device": device, "dtype": case.dtype, "autocast": case.autocast, "batch": case.batch,
+            "lr": case.lr,
             "clip": case.clip, "seed": case.seed, "layers": case.layers, "init": case.init,
             "nonlinearity": nonlinearity, "spectral_radius": radius, "steps": case.steps}
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
                  "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": nonlinearity,
                  "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
-                 "dtype": case.dtype, "device": device, "input": I, "task": case.task, "layers": case.layers,
+                 "dtype": case.dtype, "autocast": case.autocast, "device": device, "input": I, "task": case.task,
+                 "layers": case.layers,
                  "spectral_radius": radius}
     dyn_base = {"run_id": run_id, "task": case.task, "impl": case.impl, "cell": cell, "hidden": case.hidden,
                 "seq_len": case.seq_len, "init": case.init, "forget_bias": grad_base["forget_bias"],
@@ -151,11 +154,12 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
     g = gradients.probe_vector(case.hidden, case.seed)
     marks = checkpoints(case.steps)
     train_rows, grad_rows, dyn_rows = [], [], []
+    cast = autocast_context(device, case.autocast)   # around every forward but the dynamics probe's (jacobian.py)
     t0 = time.perf_counter()
 
     def evaluate(step: int, train_loss: float | None) -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             loss, acc = loss_and_accuracy(model, ex, et)
         model.train()
         v = loss.item()
@@ -164,7 +168,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
         train_rows.append(row)
 
     def curve(step: int) -> None:
-        norms = gradients.grad_norms(core, probe_x, g, states=False)
+        norms = gradients.grad_norms(core, probe_x, g, states=False, cast=cast)
         grad_rows.extend(gradients.curve_rows({**grad_base, "train_step": step}, case.seed, norms))
         dyn_rows.extend(jacobian.rows(core, probe_x, nonlinearity, {**dyn_base, "train_step": step}))
 
@@ -175,7 +179,8 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
     for step in range(1, case.steps + 1):
         x, target = batch(case.batch, gen)
         opt.zero_grad(set_to_none=True)
-        loss, _ = loss_and_accuracy(model, x, target)
+        with cast():
+            loss, _ = loss_and_accuracy(model, x, target)
         loss.backward()
         if case.clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), case.clip)

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis import learning
+from harness.analysis import learning, numerics
 from harness.analysis.claims import claims
 from harness.analysis.derived import Derived
 from harness.analysis.findings import findings
 from harness.analysis.summary import not_ok
 from harness.analysis.tables import Runs, load_runs
 from harness.core import env
-from harness.core.thresholds import ABOVE_CEILING, CANARY_MOVED, CANARY_SPREAD, NOISY_STEAL
+from harness.core.thresholds import ABOVE_CEILING, CANARY_MOVED, CANARY_SPREAD, NOISY_STEAL, TOLERANCES, VANISH_RATIO
 from harness.report import figures, views
 from harness.report.writers import Page, write_html, write_md
 from harness.store.atomic import writer_pid
@@ -107,12 +107,31 @@ def _tables(runs: Runs, f: dict) -> list[tuple[str, str, str, pd.DataFrame | Non
     cc, rr, rates, by_radius, forget = (f["compile_costs"], f["run_ratios"], f["success_rates"],
                                         f["decay_by_radius"], f["dynamics_summary"])
     ops = f["top_ops"]
+    errs = numerics.error_summary(f["errors"])
+    tolerances = ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items())
     return [
         ("summary", "Summary", "Medians over each implementation's cases (summary.csv has them unrounded).",
          views.summary_view(f["summary"]), False),
         ("scaling", "Scaling", "Exponents of time against each size, by log-log least squares over the sizes "
          "measured (time ~ hidden^a seq_len^b batch^c); an exponent of 1 is linear (scaling.csv).",
          views.scaling_view(f["scaling"]), False),
+        *([("accuracy", "Speed beside accuracy: error against float64", "After its timed rounds, each row ran one "
+            "untimed step against the same architecture in float64 (nn.LSTM / nn.RNN / nn.GRU on the CPU, the row's "
+            "own weights and inputs): out_err is max |y - y64| / max |y64| over the output and final state, grad_err "
+            "the same over the parameter gradients (train). compute_dtype names the dtype the GEMMs ran in; out_err "
+            "measures the result, and the two can disagree (a float32 output can carry a bfloat16-sized error). "
+            f"Tolerances by what the step computes in: {tolerances}.", views.errors_view(errs), False)]
+          if errs is not None else []),
+        *([("numerics-off", "Rows off their float64 reference", "Timed rows whose error is above the tolerance of what "
+            "they computed in: a wrong kernel at a timed size, or a precision too coarse for the size. Their times "
+            "stand; their results do not.", views.off_view(f["numerics_off"]), False)]
+          if f["numerics_off"] is not None else []),
+        *([("precision-decay", "Precision and the vanishing gradient", "Each model's per-step decay factor of "
+            "||dL/dx_t|| in float32 and under autocast, from the same weights and inputs, paired by seed: the "
+            "difference (autocast - float32) with its 95% t interval over seeds; the vanish distance is where the norm "
+            f"falls below {VANISH_RATIO:g} of its value at distance 0, a mean over seeds ('never': within T for some "
+            "seed it did not).", views.precision_decay_view(f["precision_decay"]), False)]
+          if f["precision_decay"] is not None else []),
         *([("compile", "Compilers: compile time against the steady speed-up", "Each compiled case against the eager "
             "implementations its comparison group timed: compile = its first call less a steady one; speed-up = "
             "their step over its step, with a paired 95% bootstrap interval; break-even = compile / (their step - "

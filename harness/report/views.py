@@ -161,3 +161,41 @@ def forget_view(summary: pd.DataFrame | None) -> pd.DataFrame | None:
                          "||ds_t/ds_(t-1)|| (mean over t)": summary["jacobian_norm"].map(units.sig),
                          "forget gate (mean)": summary["forget_mean"].map(units.sig),
                          "forget gates above 0.9": summary["forget_open"].map(units.percent)})
+
+
+def _err(v) -> str:
+    return "" if v != v or v is None else f"{v:.1e}"
+
+
+def errors_view(summ: pd.DataFrame | None) -> pd.DataFrame:
+    """numerics.error_summary() with the errors in scientific notation (two figures)."""
+    if summ is None or summ.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"device": summ["device_label"], "impl": summ["impl"], "precision": summ["precision"],
+                         "GEMMs in (compute_dtype)": summ["compute_dtype"], "rows": summ["rows"],
+                         "largest out_err": summ["max_out_err"].map(_err),
+                         "largest grad_err": summ["max_grad_err"].map(_err),
+                         "tolerance": summ["tolerance"].map(_err), "rows off": summ["off"]})
+
+
+def off_view(off: pd.DataFrame | None) -> pd.DataFrame:
+    """numerics.off_rows() with the errors in scientific notation."""
+    if off is None or off.empty:
+        return pd.DataFrame()
+    return off.assign(**{c: off[c].map(_err) for c in ("out_err", "grad_err", "err_tol")}).rename(
+        columns={"device_label": "device", "err_tol": "tolerance", "err_ref": "reference"})
+
+
+def precision_decay_view(table: pd.DataFrame | None) -> pd.DataFrame:
+    """numerics.precision_decay() in three significant figures, the difference with its interval."""
+    if table is None or table.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "model": table["model"], "hidden": table["hidden"], "T": table["seq_len"], "autocast": table["autocast"],
+        "seeds": table["seeds"], "decay float32": table["factor_float32"].map(units.sig),
+        "decay autocast": table["factor_autocast"].map(units.sig),
+        "difference [95% CI]": [f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]" if lo == lo else f"{d:+.3g}"
+                                for d, lo, hi in zip(table["difference"], table["diff_ci_low"], table["diff_ci_high"],
+                                                     strict=True)],
+        "vanish distance float32": table["vanish_float32"].map(lambda v: "never" if v != v else f"{v:.3g}"),
+        "vanish distance autocast": table["vanish_autocast"].map(lambda v: "never" if v != v else f"{v:.3g}")})

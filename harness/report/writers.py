@@ -25,7 +25,7 @@ q{quotes:"\\201C" "\\201D"}.zh{font-size:1.05em}.measured{color:#555;font-size:.
 #findings li{margin:.3em 0}.supported{color:#0a6b2d;font-weight:bold}.partly-supported{color:#4d7a00;font-weight:bold}
 .contradicted{color:#a31515;font-weight:bold}.inconclusive{color:#8a5a00;font-weight:bold}
 .not-measured{color:#777;font-style:italic}figure{margin:2em 0}figcaption{color:#555;font-size:.9em}
-.not-drawn{color:#777;font-size:.9em}"""
+.not-drawn{color:#777;font-size:.9em}#numerics-off td{color:#a31515}"""
 
 
 def _cell(v) -> str:

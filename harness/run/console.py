@@ -5,6 +5,9 @@ the per-case lines under its progress bar, cli prints the rest.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 from harness.config.cases import impl_label, size_of, stack_label
 from harness.core import intervals, units
 from harness.core.thresholds import ABOVE_CEILING, VANISH_RATIO
@@ -43,7 +46,34 @@ def case_line(row: dict) -> str:
     noisy = f"  NOISY ({row.get('noisy_why') or 'CPU steal'})" if row.get("noisy") is True else ""
     rate = units.rate(row["tokens_per_s"], "tok/s")
     return (f"ok      {what} {duration(row['time_median_s'])} (IQR {units.seconds(row['time_iqr_s'])})  "
-            f"{rate:>12s}{frac}{mem}  [{row['backend']}]" + (f"  {vs}" if vs else "") + noisy)
+            f"{rate:>12s}{frac}{mem}  [{row['backend']}]" + (f"  {vs}" if vs else "") + noisy + numerics_note(row))
+
+
+RED, RESET = "\033[31m", "\033[0m"
+
+
+def red(text: str) -> str:
+    """text in red where the terminal shows colour (a tty, and NO_COLOR unset), else as it is."""
+    return f"{RED}{text}{RESET}" if sys.stdout.isatty() and not os.environ.get("NO_COLOR") else text
+
+
+def numerics_note(row: dict) -> str:
+    """'  NUMERICS OFF (out_err 3.1e-03, grad_err 2.9e-03 > 1e-04 for float32)', in red, for a row whose error
+    against float64 is above its tolerance (measure/accuracy.py); "" for any other."""
+    if row.get("numerics") != "off":
+        return ""
+    errs = ", ".join(f"{k} {units.compact(row[k])}" for k in ("out_err", "grad_err") if row.get(k) not in (None, ""))
+    return "  " + red(f"NUMERICS OFF ({errs} > {units.compact(row.get('err_tol'))} for {row.get('compute_dtype')})")
+
+
+def numerics_lines(rows: list[dict]) -> list[str]:
+    """The end-of-run lines of the rows whose numerics are off, one each; [] where none is."""
+    off = [r for r in rows if r.get("status") == "ok" and r.get("numerics") == "off"]
+    if not off:
+        return []
+    lines = [red(f"{len(off)} timed rows are off their float64 reference (numerics in timings.csv):")]
+    return lines + [f"  {impl_label(r['impl'], r.get('gemm')):18s} {size(r)} {r['phase']:7s}{numerics_note(r)}"
+                    for r in off]
 
 
 def decay_line(decay_x: dict) -> str:

@@ -74,7 +74,7 @@ def not_ok_rows(run_id: str, case, status: str, reason: str) -> dict[str, list[d
     """The rows of a [[gradients]] or [[task]] case that was skipped or failed, by table (its final table last)."""
     base = {"run_id": run_id, "impl": case.impl, "cell": registry.get(case.impl).cell, "hidden": case.hidden,
             "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
-            "forget_bias": case.forget_bias, "status": status, "case_id": case_id(case)}
+            "forget_bias": case.forget_bias, "status": status, "case_id": case_id(case), "autocast": case.autocast}
     if isinstance(case, GradientCase):
         base.update(init=case.init, nonlinearity=case.nonlinearity, seed=case.seed, input=case.input)
         return {GRADIENTS: [base], DECAY: [{**base, "seeds": case.seeds, "reason": reason}]}

@@ -45,16 +45,16 @@ ROUND_COLUMNS = ["run_id", "case_id", "group_id", "impl", "round", "position", "
 GRADIENT_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                     "dtype", "seed", "wrt", "step", "distance", "grad_norm", "status",
                     # beyond the required columns: where the curve was taken
-                    "device", "input", "task", "train_step", "layers", "spectral_radius", "case_id"]
+                    "device", "input", "task", "train_step", "layers", "spectral_radius", "case_id", "autocast"]
 DECAY_COLUMNS = ["run_id", "impl", "cell", "init", "forget_bias", "nonlinearity", "hidden", "seq_len", "batch",
                  "dtype", "device", "task", "train_step", "wrt", "seeds", "window_min", "window_max", "decay_factor",
                  "decay_ci_low", "decay_ci_high", "vanish_distance", "vanishes_within_T", "status", "reason", "layers",
-                 "spectral_radius", "case_id"]
+                 "spectral_radius", "case_id", "autocast"]
 TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias", "step", "train_loss", "eval_loss",
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
                     "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "layers", "init",
-                    "nonlinearity", "spectral_radius", "steps", "case_id"]
+                    "nonlinearity", "spectral_radius", "steps", "case_id", "autocast"]
 DYNAMICS_COLUMNS = ["run_id", "case_id", "task", "impl", "cell", "hidden", "seq_len", "init", "forget_bias",
                     "nonlinearity", "spectral_radius", "seed", "train_step", "t", "jacobian_norm", "forget_mean",
                     "forget_open"]

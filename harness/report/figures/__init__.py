@@ -7,6 +7,7 @@ report's one line where a figure is not drawn); `save` writes one as PNG and SVG
 
     speed        throughput, speed-up over the reference, roofline, peak memory, LSTM/RNN cost, where the time goes
     stacks       what stacks and variable lengths cost
+    accuracy     speed against error (float64's), and the vanishing gradient by precision
     learning     gradients over distance and training's effect on them, learning curves, the edge, dynamics
     axes         the figures' log and ratio axes
 """
@@ -23,6 +24,7 @@ import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
+from harness.report.figures.accuracy import precision_decay, speed_vs_error  # noqa: E402
 from harness.report.figures.learning import (  # noqa: E402
     decay_vs_radius,
     dynamics,
@@ -50,6 +52,8 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "time_breakdown": (time_breakdown, ("breakdown",)),
     "layer_cost": (layer_cost, ("layer_costs",)),
     "lengths_cost": (lengths_cost, ("lengths_costs",)),
+    "speed_vs_error": (speed_vs_error, ("errors",)),
+    "precision_decay": (precision_decay, ("precision_decay",)),
 }
 NEEDS = {  # file stem -> what a run needs for it: the report's one line where a figure is not drawn
     "vanishing_gradients": "a [[gradients]] section without spectral_radius",
@@ -66,6 +70,9 @@ NEEDS = {  # file stem -> what a run needs for it: the report's one line where a
     "layer_cost": "one configuration timed at two or more layers or directions (layers, bidirectional)",
     "lengths_cost": "variable-length cases (lengths = \"uniform:LO-HI\") and a fixed-length case of about their "
                     "real tokens (seq_len near the mean length)",
+    "speed_vs_error": "[[throughput]] rows checked against float64 (accuracy = true, the default) beside their cell's "
+                      "reference layer in float32 at the same sizes",
+    "precision_decay": "[[gradients]] cases with autocast beside the same cases without",
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from harness.analysis.learning import decay_by_radius, has_radius, model_label, task_curves
+from harness.analysis.learning import decay_by_radius, full_precision, has_radius, model_label, task_curves
 from harness.analysis.tables import ok_rows
 from harness.report.figures.axes import log_axis
 
@@ -25,7 +25,8 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     g = ok_rows(gradients)
     if g is None:
         return None
-    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "") & ~has_radius(g)]  # decay_vs_radius draws the others
+    g = g[(g["wrt"] == "x") & (g["task"].fillna("") == "") & ~has_radius(g) & full_precision(g)]   # decay_vs_radius
+    # draws those with a radius, precision_decay those under autocast
     if g.empty:
         return None
     # implementations of one cell compute the same function (tests/test_equivalence.py), so hue is the cell
@@ -41,7 +42,7 @@ def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Fig
     ax.legend(fontsize=7, ncol=2)
     d = ok_rows(decay)
     if d is not None:
-        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "") & ~has_radius(d)].copy()
+        d = d[(d["wrt"] == "x") & (d["task"].fillna("") == "") & ~has_radius(d) & full_precision(d)].copy()
         d["config"] = d["impl"] + " " + d["init"] + _fb(d)
         d = d.sort_values("decay_factor")
         lo = (d["decay_factor"] - d["decay_ci_low"]).fillna(0).clip(lower=0)
