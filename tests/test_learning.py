@@ -42,8 +42,11 @@ def test_success_rates_count_the_seeds_below_a_tenth_of_the_baseline():
     assert np.isclose(lstm["median_rel_loss"], 0.05) and np.isclose(lstm["best_rel_loss"], 0.01)
     assert lstm["median_wall_s"] == 20.0 and lstm["steps"] == 100
     view = views.success_view(rates)
-    assert list(view.iloc[0]) == ["adding", 100, "onednn-lstm fb=1.0", "2 of 3", "0.0500, 0.0100", "50.0%", 100,
-                                  "20.0 s"]
+    assert list(view.iloc[0])[:9] == ["adding", 100, "onednn-lstm fb=1.0", "2 of 3", "100", "0.0500, 0.0100",
+                                      "50.0%", 100, "800 (below the paper's: 74,000)"]
+    assert list(view.iloc[0])[9] == "20.0 s" and view.iloc[0, 10].startswith("Hochreiter & Schmidhuber 1997")
+    assert list(rates["role"]) == ["lstm", "irnn", "tanh rnn"]
+    assert views.success_view(rates).iloc[2]["steps to solve (median)"] == ""          # the tanh RNN never did
     assert learning.SOLVED_RULE.startswith("solved: the final held-out loss below 0.1 x the task's baseline")
 
 
@@ -117,6 +120,7 @@ def test_a_training_that_overflowed_is_diverged_not_solved_by_its_earlier_loss()
     rates = learning.success_rates(t)
     assert list(rates["solved"]) == [0] and list(rates["diverged"]) == [3]
     assert views.success_view(rates)["solved"].iloc[0] == "0 of 3 (3 diverged)"
-    assert not learning.final_losses(t)["learned"].any()
-    assert findings.tasks(t) == ["On the adding task (T=100, 200 steps), torch-rnn relu identity (diverged: its loss "
-                                 "overflowed) did not learn it (learned: held-out loss below 0.5x the baseline)."]
+    assert not learning.final_losses(t)["solved"].any()
+    assert findings.tasks(t) == ["On the adding task (T=100, 200 steps), seeds solved: torch-rnn relu identity (the "
+                                 "IRNN) 0 of 3 (3 diverged) (solved: the final held-out loss below 0.1 x the task's "
+                                 "baseline (1/6 for adding, 10 ln 8 / (T + 20) for copy))."]

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from harness import cli
-from harness.analysis import claims, learning, quotes, ratios, summary, tables
+from harness.analysis import claims, findings, learning, quotes, ratios, summary, tables
 from harness.config import scenario
 from harness.core import intervals
-from harness.report import figures
+from harness.report import figures, views
 from harness.report.render import render
 from harness.run import sweep
 from harness.store.runs import find_runs
@@ -87,8 +87,9 @@ def test_claims_table_is_computed(smoke_report):
     # so (b) is inconclusive; it has no RNN task, no torch-rnn or scratch-lstm timing
     assert [r["verdict"] for r in rows] == ["partly supported", "inconclusive"] + ["not measured"] * 4
     assert rows[0]["evidence"].startswith("1 of 1 RNN configurations vanish, 0 explode, 0 hold 1 in their interval")
-    assert rows[1]["evidence"].startswith("0 of 1 LSTM configurations decay measurably slower than the RNN beside "
-                                          "them, 0 faster; init pytorch, forget_bias 0: LSTM factor 0.587 vs RNN 0.481")
+    assert rows[1]["evidence"].startswith("0 of 1 comparable LSTM/tanh-RNN pairs: the LSTM decays measurably slower, "
+                                          "0 faster; LSTM forget bias 0 against the tanh RNN: no measurable difference "
+                                          "at 1 configuration (0.587 against 0.481)")
     assert rows[0]["quote_zh"] == "容易造成梯度消失/爆炸" and rows[0]["quote_en"].startswith("[an RNN] easily")
     assert '<table id="claims"' in (out / "index.html").read_text()
 
@@ -275,10 +276,10 @@ def test_claim_b_is_comparative():
     r = rnn(0.5, 0.45, 0.55, vanish_distance=9)
     eases = claims.claim_b(decay([r, lstm(0.8, 0.75, 0.85, vanish_distance=30), lstm(0.9, 0.88, 0.92, fb=1.0)]))
     assert eases.verdict == "supported"
-    assert eases.evidence == ("2 of 2 LSTM configurations decay measurably slower than the RNN beside them, 0 faster; "
-                              "init pytorch, forget_bias 0: LSTM factor 0.8 vs RNN 0.5; below 0.001 at distance 30 vs "
-                              "RNN 9; init pytorch, forget_bias 1: LSTM factor 0.9 vs RNN 0.5; below 0.001 at distance "
-                              "> T=100 vs RNN 9")
+    assert eases.evidence == ("2 of 2 comparable LSTM/tanh-RNN pairs: the LSTM decays measurably slower, 0 faster; "
+                              "LSTM forget bias 0 against the tanh RNN: slower at 1 configuration (0.8 against 0.5); "
+                              "below 0.001 at distance 30 vs RNN 9; LSTM forget bias 1 against the tanh RNN: slower at "
+                              "1 configuration (0.9 against 0.5); below 0.001 at distance > T=100 vs RNN 9")
     # the tutorial claims "better than an RNN", not "never vanishes": both vanish within T here, yet it eases
     assert claims.claim_b(decay([r, lstm(0.7, 0.65, 0.75, vanish_distance=20)])).verdict == "supported"
     worse = claims.claim_b(decay([r, lstm(0.3, 0.25, 0.35)]))
@@ -291,6 +292,38 @@ def test_claim_b_is_comparative():
     assert claims.claim_b(decay([r, lstm(0.8, 0.75, 0.85, hidden=128)])).verdict == "not measured"
     assert claims.claim_b(decay([r, lstm(0.8, 0.75, 0.85, init="orthogonal")])).verdict == "not measured"
     assert claims.claim_b(decay([lstm(0.8, 0.75, 0.85)])).verdict == "not measured"
+
+
+def _sweep(lstm_factors, rnn_factors, nonlinearity="tanh", fb=0.0):
+    """Decay rows of a spectral-radius sweep: {rho: factor}, each with a +-0.01 interval."""
+    out = [rnn(f, f - 0.01, f + 0.01, impl="scratch-rnn", init="orthogonal", spectral_radius=rho,
+               nonlinearity=nonlinearity) for rho, f in rnn_factors.items()]
+    return out + [lstm(f, f - 0.01, f + 0.01, fb=fb, init="orthogonal", spectral_radius=rho)
+                  for rho, f in lstm_factors.items()]
+
+
+def test_claim_b_sets_an_exploding_rnn_apart_instead_of_calling_the_lstm_no_slower():
+    b = claims.claim_b(decay(_sweep({0.5: 0.6, 2.0: 1.0}, {0.5: 0.4, 2.0: 1.6})))
+    assert b.verdict == "supported"                       # the one comparable pair eases; the other is set apart
+    assert b.evidence.startswith("1 of 1 comparable LSTM/tanh-RNN pairs: the LSTM decays measurably slower, 0 faster; "
+                                 "1 pairs set apart, where the tanh RNN explodes")
+    assert "at rho 2 the tanh RNN explodes (1.6) and this LSTM holds 1" in b.evidence
+    alone = claims.claim_b(decay(_sweep({2.0: 1.0}, {2.0: 1.6})))
+    assert alone.verdict == "inconclusive" and alone.evidence.startswith("0 of 0 comparable")
+
+
+def test_claim_b_an_lstm_above_the_tanh_rnn_below_rho_1_5_is_supported_and_relu_stays_apart():
+    rhos = {0.5: (0.8, 0.4), 0.8: (0.85, 0.6), 1.0: (0.9, 0.75), 1.25: (0.92, 0.86), 1.5: (0.96, 0.965),
+            2.0: (0.99, 1.3)}
+    rows = _sweep({r: a for r, (a, _) in rhos.items()}, {r: b for r, (_, b) in rhos.items()})
+    rows += _sweep({}, {0.5: 0.5, 2.0: 2.0}, nonlinearity="relu")     # never pooled with the tanh RNN
+    b = claims.claim_b(decay(rows))
+    assert b.verdict == "supported"
+    assert ("slower at rho 0.5, 0.8, 1, 1.25 (0.8–0.92 against 0.4–0.86); no measurable difference at rho 1.5 (0.96 "
+            "against 0.965); at rho 2 the tanh RNN explodes (1.3) and this LSTM holds 0.99") in b.evidence
+    assert "beside them, not pooled: the relu RNN's factor 0.5–2 at rho 0.5, 2" in b.evidence
+    behind = claims.claim_b(decay(_sweep({0.5: 0.3, 0.8: 0.35, 0.9: 0.9}, {0.5: 0.4, 0.8: 0.6, 0.9: 0.6})))
+    assert behind.verdict == "contradicted"
 
 
 def test_claim_b_quotes_the_far_end_after_training():
@@ -326,22 +359,53 @@ def test_claims_quote_the_tutorial():
 
 
 def training(rows):
-    base = {"task": "adding", "status": "ok", "baseline_loss": 1 / 6, "seq_len": 50, "hidden": 8, "seed": 0,
-            "lr": 1e-3, "batch": 8, "run_id": "r", "forget_bias": None}
-    return pd.DataFrame([{**base, "case_id": r["impl"], **r} for r in rows])      # one case per implementation
+    base = {"task": "adding", "status": "ok", "baseline_loss": 1 / 6, "seq_len": 50, "hidden": 8, "lr": 1e-3,
+            "batch": 8, "run_id": "r", "forget_bias": None, "eval_accuracy": 0.5, "wall_s": 1.0, "init": "pytorch",
+            "nonlinearity": None}
+    return pd.DataFrame([{**base, "case_id": f"{r['impl']}{r.get('nonlinearity')}{r['seed']}", **r} for r in rows])
 
 
-def test_claim_c_verdicts():
-    lstm_wins = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 0, "eval_loss": 1.0},
-                          {"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01},
-                          {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.17}])
-    c = claims.claim_c(lstm_wins)
-    assert c.verdict == "supported" and "adding T=50: best LSTM 0.06x baseline, best RNN 1.02x" in c.evidence
-    both = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01},
-                     {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.02}])
-    assert claims.claim_c(both).verdict == "contradicted"
-    assert claims.claim_c(training([{"impl": "torch-rnn", "cell": "rnn", "step": 1, "eval_loss": 1}])).verdict == \
-        "not measured"
+def seeds(impl, cell, losses, **kw):
+    """A model's seeds, each with its final evaluation at step 100 (eval_loss: a multiple of the baseline)."""
+    return [{"impl": impl, "cell": cell, "seed": s, "step": 100, "eval_loss": rel / 6,
+             "status": "ok" if rel == rel else "nan", **kw} for s, rel in enumerate(losses)]
+
+
+LSTM_2_OF_3 = seeds("onednn-lstm", "lstm", [0.05, 0.5, 0.02], forget_bias=1.0)
+TANH_0_OF_3 = seeds("torch-rnn", "rnn", [1.0, 0.99, 1.01], nonlinearity="tanh")
+IRNN_3_OF_3 = seeds("torch-rnn", "rnn", [0.01, 0.02, 0.03], nonlinearity="relu", init="identity")
+
+
+def test_claim_c_counts_seeds_and_keeps_the_irnn_apart():
+    c = claims.claim_c(training(LSTM_2_OF_3 + TANH_0_OF_3))
+    assert c.verdict == "supported"
+    assert c.evidence == ("adding T=50: LSTM (onednn-lstm fb=1.0) solved 2 of 3, tanh RNN (torch-rnn tanh) 0 of 3")
+    with_irnn = claims.claim_c(training(LSTM_2_OF_3 + TANH_0_OF_3 + IRNN_3_OF_3))
+    assert with_irnn.verdict == "supported"                       # the IRNN never decides it
+    assert with_irnn.evidence.endswith("; the IRNN (Le et al. 2015), an RNN made for this task, solved it in 3 of 3")
+    nothing = claims.claim_c(training(seeds("onednn-lstm", "lstm", [0.5, 0.6, 0.7], forget_bias=1.0) + TANH_0_OF_3))
+    assert nothing.verdict == "inconclusive" and nothing.evidence.endswith(claims.BUDGET_NOTE)
+    diverged = claims.claim_c(training(seeds("onednn-lstm", "lstm", [0.05, float("nan"), 0.5], forget_bias=1.0)
+                                       + TANH_0_OF_3))
+    assert diverged.verdict == "partly supported"                 # 1 of 3: not most
+    assert "LSTM (onednn-lstm fb=1.0) solved 1 of 3 (1 diverged)" in diverged.evidence
+    both = claims.claim_c(training(LSTM_2_OF_3 + seeds("torch-rnn", "rnn", [0.05, 1.0, 1.0], nonlinearity="tanh")))
+    assert both.verdict == "partly supported"
+    rnn_wins = claims.claim_c(training(seeds("onednn-lstm", "lstm", [0.5, 0.6, 0.7], forget_bias=1.0)
+                                       + seeds("torch-rnn", "rnn", [0.05, 0.06, 1.0], nonlinearity="tanh")))
+    assert rnn_wins.verdict == "contradicted"
+    assert claims.claim_c(training(IRNN_3_OF_3)).verdict == "not measured"       # no LSTM: nothing to set beside
+
+
+def test_the_findings_say_what_the_task_table_says():
+    """A finding that said "learned" where the table says 0 of 3 would fail here: both read success_rates."""
+    t = training(LSTM_2_OF_3 + TANH_0_OF_3 + IRNN_3_OF_3)
+    table = views.success_view(learning.success_rates(t))
+    (sentence,) = findings.tasks(t)
+    for _, row in table.iterrows():
+        assert f"{row['model']}{' (the IRNN)' if row['model'].endswith('identity') else ''} {row['solved']}" \
+            in sentence
+    assert "learned" not in sentence and "0 of 3" in sentence and "2 of 3" in sentence
 
 
 def test_claims_d_e_from_ratios():
@@ -509,13 +573,19 @@ RULES = {
           "where its decay interval lies wholly below 1, exploding where wholly above. Supported when both are seen; "
           "partly supported when only one half is (which is named); contradicted when every interval lies within "
           "0.001^(±1/T) of 1 (neither below 0.001 nor above 1000 over the sequence); else inconclusive"),
-    "b": ("comparative: each LSTM configuration (implementations pooled) is set beside the RNNs of the same hidden "
-          "size, sequence length, init, device and dtype. It eases vanishing where its decay interval lies wholly "
-          "above every such RNN's, does worse where wholly below. Supported when most LSTM configurations ease it and "
-          "none does worse; contradicted when most do worse; partly supported when some ease it; else inconclusive"),
-    "c": ("a model learned a task when its final held-out loss is below 0.5 x the baseline. Supported when, for some "
-          "task and seq_len, an LSTM learned it and no RNN did; contradicted when an RNN learned every one an LSTM "
-          "learned, or no LSTM learned any"),
+    "b": ("like with like: each LSTM configuration (implementations pooled) beside the tanh RNN of the same hidden "
+          "size, sequence length, init, spectral radius, layers, device and dtype. A pair whose RNN interval lies "
+          "wholly above 1 (it explodes) is no vanishing comparison and is counted apart. In the others the LSTM eases "
+          "vanishing where its decay interval lies wholly above the RNN's, does worse where wholly below. Supported "
+          "when most comparable pairs ease it and none does worse; contradicted when most do worse; partly supported "
+          "when some ease it; else inconclusive. relu and linear RNNs are reported beside the tanh RNN, never pooled "
+          "with it"),
+    "c": ("per task and T, each model's seeds solved (solved: the final held-out loss below 0.1 x the task's baseline "
+          "(1/6 for adding, 10 ln 8 / (T + 20) for copy); a diverged seed is not solved), the best LSTM beside the "
+          "best tanh RNN. Supported when somewhere the LSTM solves in most seeds and the tanh RNN in none, and nowhere "
+          "does the tanh RNN solve more; contradicted when somewhere the tanh RNN solves more and nowhere the LSTM "
+          "does; inconclusive when neither solves a seed at any T; else partly supported. The IRNN (Le et al. 2015), "
+          "an RNN built for the adding problem, is reported beside and never decides it"),
     "d": ("supported when every LSTM/RNN parameter ratio at equal (input, hidden) is above 1 (the tutorial's "
           "'more'); else contradicted. The evidence says whether it is exactly 4"),
     "e": ("each LSTM/RNN train-step time ratio at equal sizes on the same backend has a 95% bootstrap interval over "
@@ -534,8 +604,10 @@ def test_each_claim_not_measured_says_whole_what_it_lacks_and_prints_its_rule():
     r = rnn(0.5, 0.45, 0.55)
     apart = timings([{"impl": "scratch-lstm", "time_median_s": 0.03, "seq_len": 10, "phase": "train"},
                      {"impl": "torch-lstm", "time_median_s": 0.01, "seq_len": 20, "phase": "train"}])
-    two_lengths = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01, "seq_len": 50},
-                            {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.02, "seq_len": 60}])
+    two_lengths = training([{"impl": "onednn-lstm", "cell": "lstm", "step": 100, "eval_loss": 0.01, "seq_len": 50,
+                             "seed": 0},
+                            {"impl": "torch-rnn", "cell": "rnn", "step": 100, "eval_loss": 0.02, "seq_len": 60,
+                             "seed": 0}])
     got = [claims.claim_a(None), claims.claim_b(decay([lstm(0.8, 0.75, 0.85)])),
            claims.claim_b(decay([r, lstm(0.8, 0.75, 0.85, hidden=128)])), claims.claim_c(None),
            claims.claim_c(two_lengths), claims.claim_d(None), claims.claim_e(None), claims.claim_f(None),
@@ -543,9 +615,9 @@ def test_each_claim_not_measured_says_whole_what_it_lacks_and_prints_its_rule():
     assert [(c.key, c.verdict, c.evidence) for c in got] == [
         ("a", "not measured", "no RNN gradient configurations in this run"),
         ("b", "not measured", "needs LSTM and RNN gradient configurations of the same sizes"),
-        ("b", "not measured", "no LSTM configuration has an RNN of the same sizes and init"),
-        ("c", "not measured", "needs task runs of both an LSTM and an RNN"),
-        ("c", "not measured", "no task and seq_len with both an LSTM and an RNN"),
+        ("b", "not measured", "no LSTM configuration has a tanh RNN of the same sizes, init and spectral radius"),
+        ("c", "not measured", "needs task runs of both an LSTM and a tanh RNN"),
+        ("c", "not measured", "no task and seq_len with both an LSTM and a tanh RNN"),
         ("d", "not measured", "needs throughput rows of an LSTM and an RNN at equal sizes"),
         ("e", "not measured", "needs train-phase rows of an LSTM and an RNN on one backend"),
         ("f", "not measured", "needs scratch-lstm timings"),

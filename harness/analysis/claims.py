@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis.learning import LEARNED, configurations, far_end_gradients, final_losses, gradient_rows
+from harness.analysis.learning import (
+    SOLVED_RULE,
+    configurations,
+    far_end_gradients,
+    gradient_rows,
+    solved_text,
+    success_rates,
+)
 from harness.analysis.quotes import STATEMENTS, Statement
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import ok_rows
@@ -99,39 +106,78 @@ def _far_end_evidence(far: pd.DataFrame | None) -> str:
     return "; ".join(parts)
 
 
+def _rhos(g: pd.DataFrame) -> str:
+    """'rho 0.5, 0.8' (or the configurations' count where none has a spectral radius)."""
+    r = pd.to_numeric(g["spectral_radius"], errors="coerce").dropna() if "spectral_radius" in g else pd.Series([])
+    if len(r):
+        return "rho " + ", ".join(f"{v:g}" for v in sorted(r.unique()))
+    return f"{len(g)} configuration{'s' if len(g) != 1 else ''}"
+
+
+def _span(values: pd.Series) -> str:
+    lo, hi = compact(values.min()), compact(values.max())
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+B_KEYS = ["hidden", "seq_len", "init", "spectral_radius", "layers", "device", "dtype"]   # what a pair shares
+
+
 def claim_b(decay: pd.DataFrame | None, gradients: pd.DataFrame | None = None) -> Claim:
-    rule = ("comparative: each LSTM configuration (implementations pooled) is set beside the RNNs of the same "
-            "hidden size, sequence length, init, device and dtype. It eases vanishing where its decay interval lies "
-            "wholly above every such RNN's, "
-            "does worse where wholly below. Supported when most LSTM configurations ease it and none does worse; "
-            "contradicted when most do worse; partly supported when some ease it; else inconclusive")
+    rule = ("like with like: each LSTM configuration (implementations pooled) beside the tanh RNN of the same hidden "
+            "size, sequence length, init, spectral radius, layers, device and dtype. A pair whose RNN interval lies "
+            "wholly above 1 (it explodes) is no vanishing comparison and is counted apart. In the others the LSTM "
+            "eases vanishing where its decay interval lies wholly above the RNN's, does worse where wholly below. "
+            "Supported when most comparable pairs ease it and none does worse; contradicted when most do worse; "
+            "partly supported when some ease it; else inconclusive. relu and linear RNNs are reported beside the "
+            "tanh RNN, never pooled with it")
     text = STATEMENTS["b"].claim
     d = gradient_rows(decay)
     if d is None or d[d["cell"] == "lstm"].empty or d[d["cell"] == "rnn"].empty:
         return Claim("b", text, NOT_MEASURED, "needs LSTM and RNN gradient configurations of the same sizes", rule)
-    keys = [k for k in ("hidden", "seq_len", "init", "device", "dtype") if k in d]
-    d = configurations(d)
-    rnn = d[d["cell"] == "rnn"].groupby(keys).agg(rnn_lo=("lo", "min"), rnn_hi=("hi", "max"),
-                                                  rnn_factor=("decay_factor", "median"),
-                                                  rnn_vanish=("vanish_distance", "median"))
-    lstm = d[d["cell"] == "lstm"].join(rnn, on=keys, how="inner")
-    if lstm.empty:
-        return Claim("b", text, NOT_MEASURED, "no LSTM configuration has an RNN of the same sizes and init", rule)
-    eases, worse = lstm["lo"] > lstm["rnn_hi"], lstm["hi"] < lstm["rnn_lo"]
-    n, k, w = len(lstm), int(eases.sum()), int(worse.sum())
-    parts = [f"{k} of {n} LSTM configurations decay measurably slower than the RNN beside them, {w} faster"]
-    for (init, fb), g in lstm.groupby(["init", "forget_bias"], dropna=False):
-        never = g["vanish_distance"].isna().all()
-        parts.append(f"init {init}, forget_bias {fb:g}: LSTM factor {compact(g['decay_factor'].median())} vs RNN "
-                     f"{compact(g['rnn_factor'].median())}; below {VANISH_RATIO:g} at distance "
-                     + (f"> T={int(g['seq_len'].max())}" if never else compact(g["vanish_distance"].median()))
-                     + " vs RNN " + (compact(g["rnn_vanish"].median()) if g["rnn_vanish"].notna().any()
-                                     else f"> T={int(g['seq_len'].max())}"))
+    conf = configurations(d)
+    keys = [k for k in B_KEYS if k in conf]
+    conf[keys] = conf[keys].astype(str)                     # NaN (no spectral radius) pairs with NaN
+    nonlin = (conf["nonlinearity"].fillna("tanh").replace("", "tanh") if "nonlinearity" in conf
+              else pd.Series("tanh", index=conf.index))
+    rnn, lstm = conf[(conf["cell"] == "rnn") & (nonlin == "tanh")], conf[conf["cell"] == "lstm"]
+    pairs = lstm.merge(rnn, on=keys, suffixes=("", "_rnn"))
+    if pairs.empty:
+        return Claim("b", text, NOT_MEASURED, "no LSTM configuration has a tanh RNN of the same sizes, init and "
+                     "spectral radius", rule)
+    explodes = pairs["lo_rnn"] > 1
+    comp = pairs[~explodes]
+    eases, worse = comp["lo"] > comp["hi_rnn"], comp["hi"] < comp["lo_rnn"]
+    n, k, w = len(comp), int(eases.sum()), int(worse.sum())
+    parts = [f"{k} of {n} comparable LSTM/tanh-RNN pairs: the LSTM decays measurably slower, {w} faster"
+             + (f"; {int(explodes.sum())} pairs set apart, where the tanh RNN explodes" if explodes.any() else "")]
+    for fb, g in pairs.groupby("forget_bias", dropna=False):
+        c = comp[comp["forget_bias"].astype(str) == str(fb)] if "forget_bias" in comp else comp
+        words = []
+        for label, mask in (("slower", c["lo"] > c["hi_rnn"]), ("no measurable difference",
+                                                                 (c["lo"] <= c["hi_rnn"]) & (c["hi"] >= c["lo_rnn"])),
+                            ("faster", c["hi"] < c["lo_rnn"])):
+            if mask.any():
+                m = c[mask]
+                words.append(f"{label} at {_rhos(m)} ({_span(m['decay_factor'])} against "
+                             f"{_span(m['decay_factor_rnn'])})")
+        x = g[g["lo_rnn"] > 1]
+        if not x.empty:
+            words.append(f"at {_rhos(x)} the tanh RNN explodes ({_span(x['decay_factor_rnn'])}) and this LSTM holds "
+                         f"{_span(x['decay_factor'])}")
+        if not c.empty:
+            T = int(float(c["seq_len"].max()))
+            v, vr = c["vanish_distance"], c["vanish_distance_rnn"]
+            words.append(f"below {VANISH_RATIO:g} at distance " + (compact(v.median()) if v.notna().any() else
+                                                                  f"> T={T}") + " vs RNN "
+                         + (compact(vr.median()) if vr.notna().any() else f"> T={T}"))
+        parts.append(f"LSTM forget bias {float(fb):g} against the tanh RNN: " + "; ".join(words))
+    for name, g in conf[(conf["cell"] == "rnn") & (nonlin != "tanh")].groupby(nonlin[nonlin != "tanh"]):
+        parts.append(f"beside them, not pooled: the {name} RNN's factor {_span(g['decay_factor'])} at {_rhos(g)}")
     if far := _far_end_evidence(far_end_gradients(gradients)):
         parts.append(far)
-    if k > n / 2 and w == 0:
+    if n and k > n / 2 and w == 0:
         verdict = SUPPORTED
-    elif w > n / 2:
+    elif n and w > n / 2:
         verdict = CONTRADICTED
     elif k:
         verdict = PARTLY
@@ -140,27 +186,47 @@ def claim_b(decay: pd.DataFrame | None, gradients: pd.DataFrame | None = None) -
     return Claim("b", text, verdict, "; ".join(parts), rule)
 
 
+BUDGET_NOTE = ("neither the LSTM nor the tanh RNN solved any seed at any T run: the training budget may be the cause "
+               "(see the task table's published budgets)")
+
+
 def claim_c(training: pd.DataFrame | None) -> Claim:
-    rule = (f"a model learned a task when its final held-out loss is below {LEARNED} x the baseline. Supported "
-            "when, for some task and seq_len, an LSTM learned it and no RNN did; contradicted when an RNN learned "
-            "every one an LSTM learned, or no LSTM learned any")
+    rule = (f"per task and T, each model's seeds solved ({SOLVED_RULE}; a diverged seed is not solved), the best "
+            "LSTM beside the best tanh RNN. Supported when somewhere the LSTM solves in most seeds and the tanh RNN in "
+            "none, and nowhere does the tanh RNN solve more; contradicted when somewhere the tanh RNN solves more and "
+            "nowhere the LSTM does; inconclusive when neither solves a seed at any T; else partly supported. The IRNN "
+            "(Le et al. 2015), an RNN built for the adding problem, is reported beside and never decides it")
     text = STATEMENTS["c"].claim
-    last = final_losses(training)
-    if last is None or not {"lstm", "rnn"} <= set(last["cell"]):
-        return Claim("c", text, NOT_MEASURED, "needs task runs of both an LSTM and an RNN", rule)
-    parts, wins = [], 0
-    for (task, T), g in last.groupby(["task", "seq_len"]):
-        lstm, rnn = g[g["cell"] == "lstm"], g[g["cell"] == "rnn"]
+    rates = success_rates(training)
+    if rates is None or not {"lstm", "tanh rnn"} <= set(rates["role"]):
+        return Claim("c", text, NOT_MEASURED, "needs task runs of both an LSTM and a tanh RNN", rule)
+    parts, lstm_ahead, lstm_more, rnn_ahead, any_solved = [], 0, 0, 0, False
+    for (task, T), g in rates.groupby(["task", "seq_len"]):
+        lstm, rnn = (g[g["role"] == r].sort_values("solved", ascending=False) for r in ("lstm", "tanh rnn"))
         if lstm.empty or rnn.empty:
             continue
-        base = g["baseline_loss"].iloc[0]
-        lw, rw = bool(lstm["learned"].any()), bool(rnn["learned"].any())
-        wins += lw and not rw
-        parts.append(f"{task} T={int(T)}: best LSTM {compact(lstm['eval_loss'].min() / base)}x baseline, "
-                     f"best RNN {compact(rnn['eval_loss'].min() / base)}x")
+        a, b = lstm.iloc[0], rnn.iloc[0]
+        any_solved |= bool(a["solved"] or b["solved"])
+        lstm_ahead += bool(a["solved"] > a["seeds"] / 2 and b["solved"] == 0)
+        rnn_ahead += bool(b["solved"] > a["solved"])
+        lstm_more += bool(a["solved"] > b["solved"])
+        part = (f"{task} T={int(T)}: LSTM ({a['model']}) solved {solved_text(a)}, tanh RNN ({b['model']}) "
+                f"{solved_text(b)}")
+        for _, r in g[g["role"] == "irnn"].iterrows():
+            part += f"; the IRNN (Le et al. 2015), an RNN made for this task, solved it in {solved_text(r)}"
+        parts.append(part)
     if not parts:
-        return Claim("c", text, NOT_MEASURED, "no task and seq_len with both an LSTM and an RNN", rule)
-    return Claim("c", text, SUPPORTED if wins else CONTRADICTED, "; ".join(parts), rule)
+        return Claim("c", text, NOT_MEASURED, "no task and seq_len with both an LSTM and a tanh RNN", rule)
+    if not any_solved:
+        verdict = INCONCLUSIVE
+        parts.append(BUDGET_NOTE)
+    elif lstm_ahead and not rnn_ahead:
+        verdict = SUPPORTED
+    elif rnn_ahead and not lstm_more:
+        verdict = CONTRADICTED
+    else:
+        verdict = PARTLY
+    return Claim("c", text, verdict, "; ".join(parts), rule)
 
 
 def claim_d(ratios: pd.DataFrame | None) -> Claim:

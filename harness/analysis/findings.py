@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import numerics
-from harness.analysis.learning import LEARNED, decay_by_radius, final_losses, gradient_rows
+from harness.analysis.learning import SOLVED_RULE, decay_by_radius, gradient_rows, solved_text, success_rates
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import STAND_INS, ok_rows
 from harness.config.cases import size_of
@@ -130,26 +130,17 @@ def edge(decay: pd.DataFrame | None) -> list[str]:
             "factor wholly below or above 1): " + "; ".join(words) + "."]
 
 
-def _relative(rel: float) -> str:
-    return f"{units.times(rel)} the baseline loss" if np.isfinite(rel) else "diverged: its loss overflowed"
-
-
 def tasks(training: pd.DataFrame | None) -> list[str]:
-    last = final_losses(training)
-    if last is None:
+    """Per task and T: each model's seeds solved, by the success table's rule and numbers (success_rates)."""
+    rates = success_rates(training)
+    if rates is None:
         return []
     out = []
-    for (task, T), g in last.groupby(["task", "seq_len"]):
-        base = g["baseline_loss"].iloc[0]
-        best = g.assign(rel=g["eval_loss"] / base).groupby("model").agg(
-            rel=("rel", "min"), learned=("learned", "any"), step=("step", "max"))
-        learned, missed = (", ".join(f"{m} ({_relative(r['rel'])})" for m, r in best.iterrows()
-                                     if bool(r["learned"]) == flag) for flag in (True, False))
-        s = f"On the {task} task (T={int(T)}, {int(best['step'].max())} steps), "
-        s += " and ".join(p for p in [f"{learned} learned it" if learned else "",
-                                      (f"{missed} did not" if learned else f"{missed} did not learn it")
-                                      if missed else ""] if p)
-        out.append(s + f" (learned: held-out loss below {LEARNED:g}x the baseline).")
+    for (task, T), g in rates.groupby(["task", "seq_len"]):
+        words = [f"{r['model']}{' (the IRNN)' if r['role'] == 'irnn' else ''} {solved_text(r)}"
+                 for _, r in g.iterrows()]
+        out.append(f"On the {task} task (T={int(T)}, {int(g['steps'].max())} steps), seeds solved: "
+                   + ", ".join(words) + f" ({SOLVED_RULE}).")
     return out
 
 

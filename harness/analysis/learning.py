@@ -6,17 +6,19 @@ report/figures/learning.py draws them.
     configurations(d)            those fits pooled by configuration (implementations of one cell compute one function)
     task_curves(gradients)       the gradient curves taken while a task trained
     far_end_gradients(gradients) task runs: the gradient at the far end over distance 0, as training goes on
-    final_losses(training)       each [[task]] case's last evaluation, and whether it learned (LEARNED)
-    success_rates(training)      per task, T and model: seeds that solved it (SOLVED), final losses, wall time
+    final_losses(training)       each [[task]] case's last evaluation, its role, and whether it solved the task
+    success_rates(training)      per task, T and model: seeds that solved it (SOLVED), diverged, steps to solve
     decay_by_radius(decay)       per model and spectral radius: the per-step decay factor
     forget_summary(dynamics)     per model and checkpoint: the one-step Jacobian's norm, the forget gate
     model_label(df)              "onednn-lstm fb=1.0", "torch-rnn relu identity", "scratch-rnn linear rho=0.9",
                                  "torch-rnn tanh autocast bfloat16"
 
-Two rules of learning, side by side, each printed with whatever uses it: SOLVED, the final
-held-out loss below SOLVED x the task's baseline (the loss of a predictor that ignores the
-input: 1/6 for adding, 10 ln 8 / (T + 20) for copy), per seed; and LEARNED, claim (c)'s looser
-"learned something", 0.5 x.
+One rule of learning, printed with whatever uses it (the success table, the findings, claim (c)):
+SOLVED (core/thresholds.py), the final held-out loss below SOLVED x the task's baseline (the loss
+of a predictor that ignores the input: 1/6 for adding, 10 ln 8 / (T + 20) for copy), per seed; a
+seed whose loss overflowed (diverged) did not solve it. A model's role says whom claim (c) sets
+beside whom: the LSTM, the tutorial's tanh RNN, the IRNN (relu, identity init: Le et al. 2015's
+RNN built for the adding problem) or another RNN.
 """
 from __future__ import annotations
 
@@ -24,11 +26,30 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.tables import ok_rows
+from harness.core.thresholds import SOLVED
 
-SOLVED = 0.1      # a seed solved a task when its final held-out loss < SOLVED * the baseline loss
-LEARNED = 0.5     # claim (c): a model "learned" the task when its final held-out loss < LEARNED * the baseline
+ROLES = ("lstm", "tanh rnn", "irnn", "other rnn")     # role(): claim (c) compares the first two; the IRNN apart
+PUBLISHED = {  # (task, role) -> the classic's own task, budget and criterion, beside this run's in the task table
+    ("adding", "lstm"): "Hochreiter & Schmidhuber 1997, their variant: lengths T to T + T/10, values in [-1, 1], "
+                        "target 0.5 + (X1 + X2)/4; solved when the last 2,000 training sequences all have |error| < "
+                        "0.04; T = 100 took 74,000 training sequences (online)",
+    ("adding", "irnn"): "Le et al. 2015: this run's variant (one mark in each half, values U[0, 1], target their sum, "
+                        "MSE), T = 150 to 400, an RNN of ReLUs with W_hh = I trained with SGD and gradient clipping",
+    ("copy", "lstm"): "Arjovsky et al. 2016: the copy-memory task, against the memoryless baseline 10 ln 8 / (T + 20)",
+}
+PUBLISHED_SEQUENCES = {("adding", "lstm", 100): 74_000}   # training sequences the paper's model took to solve it
 SOLVED_RULE = (f"solved: the final held-out loss below {SOLVED:g} x the task's baseline (1/6 for adding, "
                "10 ln 8 / (T + 20) for copy)")
+
+
+def role(row) -> str:
+    """lstm (or gru), tanh rnn, irnn (relu with the identity init) or other rnn (relu, linear, ...)."""
+    if row.get("cell") != "rnn":
+        return "lstm" if row.get("cell") == "lstm" else str(row.get("cell"))
+    nonlin = "tanh" if _blank(row.get("nonlinearity")) else row["nonlinearity"]
+    if nonlin == "relu" and row.get("init") == "identity":
+        return "irnn"
+    return "tanh rnn" if nonlin == "tanh" else "other rnn"
 
 
 def _blank(v) -> bool:
@@ -65,25 +86,41 @@ def final_rows(training: pd.DataFrame | None) -> pd.DataFrame | None:
     t = training[training["status"].isin(EVALUATED)]
     if t.empty:
         return None
-    last = t.sort_values("step", kind="stable").groupby(["run_id", "case_id"]).tail(1)   # not .last(): it skips nan
+    t = t.sort_values("step", kind="stable")
+    last = t.groupby(["run_id", "case_id"]).tail(1)                         # not .last(): it skips nan
+    under = t[t["eval_loss"].astype(float) < SOLVED * t["baseline_loss"].astype(float)]
+    first = under.groupby(["run_id", "case_id"])["step"].min().rename("first_solved_step")
+    last = last.join(first, on=["run_id", "case_id"])
     return last.assign(model=model_label(last), rel=last["eval_loss"] / last["baseline_loss"],
-                       diverged=~np.isfinite(last["eval_loss"].astype(float)))
+                       diverged=~np.isfinite(last["eval_loss"].astype(float)),
+                       role=[role(r) for r in last.to_dict("records")])
 
 
 def success_rates(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Per task, seq_len and model: seeds, how many solved it (SOLVED) and how many diverged (a final
-    loss of nan or inf), the median and best final loss as a multiple of the baseline, the median final
-    accuracy, steps, and the median wall time."""
-    last = final_rows(training)
+    """Per task, seq_len and model: its role, seeds, how many solved it (SOLVED: the final loss; a diverged seed
+    never) and how many diverged (a final loss of nan or inf), the median step at which a seed's held-out loss
+    first fell below the threshold (over the seeds where it did), the median and best final loss as a multiple
+    of the baseline, the median final accuracy, the steps trained (the most of any seed) and the median wall time."""
+    last = final_losses(training)
     if last is None:
         return None
     out = last.groupby(["task", "seq_len", "model"], as_index=False).agg(
-        seeds=("case_id", "nunique"), solved=("rel", lambda r: int((r < SOLVED).sum())),
-        diverged=("diverged", "sum"),
+        role=("role", "first"), batch=("batch", "max"), seeds=("case_id", "nunique"), solved=("solved", "sum"),
+        diverged=("diverged", "sum"), steps_to_solve=("first_solved_step", "median"),
         median_rel_loss=("rel", "median"), best_rel_loss=("rel", "min"),
         median_accuracy=("eval_accuracy", "median"), steps=("step", "max"), median_wall_s=("wall_s", "median"),
         baseline_loss=("baseline_loss", "first"))
-    return out.assign(success_rate=out["solved"] / out["seeds"]).sort_values(["task", "seq_len", "model"])
+    out = out.assign(success_rate=out["solved"] / out["seeds"], sequences=out["steps"] * out["batch"])
+    out["published"] = [PUBLISHED.get((t, r), "") for t, r in zip(out["task"], out["role"], strict=True)]
+    out["published_sequences"] = [PUBLISHED_SEQUENCES.get((t, r, int(T)), np.nan)
+                                  for t, r, T in zip(out["task"], out["role"], out["seq_len"], strict=True)]
+    return out.sort_values(["task", "seq_len", "model"])
+
+
+def solved_text(r) -> str:
+    """'2 of 3', '0 of 3 (3 diverged)': a success_rates row's seeds solved, as the task table, the findings and
+    claim (c) all say it."""
+    return f"{int(r['solved'])} of {int(r['seeds'])}" + (f" ({int(r['diverged'])} diverged)" if r["diverged"] else "")
 
 
 def has_radius(df: pd.DataFrame) -> pd.Series:
@@ -119,11 +156,11 @@ def forget_summary(dyn: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def final_losses(training: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Each [[task]] case's last evaluation (final_rows), and whether it learned (LEARNED)."""
+    """Each [[task]] case's last evaluation (final_rows), and whether it solved the task (SOLVED; never diverged)."""
     last = final_rows(training)
     if last is None:
         return None
-    return last.assign(learned=last["eval_loss"] < LEARNED * last["baseline_loss"])
+    return last.assign(solved=(last["rel"] < SOLVED) & ~last["diverged"])
 
 
 # -- gradients over distance -------------------------------------------------------------------------

@@ -234,6 +234,7 @@ class TaskCase:
     nonlinearity: str | None = field(default="tanh", metadata=LATER)    # RNN only; None where it does not apply
     spectral_radius: float | None = field(default=None, metadata=LATER)   # None: as drawn
     autocast: str = field(default="none", metadata=LATER)   # torch.autocast's dtype around the forwards, or none
+    early_stop: int = field(default=0, metadata=LATER)      # stop once solved at this many evaluations in a row; 0: off
     section: str = "task"
 
     @property

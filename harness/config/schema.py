@@ -215,6 +215,8 @@ class Task(Settings):
     spectral_radius: list[float] | None = None   # as in [[gradients]]
     autocast: list[Literal["none", "bfloat16", "float16"]] = ["none"]   # as in [[throughput]], around every forward
     # of training and evaluation (the dynamics probe runs without)
+    early_stop: int = Field(0, ge=0)     # stop a seed once its held-out loss is below SOLVED (0.1) x the baseline at
+    # this many evaluations in a row (the step it stopped at is the last row's); 0 (the default): train every step
 
     _v_grid = field_validator("task", "impl", "hidden", "seq_len", "batch", "steps", "lr", "clip", "forget_bias",
                               "init", "layers", "nonlinearity", "spectral_radius", "autocast", mode="before")(_listify)

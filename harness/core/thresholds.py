@@ -16,6 +16,9 @@ Each is read by more than one package, so it lives here, once, where all of them
                   noisy: the machine did not hold still during its rounds
     CANARY_MOVED  a group whose canary median is more than this fraction away from the median of the run's canaries
                   so far (its own included) is noisy: the machine was faster or slower than it usually was in the run
+    SOLVED        a [[task]] seed solved its task when its held-out loss is below this multiple of the task's
+                  baseline (the loss of a predictor that ignores the input): the one rule of the success table,
+                  the findings, claim (c) and a task's early_stop
     TOLERANCES    the error pass (measure/accuracy.py): a row whose error against float64 is above the tolerance
                   of what it computed in is numerics "off" (the terminal, the report's table and findings)
 """
@@ -27,6 +30,7 @@ ABOVE_CEILING = 1.05     # of the ceiling: 5% over it, where the best-of-five pe
 CEILING_MOVED = 0.10     # of the base run's ceiling
 CANARY_SPREAD = 0.05     # +-5% of the canary's median (intervals.half_width)
 CANARY_MOVED = 0.10      # of the median of the run's canary medians so far
+SOLVED = 0.1             # of the task's baseline loss
 
 TOLERANCES = {"float64": 1e-10, "float32": 1e-4, "tf32": 1e-2, "bfloat16": 5e-2, "float16": 5e-2}
 # the error pass (measure/accuracy.py): the largest relative error against float64 a correct step has, by what it

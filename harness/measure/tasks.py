@@ -18,7 +18,9 @@ copy (Arjovsky et al. 2016, "copy memory")
 
 Training data is drawn on the fly from a generator seeded by the case's seed;
 the held-out set is fixed, drawn once from another seed. The optimiser is Adam
-with learning rate `lr`; `clip` > 0 clips the gradient norm. The harness
+with learning rate `lr`; `clip` > 0 clips the gradient norm. `early_stop` = k > 0
+ends a training once its held-out loss has been below SOLVED x the baseline at k
+evaluations in a row (the last row's step is then where it stopped). The harness
 records what happened; nothing in it presumes who wins.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 import torch
 from torch import Tensor, nn
 
+from harness.core.thresholds import SOLVED
 from harness.implementations import registry
 from harness.implementations.models import Recurrent
 from harness.measure import gradients, jacobian
@@ -139,7 +142,8 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
             "cell": cell, "device": device, "dtype": case.dtype, "autocast": case.autocast, "batch": case.batch,
             "lr": case.lr,
             "clip": case.clip, "seed": case.seed, "layers": case.layers, "init": case.init,
-            "nonlinearity": nonlinearity, "spectral_radius": radius, "steps": case.steps}
+            "nonlinearity": nonlinearity, "spectral_radius": radius, "steps": case.steps,
+            "early_stop": case.early_stop}
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
                  "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": nonlinearity,
                  "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
@@ -157,7 +161,11 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
     cast = autocast_context(device, case.autocast)   # around every forward but the dynamics probe's (jacobian.py)
     t0 = time.perf_counter()
 
-    def evaluate(step: int, train_loss: float | None) -> None:
+    solved_in_a_row = 0
+
+    def evaluate(step: int, train_loss: float | None) -> bool:
+        """One held-out evaluation, as a row; whether early_stop ends the training here."""
+        nonlocal solved_in_a_row
         model.eval()
         with torch.no_grad(), cast():
             loss, acc = loss_and_accuracy(model, ex, et)
@@ -166,6 +174,8 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
         row = {**base, "step": step, "train_loss": "" if train_loss is None else train_loss, "eval_loss": v,
                "eval_accuracy": acc, "wall_s": time.perf_counter() - t0, "status": gradients.flag(v)}
         train_rows.append(row)
+        solved_in_a_row = solved_in_a_row + 1 if v < SOLVED * base["baseline_loss"] else 0
+        return bool(case.early_stop) and solved_in_a_row >= case.early_stop
 
     def curve(step: int) -> None:
         norms = gradients.grad_norms(core, probe_x, g, states=False, cast=cast)
@@ -186,9 +196,12 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
             nn.utils.clip_grad_norm_(model.parameters(), case.clip)
         opt.step()
         running.append(loss.item())
+        stop = False
         if step % every == 0 or step == case.steps:
-            evaluate(step, sum(running) / len(running))
+            stop = evaluate(step, sum(running) / len(running))
             running = []
-        if step in marks:
-            curve(step)
+        if step in marks or stop:
+            curve(step)                     # early_stop: the final curve is taken where training stopped
+        if stop:
+            break
     return train_rows, grad_rows, dyn_rows

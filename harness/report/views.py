@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.analysis.learning import solved_text
 from harness.analysis.summary import SCALING_SIZES
 from harness.analysis.tables import Runs
 from harness.config.cases import size_of
@@ -127,14 +128,26 @@ def success_view(rates: pd.DataFrame | None) -> pd.DataFrame | None:
     if rates is None:
         return None
     return pd.DataFrame({"task": rates["task"], "T": rates["seq_len"].astype(int), "model": rates["model"],
-                         "solved": [f"{s} of {n}" + (f" ({int(d)} diverged)" if d else "") for s, n, d in
-                                    zip(rates["solved"], rates["seeds"], rates["diverged"], strict=True)],
+                         "solved": [solved_text(r) for r in rates.to_dict("records")],
+                         "steps to solve (median)": rates["steps_to_solve"].map(
+                             lambda v: "" if v != v else f"{v:,.0f}"),
                          "final loss / baseline (median, best)": [
                              f"{units.sig(m)}, {units.sig(b)}" for m, b in
                              zip(rates["median_rel_loss"], rates["best_rel_loss"], strict=True)],
                          "accuracy (median)": rates["median_accuracy"].map(units.percent),
                          "steps": rates["steps"].astype(int),
-                         "wall time (median)": rates["median_wall_s"].map(units.seconds)})
+                         "training sequences": [_budget(r) for r in rates.to_dict("records")],
+                         "wall time (median)": rates["median_wall_s"].map(units.seconds),
+                         "the classic's own budget and criterion": rates["published"]})
+
+
+def _budget(r: dict) -> str:
+    """'96,000 (the paper's: 74,000)', with "below the paper's" where this run's budget is smaller."""
+    s = f"{int(r['sequences']):,}"
+    paper = r.get("published_sequences")
+    if paper == paper and paper is not None:
+        s += f" ({'below ' if r['sequences'] < paper else ''}the paper's: {int(paper):,})"
+    return s
 
 
 def radius_view(by_radius: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -54,7 +54,7 @@ TRAINING_COLUMNS = ["run_id", "task", "impl", "hidden", "seq_len", "forget_bias"
                     "baseline_loss", "eval_accuracy", "wall_s",
                     # beyond the required columns
                     "cell", "device", "dtype", "batch", "lr", "clip", "seed", "status", "reason", "layers", "init",
-                    "nonlinearity", "spectral_radius", "steps", "case_id", "autocast"]
+                    "nonlinearity", "spectral_radius", "steps", "case_id", "autocast", "early_stop"]
 DYNAMICS_COLUMNS = ["run_id", "case_id", "task", "impl", "cell", "hidden", "seq_len", "init", "forget_bias",
                     "nonlinearity", "spectral_radius", "seed", "train_step", "t", "jacobian_norm", "forget_mean",
                     "forget_open"]
