@@ -75,14 +75,16 @@ def unchecked(reason: str) -> dict:
             "err_reason": reason}
 
 
-def _forward(model, x: Tensor, lengths: Tensor | None, real: Tensor | None, train: bool, cast):
-    """y and the final state of one pass, and, in train, every parameter's gradient of the step's loss."""
+def _forward(model, x: Tensor, lengths: Tensor | None, real: Tensor | None, train: bool, cast, backward: bool = True):
+    """y and the final state of one pass, and, in train with `backward`, every parameter's gradient of the step's
+    loss. A train pass runs with autograd on even without its backward, as the timed step does: a compiled model
+    would compile again for another grad mode."""
     model.zero_grad(set_to_none=True)
     with (contextlib.nullcontext() if train else torch.no_grad()), cast():
         y, state = model(x, lengths=lengths)
         loss = (y.sum() if real is None else (y * real).sum()) if train else None
     grads = {}
-    if train:
+    if train and backward:
         loss.backward()
         grads = {k: p.grad.detach().clone() for k, p in model.canonical().items() if p.grad is not None}
         model.zero_grad(set_to_none=True)
@@ -115,7 +117,7 @@ def check(step: Step, case: ThroughputCase, max_ref_s: float | None = None, ref_
             if need > max_ref_s:
                 whole, grad_reason = False, (f"grad_err blank: a float64 train reference would take about "
                                              f"{compact(need)} s here, above max_ref_s {compact(max_ref_s)} s")
-        y, state, grads = _forward(model, step.x, step.lengths, step.real, train and whole, step.cast)
+        y, state, grads = _forward(model, step.x, step.lengths, step.real, train, step.cast, backward=whole)
         b = case.batch if whole else min(ref_batch, case.batch)
         padded = getattr(model, "lengths_mode", None) == "padded"
         lengths = None if step.lengths is None or padded else step.lengths[:b]
