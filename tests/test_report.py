@@ -341,8 +341,8 @@ def test_claim_b_quotes_the_far_end_after_training():
     assert far.groupby("cell")["forget_bias"].first().to_dict() == {"lstm": 1.0, "rnn": -1.0}   # -1: none
     assert learning.far_end_gradients(pd.DataFrame(noise[1:])) is None
     b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]), pd.DataFrame(rows))
-    assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, step 0 -> 100: LSTM 0.0001 -> "
-                               "0.5, RNN 1e-09 -> 1e-08")
+    assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, start -> end of training (step "
+                               "100, or where early_stop ended it): LSTM 0.0001 -> 0.5, RNN 1e-09 -> 1e-08")
 
 
 def test_claims_quote_the_tutorial():
@@ -560,9 +560,20 @@ def test_far_end_reads_the_farthest_distance_the_last_step_and_every_task():
         {0: 1e-6, 50: 1e-4, 100: 1e-2})
     assert set(far["far_distance"]) == {49, 19}
     b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]), pd.DataFrame(rows))
-    assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, step 0 -> 100: RNN 1e-06 -> "
-                               "0.01; copy T=20, gradient at distance 19 over distance 0, step 0 -> 10: RNN 0.5 -> "
-                               "0.25")
+    assert b.evidence.endswith("adding T=50, gradient at distance 49 over distance 0, start -> end of training (step "
+                               "100, or where early_stop ended it): RNN 1e-06 -> 0.01; copy T=20, gradient at distance "
+                               "19 over distance 0, start -> end of training (step 10, or where early_stop ended it): "
+                               "RNN 0.5 -> 0.25")
+    early = [{**r, "case_id": "s1", "train_step": 60 if r["train_step"] == 100 else r["train_step"]}
+             for r in rows if r["task"] == "adding" and r["impl"] == "torch-rnn"]       # a seed stopped at 60
+    b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]),
+                       pd.DataFrame([{**r, "case_id": "s0"} for r in rows] + early))
+    assert "(step 100, or where early_stop ended it): RNN 1e-06 -> 0.01;" in b.evidence   # each seed at its own end
+    irnn = [{**r, "case_id": f"i{k}", "nonlinearity": "relu", "init": "identity", "grad_norm": 1.0} for k in (1, 2)
+            for r in rows if r["task"] == "adding" and r["impl"] == "torch-rnn"]
+    b = claims.claim_b(decay([rnn(0.5, 0.45, 0.55), lstm(0.8, 0.75, 0.85)]),
+                       pd.DataFrame([{**r, "case_id": "s0"} for r in rows] + irnn))
+    assert "RNN 1e-06 -> 0.01;" in b.evidence           # two IRNN seeds at 1 -> 1: never pooled with the tanh RNN
     half = pd.DataFrame(curve("adding", "lstm", "torch-lstm", 0, [(0, 0.5), (49, 0.25)]))
     assert learning.far_end_gradients(half)["far_ratio"].tolist() == [0.5]     # a norm below 1 at distance 0 counts
     assert learning.far_end_gradients(pd.DataFrame(rows[-4:])) is None            # no usable curve: None, not empty

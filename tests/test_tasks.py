@@ -69,3 +69,27 @@ def test_training_is_reproducible_and_learns_something():
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in a]
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in b]
     assert a[-1]["eval_loss"] < a[0]["eval_loss"]
+
+
+def test_early_stop_ends_a_seed_once_solved_k_evaluations_in_a_row(monkeypatch):
+    monkeypatch.setattr(tasks, "SOLVED", 100.0)            # every evaluation counts as solved
+    rows, curves, _ = tasks.run_case(case(early_stop=3), "r")
+    assert [r["step"] for r in rows] == [0, 5, 10]         # solved at 0, 5 and 10: three in a row, stopped at 10
+    assert {r["early_stop"] for r in rows} == {3}
+    assert sorted({r["train_step"] for r in curves}) == [0, 10]      # the final curve where it stopped
+    monkeypatch.setattr(tasks, "SOLVED", 0.0)              # never solved: every step trains
+    rows, _, _ = tasks.run_case(case(early_stop=3), "r")
+    assert [r["step"] for r in rows] == [0, 5, 10, 15, 20]
+
+
+@pytest.mark.parametrize("value,message", [("-1", "Input should be greater than or equal to 0"),
+                                           ('"yes"', "Input should be a valid integer, unable to parse string as an "
+                                                     "integer")])
+def test_a_bad_early_stop_is_one_line_exit_2(tmp_path, capsys, value, message):
+    from harness import cli
+    path = tmp_path / "s.toml"
+    path.write_text(f'name = "x"\n[[task]]\ntask = "adding"\nimpl = "torch-lstm"\nhidden = 4\nseq_len = 5\n'
+                    f"early_stop = {value}\n")
+    assert cli.main(["run", str(path), "--results", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == f"error: {path}: [[task]] #1, key 'early_stop': {message}\n"
+    assert not (tmp_path / "r").exists()

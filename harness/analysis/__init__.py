@@ -3,7 +3,7 @@
     tables      a run's CSVs as typed DataFrames, labelled by machine; the one ok-rows filter
     derived     every derived table, computed once, and the file each is written to
     ratios      ratios of timings with intervals: LSTM/RNN, stacks, variable lengths, compilers, run to run
-    learning    gradients and learning as tables: decay fits, tasks solved and learned, the edge, the dynamics
+    learning    gradients and learning as tables: decay fits, tasks solved (one rule), the edge, the dynamics
     numerics    speed beside accuracy: each row's error against float64, rows off, precision and the gradient
     summary     the report's own tables: medians per implementation, scaling exponents, cases not run, noisy groups
     claims      the tutorial's claims: rules, evidence, verdicts

@@ -90,19 +90,19 @@ def _far_end_evidence(far: pd.DataFrame | None) -> str:
     if far is None:
         return ""
     parts = []
+    case = [k for k in ("impl", "nonlinearity", "init", "forget_bias", "case_id") if k in far]
     for (task, T), g in far.groupby(["task", "seq_len"]):
-        steps = sorted(g["train_step"].unique())
-        first, last = steps[0], steps[-1]
         words = []
-        for cell in ("lstm", "rnn"):
-            c = g[g["cell"] == cell]
+        for who, name in (("lstm", "LSTM"), ("tanh rnn", "RNN")):
+            c = g[g["role"] == who]
             if c.empty:
                 continue
-            a = c[c["train_step"] == first]["far_ratio"].median()
-            b = c[c["train_step"] == last]["far_ratio"].median()
-            words.append(f"{cell.upper()} {compact(a)} -> {compact(b)}")
-        parts.append(f"{task} T={int(T)}, gradient at distance {int(g['far_distance'].max())} over distance 0, "
-                     f"step {int(first)} -> {int(last)}: " + ", ".join(words))
+            ends = c.sort_values("train_step").groupby(case, dropna=False)["far_ratio"]   # each case's own start, end
+            words.append(f"{name} {compact(ends.first().median())} -> {compact(ends.last().median())}")
+        if words:
+            parts.append(f"{task} T={int(T)}, gradient at distance {int(g['far_distance'].max())} over distance 0, "
+                         f"start -> end of training (step {int(g['train_step'].max())}, or where early_stop ended "
+                         "it): " + ", ".join(words))
     return "; ".join(parts)
 
 

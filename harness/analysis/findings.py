@@ -6,7 +6,7 @@ Every sentence is made from the tables, and only when the run has the data
 for it: the fastest LSTM and its speed-up over the tutorial's loop, the rows off
 their float64 reference and what lower precision buys (numerics.py), the
 LSTM/RNN ratios of time and of parameters, the decay factors, which model
-learned which task, the best fraction of GEMM peak, peak memory, where the
+solved which task in how many seeds, the best fraction of GEMM peak, peak memory, where the
 time goes. Each names the sizes where it holds.
 """
 from __future__ import annotations

@@ -205,16 +205,20 @@ def task_curves(gradients: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def far_end_gradients(gradients: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Task runs: ||dL/dx|| at the far end over its value at distance 0, per model, at each recorded train_step."""
+    """Task runs: ||dL/dx|| at the far end over its value at distance 0, per model (and per case, where the rows
+    name it: early_stop ends each seed at its own step), at each recorded train_step, with the model's role."""
     g = task_curves(gradients)
     if g is None:
         return None
-    keys = ["task", "impl", "cell", "hidden", "seq_len", "forget_bias", "train_step"]
-    g = g.assign(forget_bias=g["forget_bias"].fillna(-1))
+    g = g.assign(forget_bias=g["forget_bias"].fillna(-1),
+                 **{k: g[k].fillna("").astype(str) for k in ("nonlinearity", "init") if k in g})
+    keys = [k for k in ("task", "impl", "cell", "nonlinearity", "init", "hidden", "seq_len", "forget_bias", "case_id",
+                        "train_step") if k in g]
     out = []
     for k, c in g.groupby(keys):
         c = c.groupby("distance")["grad_norm"].median()
         if 0 in c.index and c.loc[0] > 0:
-            out.append({**dict(zip(keys, k, strict=True)), "far_distance": int(c.index.max()),
+            row = dict(zip(keys, k, strict=True))
+            out.append({**row, "role": role(row), "far_distance": int(c.index.max()),
                         "far_ratio": float(c.iloc[-1] / c.loc[0])})
     return pd.DataFrame(out) if out else None

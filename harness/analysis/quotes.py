@@ -29,13 +29,13 @@ STATEMENTS = {s.key: s for s in [
               "相比于RNN而言LSTM能够更高地捕捉长期依赖而且也更好的缓解了梯度消失问题",
               "compared with an RNN, the LSTM captures long-term dependencies better and also eases the "
               "vanishing-gradient problem better",
-              "the decay factor of each LSTM beside RNNs of the same hidden size, sequence length and init; the "
-              "distance at which each falls below the vanishing threshold; after training on a task, the gradient "
-              "at the far end"),
+              "the decay factor of each LSTM beside the tanh RNN of the same hidden size, sequence length, init and "
+              "spectral radius; the distance at which each falls below the vanishing threshold; after training on "
+              "a task, the gradient at the far end"),
     Statement("c", "(c) An LSTM learns a long-range dependency that an RNN cannot", "解决长距离依赖问题保留长期信息",
               "[the LSTM] solves the long-distance dependency problem and keeps long-term information",
-              "held-out loss after training on the [[task]] sections (adding, copy) against the constant "
-              "predictor's"),
+              "seeds solved (held-out loss below 0.1x the constant predictor's) after training on the [[task]] "
+              "sections (adding, copy), the LSTM beside the tanh RNN at each task and T"),
     Statement("d", "(d) An LSTM has more parameters than an RNN (4x: three gates and the candidate)",
               "由于LSTM引入了三个门控机制导致参数量比RNN要多",
               "because the LSTM introduces three gates, it has more parameters than an RNN",
