@@ -17,7 +17,7 @@ import pandas as pd
 from harness.analysis import numerics
 from harness.analysis.learning import SOLVED_RULE, decay_by_radius, gradient_rows, solved_text, success_rates
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
-from harness.analysis.tables import STAND_INS, ok_rows
+from harness.analysis.tables import STAND_INS, device_text, ok_rows
 from harness.config.cases import size_of
 from harness.core import intervals, units
 from harness.core.thresholds import ABOVE_CEILING
@@ -25,12 +25,6 @@ from harness.store.traces import one_size
 
 MAX_SENTENCES = 12
 SIZE = ["batch", "seq_len", "hidden"]     # in the order of size_label
-
-
-def _device(label: str) -> str:
-    """'cpu: AMD EPYC 7B13 @ vm' -> 'cpu (AMD EPYC 7B13)'."""
-    dev, _, rest = str(label).partition(": ")
-    return f"{dev} ({rest.rsplit(' @ ', 1)[0]})" if rest else dev
 
 
 # -- the sentences --------------------------------------------------------------------------------
@@ -51,7 +45,7 @@ def fastest(timings: pd.DataFrame | None, rounds: pd.DataFrame | None) -> list[s
             continue
         wins = best["impl"].value_counts()
         impl, n = wins.index[0], int(wins.iloc[0])
-        s = (f"On {_device(dev)}, {impl} is the fastest LSTM for a {phase} step at {n} of {len(best)} sizes "
+        s = (f"On {device_text(dev)}, {impl} is the fastest LSTM for a {phase} step at {n} of {len(best)} sizes "
              f"({', '.join(size_of(r) for _, r in best[best['impl'] == impl].head(4).iterrows())}"
              + (", ..." if n > 4 else "") + ")")
         scratch = d[d["impl"] == "scratch-lstm"].drop_duplicates(keys, keep="last").set_index(keys)
@@ -158,11 +152,11 @@ def peak_fraction(timings: pd.DataFrame | None) -> list[str]:
             peak = units.rate(r["gemm_peak_gflops_per_s"] * 1e9, "FLOP/s")
             library = f" ({r['gemm_peak_library']})" if str(r.get("gemm_peak_library", "")) not in ("", "nan") else ""
             out.append(f"The best fraction of the GEMM peak is {units.percent(r['peak_fraction'])} of {peak}{library} "
-                       f"on {_device(dev)}, by {r['impl']} ({r['phase']}, {size_of(r)}); the median over "
+                       f"on {device_text(dev)}, by {r['impl']} ({r['phase']}, {size_of(r)}); the median over "
                        f"{len(within)} cases is {units.percent(within['peak_fraction'].median())}.")
         if not above.empty:
             r = above.loc[above["peak_fraction"].idxmax()]
-            out.append(f"{len(above)} cases on {_device(dev)} read above the measured ceiling, up to "
+            out.append(f"{len(above)} cases on {device_text(dev)} read above the measured ceiling, up to "
                        f"{units.rate(r['gflops_per_s'] * 1e9, 'FLOP/s')} against "
                        f"{units.rate(r['gemm_peak_gflops_per_s'] * 1e9, 'FLOP/s')} ({r['impl']}, {r['phase']}, "
                        f"{size_of(r)}): the ceiling is in doubt (a faster GEMM path than those measured, or a slower "
@@ -227,7 +221,7 @@ def compilers(cc: pd.DataFrame | None) -> list[str]:
         pays = g["break_even_steps"].dropna()
         lo, hi = g["speedup"].min(), g["speedup"].max()
         speed = units.times(lo) if lo == hi else f"{units.times(lo)}–{units.times(hi)}"
-        out.append(f"On {_device(dev)}, {impl} compiles in {units.seconds(g['compile_s'].median())} (median of "
+        out.append(f"On {device_text(dev)}, {impl} compiles in {units.seconds(g['compile_s'].median())} (median of "
                    f"{len(g)} cases) and runs at {speed} fused-lstm's speed: "
                    + (f"its compile pays back after {pays.min():,.0f} steps at best ({len(pays)} of {len(g)} cases)."
                       if len(pays) else "it is never measurably faster, so its compile never pays back."))
@@ -250,9 +244,10 @@ def vendor_steps(att: pd.DataFrame | None) -> list[str]:
         whole = group[group["measures"].str.startswith("the whole way")]
         interval = (f" [{units.sig(r['factor_ci_low'])}, {units.sig(r['factor_ci_high'])}]"
                     if r["factor_ci_low"] == r["factor_ci_low"] else "")
-        s = (f"On {_device(dev)}, of {whole.iloc[0]['to']}'s {units.times(whole.iloc[0]['factor'])} over "
+        where = device_text(dev)
+        s = (f"On {where}, of {whole.iloc[0]['to']}'s {units.times(whole.iloc[0]['factor'])} over "
              f"{whole.iloc[0]['from']} ({r['phase']}, {size_of(r)}), the largest step is " if not whole.empty else
-             f"On {_device(dev)}, the largest step measured toward the vendor's LSTM ({r['phase']}, {size_of(r)}) is ")
+             f"On {where}, the largest step measured toward the vendor's LSTM ({r['phase']}, {size_of(r)}) is ")
         out.append(s + f"{r['measures'].split(':')[0]}, {units.times(r['factor'])}{interval} ({r['from']} against "
                        f"{r['to']}).")
     return out

@@ -20,9 +20,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.analysis.learning import model_label
+from harness.analysis.learning import full_precision, model_label
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
-from harness.analysis.tables import STAND_INS, ok_rows
+from harness.analysis.tables import STAND_INS, device_text, ok_rows
 from harness.config.cases import REFERENCES, size_of, stack_label
 from harness.core import fits, intervals, units
 from harness.core.thresholds import TOLERANCES, VANISH_RATIO
@@ -35,14 +35,12 @@ CHECKED = ("ok", "off")
 MEASURED = ("ok", "nan", "inf", "underflow")     # a gradient curve's point, measured (fits.flag): not a case skipped
 
 
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v) in ("", "none", "nan")
-
-
-def precision(row) -> str:
-    """'float32', 'bfloat16 autocast', 'float32 tf32', 'bfloat16': what a row's step computed in, by its settings."""
-    p = str(row["dtype"]) if _blank(row.get("autocast")) else f"{row['autocast']} autocast"
-    return p + (" tf32" if str(row.get("tf32")) == "True" else "")
+def precision(t: pd.DataFrame) -> pd.Series:
+    """'float32', 'bfloat16 autocast', 'float32 tf32', 'bfloat16': what each row's step computed in, by its
+    settings (learning.full_precision: no autocast)."""
+    p = t["dtype"].astype(str).where(full_precision(t), t["autocast"].astype(str) + " autocast")
+    tf32 = t["tf32"].astype(str) == "True" if "tf32" in t else pd.Series(False, index=t.index)
+    return p + tf32.map({True: " tf32", False: ""})
 
 
 def error_rows(timings: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -56,9 +54,10 @@ def error_rows(timings: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     for col in ("out_err", "grad_err", "err_tol"):
         t[col] = pd.to_numeric(t[col], errors="coerce")
-    t["precision"] = [precision(r) for r in t.to_dict("records")]
-    t["size"] = [size_of(r) for r in t.to_dict("records")]
-    t["shape"] = [stack_label({**r, "autocast": "none", "tf32": ""}) for r in t.to_dict("records")]   # precision apart
+    records = t.to_dict("records")
+    t["precision"] = precision(t)
+    t["size"] = [size_of(r) for r in records]
+    t["shape"] = [stack_label({**r, "autocast": "none", "tf32": ""}) for r in records]   # the stack, precision apart
     t["worst_err"] = t[["out_err", "grad_err"]].max(axis=1)
     key = [c for c in SHAPE if c in t]
     shape = pd.Series(["|".join(map(str, v)) for v in t[key].itertuples(index=False)], index=t.index, dtype=str)
@@ -86,11 +85,6 @@ def off_rows(timings: pd.DataFrame | None) -> pd.DataFrame | None:
     off = e[e["numerics"] == "off"].sort_values("worst_err", ascending=False)
     return off[["device_label", "impl", "precision", "phase", "size", "stack", "out_err", "grad_err", "err_tol",
                 "compute_dtype", "err_ref"]]
-
-
-def _device(label: str) -> str:
-    dev, _, rest = str(label).partition(": ")
-    return f"{dev} ({rest.rsplit(' @ ', 1)[0]})" if rest else dev
 
 
 def _name(row) -> str:
@@ -128,18 +122,18 @@ def precision_sentences(timings: pd.DataFrame | None, rounds: pd.DataFrame | Non
         lower = d[d["precision"] != "float32"]
         if not best:
             if not lower.empty:
-                out.append(f"On {_device(dev)}, no row beyond float32's tolerance ({FLOAT32_TOL:g}) was the fastest "
-                           f"at its size: lower precision ({', '.join(sorted(lower['precision'].unique()))}) bought "
-                           "no speed here.")
+                kinds = ", ".join(sorted(lower["precision"].unique()))
+                out.append(f"On {device_text(dev)}, no row beyond float32's tolerance ({FLOAT32_TOL:g}) was the "
+                           f"fastest at its size: lower precision ({kinds}) bought no speed here.")
             continue
         _, fastest, safe = max(best, key=lambda b: b[0])
         r, lo, hi = pair_ratio(times, {c: safe[c] for c in PAIR_COLUMNS}, {c: fastest[c] for c in PAIR_COLUMNS})
         interval = f" [{units.sig(lo)}, {units.sig(hi)}]" if lo == lo else ""
         word = intervals.difference(lo, hi, above="faster", below="slower") if lo == lo else "one round: no interval"
-        out.append(f"At {fastest['size']} {fastest['phase']} on {_device(dev)}, {_name(fastest)} is {units.times(r)}"
-                   f"{interval} as fast as the fastest row within float32's tolerance ({_name(safe)}; {word}) and "
-                   f"{units.compact(fastest['worst_err'])} off float64 (the largest such gain of {len(best)} sizes "
-                   "where a row beyond float32's tolerance was the fastest).")
+        out.append(f"At {fastest['size']} {fastest['phase']} on {device_text(dev)}, {_name(fastest)} is "
+                   f"{units.times(r)}{interval} as fast as the fastest row within float32's tolerance ({_name(safe)}; "
+                   f"{word}) and {units.compact(fastest['worst_err'])} off float64 (the largest such gain of "
+                   f"{len(best)} sizes where a row beyond float32's tolerance was the fastest).")
     return out
 
 

@@ -104,6 +104,12 @@ def load_runs(dirs: list[Path]) -> Runs:
     return Runs([m.run_id for m in metas], metas, tables, warnings, list(dirs))
 
 
+def device_text(label: str) -> str:
+    """A device_label as a sentence names it: 'cpu: AMD EPYC 7B13 @ vm' -> 'cpu (AMD EPYC 7B13)'."""
+    dev, _, rest = str(label).partition(": ")
+    return f"{dev} ({rest.rsplit(' @ ', 1)[0]})" if rest else dev
+
+
 def ok_rows(df: pd.DataFrame | None, real: bool = False) -> pd.DataFrame | None:
     """The rows whose status is ok (with `real`, of real implementations only: not the STAND_INS), or None
     when there are none (or no table). The one filter of measured rows: every figure, claim and finding uses it."""

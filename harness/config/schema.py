@@ -225,13 +225,7 @@ class Task(Settings):
     _impls = field_validator("impl")(Throughput._impls.__func__)
     _sizes = field_validator("hidden", "seq_len", "batch", "steps")(Throughput._sizes.__func__)
 
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v):
-        for x in v:
-            if not x > 0:
-                raise ValueError(f"must be positive, not {x}")
-        return v
+    _lr = field_validator("lr")(_positive)
 
     @field_validator("clip")
     @classmethod
