@@ -71,7 +71,7 @@ def test_forget_bias_is_added_to_bias_ih_only():
     diff_ih = b.canonical()["bias_ih_l0"] - a.canonical()["bias_ih_l0"]
     assert torch.equal(diff_ih, torch.tensor([0.0] * 4 + [2.5] * 4 + [0.0] * 8, dtype=torch.float64))
     assert torch.equal(b.canonical()["bias_hh_l0"], a.canonical()["bias_hh_l0"])
-    with pytest.raises(ValueError, match="forget_bias applies to LSTM cells only"):
+    with pytest.raises(ValueError, match="forget_bias applies to LSTM and minLSTM cells only"):
         registry.create("torch-rnn", 3, 4, forget_bias=1.0)
 
 

@@ -43,9 +43,9 @@ STACKS = [Shape(2), Shape(1, True), Shape(3, True), Shape(2, False, 3), Shape(2,
 
 
 @pytest.mark.parametrize("shape", STACKS, ids=str)
-@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "scratch-rnn"])
+@pytest.mark.parametrize("name", ["scratch-lstm", "fused-lstm", "scratch-rnn", "mingru-scan", "minlstm-loop"])
 def test_flop_model_covers_layers_directions_and_projection(name, shape):
-    if shape.proj_size and name == "scratch-rnn":
+    if shape.proj_size and name != "scratch-lstm" and name != "fused-lstm":
         pytest.skip("proj_size is an LSTM's only")
     cell = registry.get(name).cell
     assert counted_case(name, 6, 3, 5, 7, shape) == [flops.flops(cell, 3, 6, 7, 5, p, shape) for p in

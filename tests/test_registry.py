@@ -5,6 +5,7 @@ import torch
 from harness.core import env, errors
 from harness.implementations import registry
 from harness.implementations.models import canonical_params, param_count
+from harness.implementations.params import NO_RECURRENT
 from harness.implementations.tutorial_example import EXAMPLE, TutorialNNLSTM, TutorialScratchLSTM
 from harness.measure.profiling import backend_from_ops, backend_ran, op_names
 
@@ -14,7 +15,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not ava
 def test_registered_names():
     assert list(registry.IMPLS) == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm",
                                     "cudnn-lstm", "scratch-rnn", "torch-rnn", "torch-gru", "compiled-lstm",
-                                    "compiled-loop-lstm", "scripted-lstm", "cudagraph-lstm", "dummy"]
+                                    "compiled-loop-lstm", "scripted-lstm", "cudagraph-lstm", "mingru-scan",
+                                    "mingru-loop", "minlstm-scan", "minlstm-loop", "dummy"]
 
 
 @pytest.mark.parametrize("name", [n for n in registry.IMPLS if registry.get(n).compiler != "inductor"])
@@ -28,7 +30,8 @@ def test_one_interface(name):
     y, state = model(torch.randn(4, 2, 3, device=device))
     assert y.shape == (4, 2, 5)
     assert [tuple(s.shape) for s in state] == [(1, 2, 5)] * (2 if registry.get(name).cell == "lstm" else 1)
-    assert sorted(model.canonical()) == ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
+    recurrent = [] if registry.get(name).cell in NO_RECURRENT else ["bias_hh_l0", "weight_hh_l0"]
+    assert sorted(model.canonical()) == sorted(["bias_ih_l0", "weight_ih_l0", *recurrent])
 
 
 @pytest.mark.parametrize("name,device,dtype,reason", [
@@ -194,7 +197,7 @@ def test_gemm_applies_to_the_models_that_call_their_own():
     assert registry.create("scratch-rnn", 3, 4).gemm.name == "aten"
     with pytest.raises(errors.Skip, match=r"^compiled-lstm's GEMMs are its compiler's: gemm onednn is for the eager "
                                           r"models that call their own \(scratch-lstm, fused-lstm, bptt-lstm, "
-                                          r"scratch-rnn\)$"):
+                                          r"scratch-rnn, mingru-scan, mingru-loop, minlstm-scan, minlstm-loop\)$"):
         registry.create("compiled-lstm", 3, 4, gemm="onednn")
     with pytest.raises(errors.Skip, match="^gemm onednn takes float32 or bfloat16, not float64$"):
         registry.create("fused-lstm", 3, 4, dtype="float64", gemm="onednn")

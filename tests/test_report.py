@@ -81,11 +81,11 @@ def test_claims_table_is_computed(smoke_report):
     _, out = smoke_report
     with open(out / "claims.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["claim"][:3] for r in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)"]
+    assert [r["claim"][:3] for r in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)"]
     # smoke's gradient sections are deterministic: torch-rnn (h8, T=10) vanishes (interval 0.211-0.750) and
     # nothing explodes, so (a) is half shown; scratch-lstm's interval (0.244-0.929, 2 seeds) overlaps the RNN's,
     # so (b) is inconclusive; it has no RNN task, no torch-rnn or scratch-lstm timing
-    assert [r["verdict"] for r in rows] == ["partly supported", "inconclusive"] + ["not measured"] * 4
+    assert [r["verdict"] for r in rows] == ["partly supported", "inconclusive"] + ["not measured"] * 5
     assert rows[0]["evidence"].startswith("1 of 1 RNN configurations vanish, 0 explode, 0 hold 1 in their interval")
     assert rows[1]["evidence"].startswith("0 of 1 comparable LSTM/tanh-RNN pairs: the LSTM decays measurably slower, "
                                           "0 faster; LSTM forget bias 0 against the tanh RNN: no measurable difference "
@@ -348,13 +348,17 @@ def test_claim_b_quotes_the_far_end_after_training():
 def test_claims_quote_the_tutorial():
     seed = Path(__file__).resolve().parents[2] / "shared" / "seed"
     texts = [p.read_text() for p in seed.glob("*.txt")] if seed.is_dir() else []
-    assert set(quotes.STATEMENTS) == set("abcdef")
+    assert set(quotes.STATEMENTS) == set("abcdefg")
+    tutorial = [st for st in quotes.STATEMENTS.values() if st.source == quotes.TUTORIAL]
+    assert [st.key for st in tutorial] == list("abcdef")
     for st in quotes.STATEMENTS.values():
-        assert st.quote_zh and st.quote_en and st.measured
-        assert st.claim.startswith(f"({st.key}) ")
+        assert st.quote_en and st.measured and st.claim.startswith(f"({st.key}) ")
+        assert bool(st.quote_zh) == (st.source == quotes.TUTORIAL)
+    assert quotes.STATEMENTS["g"].quote_en == ("fully parallelizable during training (175× faster for a sequence of "
+                                               "length 512)")
     if not texts:
         pytest.skip(f"the tutorial is not at {seed} (a clone outside the workspace)")
-    for st in quotes.STATEMENTS.values():
+    for st in tutorial:
         assert any(st.quote_zh in t for t in texts), st.key      # its own words, verbatim
 
 
@@ -530,10 +534,10 @@ def test_html_opens_in_headless_chromium_offline(two_run_report, tmp_path):
     result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["errors"] == []
     assert result["images"] >= 5 and result["broken"] == []
-    assert result["claims"] and result["claimRows"] == 7          # header + six claims
+    assert result["claims"] and result["claimRows"] == 8          # header + seven claims
     assert result["innerWidth"] == 1280 and result["scrollWidth"] <= 1280   # never scrolls sideways
     assert result["findings"] and all(re.search(r"\d", f) for f in result["findings"])
-    assert len(result["verdicts"]) == 6 and set(result["verdicts"]) <= set(claims.VERDICTS)
+    assert len(result["verdicts"]) == 7 and set(result["verdicts"]) <= set(claims.VERDICTS)
 
 
 def test_configurations_pool_implementations_and_stand_in_for_a_missing_interval():

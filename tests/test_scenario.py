@@ -154,12 +154,13 @@ def test_ls_lists_implementations_and_scenarios(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (f"implementations (devices available here: {', '.join(registry.available_devices())}; gemm: the "
                       "libraries of its GEMMs)")
-    assert [line.split()[0] for line in out[1:15]] == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm",
+    assert [line.split()[0] for line in out[1:19]] == ["scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm",
                                                        "onednn-lstm", "cudnn-lstm", "scratch-rnn", "torch-rnn",
                                                        "torch-gru", "compiled-lstm", "compiled-loop-lstm",
-                                                       "scripted-lstm", "cudagraph-lstm", "dummy"]
-    assert out[15] == "scenarios"
-    assert [line.split()[:3] for line in out[16:]] == [[n, str(c), "cases"] for n, c in (
+                                                       "scripted-lstm", "cudagraph-lstm", "mingru-scan",
+                                                       "mingru-loop", "minlstm-scan", "minlstm-loop", "dummy"]
+    assert out[19] == "scenarios"
+    assert [line.split()[:3] for line in out[20:]] == [[n, str(c), "cases"] for n, c in (
         ("classics", 65), ("compilers", 56), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
         ("full", 4640), ("goals", 32), ("quick", 400), ("smoke", 13), ("stacks", 80))]
 

@@ -24,6 +24,7 @@ from harness.analysis.learning import (
     solved_text,
     success_rates,
 )
+from harness.analysis.parallel import PAPER_RULE, paper_claim, speedups
 from harness.analysis.quotes import STATEMENTS, Statement
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import ok_rows
@@ -310,9 +311,15 @@ def claim_f(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) ->
     return Claim("f", text, verdict, "; ".join(parts), rule)
 
 
+def claim_g(timings: pd.DataFrame | None, rounds: pd.DataFrame | None = None) -> Claim:
+    """The paper's (Feng et al. 2024), judged on the device it ran on (parallel.PAPER_RULE)."""
+    verdict, evidence = paper_claim(speedups(timings, rounds))
+    return Claim("g", STATEMENTS["g"].claim, verdict, evidence, PAPER_RULE)
+
+
 def claims(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None) -> list[Claim]:
-    """Every claim, (a) to (f), from the tables (tables.Runs.tables) and cost_ratios."""
+    """Every claim, (a) to (g), from the tables (tables.Runs.tables) and cost_ratios."""
     return [claim_a(t["decay"]), claim_b(t["decay"], t.get("gradients")), claim_c(t["training"]), claim_d(ratios),
-            claim_e(ratios), claim_f(t["timings"], t.get("rounds"))]
+            claim_e(ratios), claim_f(t["timings"], t.get("rounds")), claim_g(t["timings"], t.get("rounds"))]
 
 

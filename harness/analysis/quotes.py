@@ -1,4 +1,4 @@
-"""The tutorial's claims in its own words: what claims.py tests, quoted.
+"""The tutorial's claims in its own words, and one of a paper's: what claims.py tests, quoted.
 
 Each Statement is a claim as the tutorial (../shared/seed/) states it: a verbatim substring of its
 text (whose punctuation the copy in ../shared/seed/ has lost), the same in English, the claim in a
@@ -10,14 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+TUTORIAL = "the tutorial (../shared/seed/)"
+FENG_2024 = ("Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, \"Were RNNs All We Needed?\" (arXiv 2410.01201), "
+             "abstract; measured on a T4 GPU")
+
+
 @dataclass(frozen=True)
 class Statement:
     """A claim as the tutorial (../shared/seed/) states it, and what is measured to test it."""
     key: str
     claim: str            # the claim in a line, as tested here
-    quote_zh: str         # the tutorial's own words (a verbatim substring of its text)
-    quote_en: str         # the same, in English
+    quote_zh: str         # the tutorial's own words (a verbatim substring of its text); "" for another source's
+    quote_en: str         # the same, in English (another source's: its own words, verbatim)
     measured: str         # what lstm-bench measures to test it
+    source: str = TUTORIAL   # whose words they are
 
 
 STATEMENTS = {s.key: s for s in [
@@ -49,4 +55,8 @@ STATEMENTS = {s.key: s for s in [
               "PyTorch has the LSTM built in: we only need to call it to do the above (the tutorial says no more; "
               "that the library is faster is the common claim, tested here)",
               "time of scratch-lstm (the tutorial's loop) over each library kernel at equal sizes, per phase"),
+    Statement("g", "(g) minGRU trains far faster than the GRU: 175x at T = 512 (Feng et al. 2024)", "",
+              "fully parallelizable during training (175× faster for a sequence of length 512)",
+              "train-step time of torch-gru over mingru-scan (the log-space scan) at T = 512 or the nearest T run, "
+              "timed round-robin in one comparison group, on each device", source=FENG_2024),
 ]}

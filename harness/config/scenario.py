@@ -35,6 +35,7 @@ from harness.core.env import SCENARIOS
 from harness.core.errors import UsageError
 from harness.implementations import lengths as varlen
 from harness.implementations import registry
+from harness.implementations.params import FORGET_CELLS, NO_RECURRENT
 
 __all__ = ["DEFAULTS", "MAX_CASES", "SECTIONS", "Scenario", "Settings", "TooLarge", "expand", "from_resolved",
            "grid_size", "load", "profiled", "resolve", "resolved", "shipped"]
@@ -161,12 +162,12 @@ def _setting(section: Settings, defaults: Settings, key: str):
 
 def _normalise(case):
     """Axes that do not apply to a case become None or their no-op value (so they do not multiply it):
-    forget_bias off LSTMs, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in the forward
+    forget_bias off the cells with no forget gate, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in the forward
     phase or with one layer (it acts between layers, in training); gemm off the library kernels. A
     variable-length case's seq_len is HI."""
     cell = registry.get(case.impl).cell
     changes = {}
-    if hasattr(case, "forget_bias") and cell != "lstm":
+    if hasattr(case, "forget_bias") and cell not in FORGET_CELLS:
         changes["forget_bias"] = None
     if hasattr(case, "nonlinearity") and cell != "rnn":
         changes["nonlinearity"] = None
@@ -199,7 +200,7 @@ def _check_stack(case, where: str) -> None:
     proj = getattr(case, "proj_size", 0)
     if not proj:
         return
-    if registry.get(case.impl).cell != "lstm":
+    if registry.get(case.impl).cell not in ("lstm", *NO_RECURRENT):   # a min cell's: a skipped row, with why
         raise UsageError(f"{where}, key 'proj_size': applies to LSTM implementations only, not {case.impl} "
                          f"(put it in a section of its own)")
     if proj >= case.hidden:

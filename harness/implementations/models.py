@@ -59,9 +59,9 @@ State = tuple[Tensor, ...]
 class LayerParams(NamedTuple):
     """One layer and direction's parameters, as a layer kernel takes them."""
     w_ih: Tensor        # (G*H, I_l)
-    w_hh: Tensor        # (G*H, Q)
+    w_hh: Tensor | None  # (G*H, Q), or None for a cell with no recurrent matrix (params.NO_RECURRENT)
     b_ih: Tensor        # (G*H,)
-    b_hh: Tensor        # (G*H,)
+    b_hh: Tensor | None  # (G*H,), or None as w_hh
     w_hr: Tensor | None  # (P, H), or None without a projection
 
 
@@ -148,7 +148,7 @@ class _CanonicalParams(Recurrent):
 
     def params_of(self, layer: int, direction: int) -> LayerParams:
         s = f"_l{layer}{DIRECTIONS[direction]}"
-        return LayerParams(*(getattr(self, f"{n}{s}") for n in CANONICAL),
+        return LayerParams(*(getattr(self, f"{n}{s}", None) for n in CANONICAL),   # None: a min cell's hh
                            getattr(self, f"{PROJECTION}{s}", None))
 
     def run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:

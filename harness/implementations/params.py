@@ -7,7 +7,8 @@ and gate order (i, f, g, o for LSTM; r, z, n for GRU), for every layer l and dir
     weight_ih_l{l}  (G*H, I_l)    weight_hh_l{l}  (G*H, Q)    weight_hr_l{l}  (P, H)  (proj_size only)
     bias_ih_l{l}    (G*H,)        bias_hh_l{l}    (G*H,)
 
-with G = 4 (LSTM), 3 (GRU), 1 (RNN), Q = P (proj_size) or H, I_0 = I and I_l = D*Q above
+with G = 4 (LSTM), 3 (GRU), 1 (RNN), 2 (minGRU: z, h~), 3 (minLSTM: i, f, h~; no weight_hh and no
+bias_hh for these two: NO_RECURRENT), Q = P (proj_size) or H, I_0 = I and I_l = D*Q above
 (D = 2 directions when bidirectional). `canonical_params()` draws them from a seed on the
 CPU in float64, so one seed gives the same function on every implementation, device and dtype.
 """
@@ -19,7 +20,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # G: gate blocks per cell type
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}  # G: gate blocks per cell type
+NO_RECURRENT = ("mingru", "minlstm")   # cells whose gates read x_t only: no weight_hh, no bias_hh (minrnn.py)
+FORGET_CELLS = ("lstm", "minlstm")     # cells with a forget gate, weight_ih's rows H:2H: what forget_bias acts on
 CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # one layer's, without the _l{l} suffix
 PROJECTION = "weight_hr"                                       # LSTM with proj_size only
 DIRECTIONS = ("", "_reverse")                                  # nn.LSTM's suffix of direction d
@@ -72,6 +75,8 @@ def param_shapes(cell: str, input_size: int, hidden_size: int, shape: Shape = ON
             s = f"_l{layer}{suffix}"
             out |= {f"weight_ih{s}": (G * H, width), f"weight_hh{s}": (G * H, Q), f"bias_ih{s}": (G * H,),
                     f"bias_hh{s}": (G * H,)}
+            if cell in NO_RECURRENT:
+                del out[f"weight_hh{s}"], out[f"bias_hh{s}"]
             if P:
                 out[f"{PROJECTION}{s}"] = (P, H)
     return out

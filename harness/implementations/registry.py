@@ -41,7 +41,8 @@ from harness.implementations.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.implementations.params import rescale_recurrent, stack_problem
+from harness.implementations.minrnn import MinLoop, MinScan
+from harness.implementations.params import FORGET_CELLS, NO_RECURRENT, rescale_recurrent, stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -88,6 +89,8 @@ STACK = Shape._fields                    # layers, bidirectional, proj_size, dro
 NN_MODES = ("packed", "padded")          # nn.* take a PackedSequence; a mask is no input they have
 COMPILED_LACKS = ("compiled: one plain layer, and variable lengths run padded only: a packed batch changes the "
                   "cell's rows every step, a recompile or a new graph each time")
+MIN_LACKS = ("no recurrent matrix, so no projection of h into one; variable lengths run masked or padded: a packed "
+             "batch shrinks step by step, which a scan over every step at once has no use for")
 ONEDNN_LACKS = ("oneDNN's LSTM takes no PackedSequence and no projection: for those PyTorch runs its native "
                 "kernels (torch-lstm) instead")
 
@@ -95,7 +98,7 @@ ONEDNN_LACKS = ("oneDNN's LSTM takes no PackedSequence and no projection: for th
 @dataclass(frozen=True)
 class Impl:
     name: str
-    cell: str                                  # lstm | rnn | gru
+    cell: str                                  # lstm | rnn | gru | mingru | minlstm (params.GATES)
     devices: tuple[str, ...]                   # device types it runs on
     dtypes: tuple[str, ...]                    # dtypes it runs in
     builder: Callable[..., Recurrent]          # (input_size, hidden_size, shape) -> model
@@ -116,6 +119,8 @@ OWN_GEMMS = gemm.LIBRARIES     # the eager scratch models call their GEMMs thems
 COMPILED_GEMMS = ("aten",)     # a compiled model's GEMMs are its compiler's: the library it calls in eager code only
 BACKEND_GEMM = {"onednn": "onednn", "cudnn": "cudnn"}   # the GEMM library a backend ran on; every other: aten
 _lstm = functools.partial(TorchRecurrent, cell="lstm")
+MIN_STACK = ("layers", "bidirectional", "dropout")   # a min cell has no h to project: no proj_size
+MIN_MODES = ("masked", "padded")
 
 IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("scratch-lstm", "lstm", DEVICES, ALL_DTYPES, ScratchLSTM, default_kernels,
@@ -149,6 +154,18 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("cudagraph-lstm", "lstm", ("cuda",), ALL_DTYPES, CudaGraphLSTM, default_kernels,
          "fused-lstm's forward and backward captured in a CUDA graph per shape, replayed", stack=(),
          lengths_modes=("padded",), lacks=COMPILED_LACKS, compiler=CudaGraphLSTM.compiler, gemms=COMPILED_GEMMS),
+    Impl("mingru-scan", "mingru", DEVICES, ALL_DTYPES, functools.partial(MinScan, cell="mingru"), default_kernels,
+         "minGRU (Feng et al. 2024): one GEMM for every step's gates, then a log-space parallel scan",
+         stack=MIN_STACK, lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
+    Impl("mingru-loop", "mingru", DEVICES, ALL_DTYPES, functools.partial(MinLoop, cell="mingru"), default_kernels,
+         "minGRU token by token, as inference runs: a GEMM per step, a Python loop", stack=MIN_STACK,
+         lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
+    Impl("minlstm-scan", "minlstm", DEVICES, ALL_DTYPES, functools.partial(MinScan, cell="minlstm"), default_kernels,
+         "minLSTM (Feng et al. 2024): one GEMM for every step's gates, then a log-space parallel scan",
+         stack=MIN_STACK, lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
+    Impl("minlstm-loop", "minlstm", DEVICES, ALL_DTYPES, functools.partial(MinLoop, cell="minlstm"), default_kernels,
+         "minLSTM token by token, as inference runs: a GEMM per step, a Python loop", stack=MIN_STACK,
+         lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
     Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
          "not an LSTM: a one-GEMM stand-in for testing the harness", stack=(), lengths_modes=("padded",),
          lacks="a one-layer, one-direction stand-in", stand_in=True, gemms=("aten",)),
@@ -210,7 +227,7 @@ def check_shape(cell: str, hidden_size: int, shape: Shape) -> None:
     for key in ("layers", "dropout"):
         if problem := stack_problem(key, getattr(shape, key)):
             raise ValueError(f"{key} {problem}")
-    if shape.proj_size and cell != "lstm":
+    if shape.proj_size and cell not in ("lstm", *NO_RECURRENT):    # a min cell's is a skip (skip_reason)
         raise ValueError(f"proj_size applies to LSTM cells only, not {cell.upper()}")
     if not 0 <= shape.proj_size < hidden_size:
         raise ValueError(f"proj_size must be in [0, hidden) = [0, {hidden_size}) (0: none), not {shape.proj_size}")
@@ -257,9 +274,11 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
            ) -> Recurrent:
     """Build `name` with the canonical parameters drawn from `seed` (see models.canonical_params).
 
-    forget_bias (LSTM only) is added to the forget gate's total bias of every layer and
+    forget_bias (LSTM and minLSTM only) is added to the forget gate's total bias of every layer and
     direction. nn.LSTM has two biases, bias_ih and bias_hh, whose sum is the gate's bias:
-    the value is added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn.
+    the value is added to bias_ih's f block (rows H:2H) and bias_hh is left as drawn. minLSTM has
+    bias_ih alone, its f block the same rows (gates i, f, h~). A min cell (no recurrent matrix) takes
+    neither spectral_radius nor init 'orthogonal': a Skip, as is proj_size.
     nonlinearity (RNN only): tanh, relu, or linear (scratch-rnn only; nn.RNN has none: a Skip).
     spectral_radius: each recurrent gate block rescaled to it (params.rescale_recurrent).
     compile_mode: torch.compile's mode (compiled.COMPILE_MODES) for the inductor implementations;
@@ -285,8 +304,11 @@ def create(name: str, input_size: int, hidden_size: int, device: str = "cpu", dt
     if impl.cell == "rnn" and nonlinearity not in impl.nonlinearities:
         raise Skip(f"{name} has no {nonlinearity} nonlinearity (it has {', '.join(impl.nonlinearities)}); "
                    f"scratch-rnn has")
-    if forget_bias and impl.cell != "lstm":
-        raise ValueError(f"forget_bias applies to LSTM cells only, not {name}")
+    if forget_bias and impl.cell not in FORGET_CELLS:
+        raise ValueError(f"forget_bias applies to LSTM and minLSTM cells only, not {name}")
+    if impl.cell in NO_RECURRENT and (spectral_radius is not None or init == "orthogonal"):
+        what = "spectral_radius" if spectral_radius is not None else "init 'orthogonal'"
+        raise Skip(f"{name} has no recurrent matrix: {what} has nothing to act on (its gates read x_t only)")
     extra = {"nonlinearity": nonlinearity} if impl.cell == "rnn" else {}
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile_mode {compile_mode!r}; allowed: {', '.join(COMPILE_MODES)}")

@@ -4,8 +4,8 @@
 
 After a row's timed rounds, one untimed pass of its step (the same model, weights, inputs, autocast
 and backend context, the full batch: a kernel's path can depend on B) is held against a float64
-reference on the CPU: the same architecture run by nn.LSTM / nn.RNN / nn.GRU (REFERENCE), loaded with
-the row's own parameters cast to float64, with its layers, directions, projection and lengths (padded
+reference on the CPU: the same architecture run by nn.LSTM / nn.RNN / nn.GRU (a min cell: its loop; REFERENCE),
+loaded with the row's own parameters cast to float64, with its layers, directions, projection and lengths (padded
 mode runs over the padding, as the row does). A stand-in (the dummy) is its own reference.
 
     out_err   max |y - y64| / max |y64|, over the output and each final state, the worst of them
@@ -40,7 +40,9 @@ from harness.measure.timing import Step
 REF_BATCH = 8            # sequences the forward reference runs (the batch's first), at most
 MAX_REF_S = 30.0         # seconds a float64 train reference may be expected to take (the case's max_ref_s)
 PEAK_SIZE = 512          # n of the n x n x n float64 matmul whose rate estimates a reference's time
-REFERENCE = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # by cell: float64 nn.* on the CPU
+REFERENCE = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru",   # by cell: float64 nn.* on the CPU;
+             "mingru": "mingru-loop", "minlstm": "minlstm-loop"}      # a min cell's, its loop (tests/test_minrnn.py
+# holds it to the paper's equations in float64, to 1e-9)
 STATUSES = ("ok", "off", "unchecked")   # the numerics column
 NOT_ASKED = "accuracy = false"
 
@@ -106,8 +108,10 @@ def check(step: Step, case: ThroughputCase, max_ref_s: float | None = None, ref_
     try:
         model = step.model
         params = {k: v.detach().to("cpu", torch.float64) for k, v in model.canonical().items()}
+        ref_mode = (case.lengths_mode if ref_name == case.impl else
+                    None if "packed" in registry.get(ref_name).lengths_modes else "masked")   # a min cell's loop
         ref = registry.create(ref_name, case.input, case.hidden, device="cpu", dtype="float64", shape=case.shape,
-                              lengths_mode=case.lengths_mode if ref_name == case.impl else None)
+                              lengths_mode=ref_mode)
         ref.load_canonical(params).train(False)     # no dropout: the row's is 0, or off (the forward phase)
         grad_reason = ""
         whole = train

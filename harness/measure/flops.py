@@ -10,7 +10,9 @@ not counted, whether or not an implementation computes it):
                                                 #   gradient, one for the weight gradient
 
 with D directions (2 bidirectional), Q = P (proj_size) or H, I_0 = I and I_l = D * Q above.
-One layer, one direction: forward = 2 * B * T * G * H * (I + H).
+One layer, one direction: forward = 2 * B * T * G * H * (I + H). A min cell (minGRU G = 2, minLSTM G = 3) has no
+recurrent product: forward = 2 * N * sum over l of D * G * H * I_l, its loop's per-step GEMMs and its scan's one
+GEMM alike (the scan's log-space work is elementwise, and not counted).
 
 `train` is exact when the input and the initial state require gradients; with a
 plain input (as timed) the backward skips dx and the first step's dh0, so the
@@ -25,6 +27,7 @@ import torch
 
 from harness.implementations import gemm
 from harness.implementations.models import GATES, ONE_LAYER, Shape
+from harness.implementations.params import NO_RECURRENT
 
 TRAIN_FACTOR = 3
 
@@ -35,7 +38,8 @@ def flops(cell: str, batch: int, seq_len: int, hidden: int, input_size: int, pha
     shape = Shape(*shape)
     G, H, P, D = GATES[cell], hidden, shape.proj_size, shape.directions
     Q = P or H
-    per_token = sum(D * (G * H * ((input_size if layer == 0 else D * Q) + Q) + P * H)
+    R = 0 if cell in NO_RECURRENT else Q          # the recurrent product's inner size: none in a min cell
+    per_token = sum(D * (G * H * ((input_size if layer == 0 else D * Q) + R) + P * H)
                     for layer in range(shape.layers))
     forward = 2 * (batch * seq_len if tokens is None else tokens) * per_token
     return forward * (TRAIN_FACTOR if phase == "train" else 1)
@@ -54,7 +58,8 @@ def gemm_shapes(cell: str, batch: int, seq_len: int, hidden: int, input_size: in
     for layer in range(shape.layers):
         width = input_size if layer == 0 else D * Q
         for _ in range(D):
-            out += [(N, width, G * H, 1.0), (batch, Q, G * H, N / batch)] + ([(batch, H, P, N / batch)] if P else [])
+            out += [(N, width, G * H, 1.0)] + ([] if cell in NO_RECURRENT else [(batch, Q, G * H, N / batch)])
+            out += [(batch, H, P, N / batch)] if P else []
     return out
 
 

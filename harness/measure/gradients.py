@@ -8,8 +8,10 @@ zero. The loss depends on the last step only:
 For every step t = 1..T we record ||dL/dx_t|| (the Frobenius norm over (B, I)),
 at distance T - t from the loss. This works for fused kernels too, because the
 inputs are leaves. For the scratch implementations (scratch-lstm, fused-lstm,
-scratch-rnn), whose per-step states are reachable, we also record ||dL/dh_t||
-and, for LSTM, ||dL/dc_t|| -- total derivatives, through every later step.
+scratch-rnn, and the min cells' loops), whose per-step states are reachable, we also record ||dL/dh_t||
+and, for LSTM, ||dL/dc_t|| -- total derivatives, through every later step. For a min cell (minGRU, minLSTM:
+one layer, one direction) the rows with wrt = "gates" hold ||dL/dh_t|| in closed form from its gates
+(closed_form), whatever the implementation: the measured x curve's decay is held against it.
 
 A norm that is NaN or Inf, or that underflowed to exactly zero, is flagged in
 `status` (nan | inf | underflow) and never used as a number.
@@ -36,11 +38,13 @@ from torch import Tensor
 from harness.core import fits, intervals
 from harness.core.fits import fit_decay, flag
 from harness.core.thresholds import VANISH_RATIO
-from harness.implementations import registry
+from harness.implementations import minrnn, registry
 from harness.implementations.models import Recurrent
+from harness.implementations.params import FORGET_CELLS, NO_RECURRENT
 from harness.measure.timing import autocast_context
 
-SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn")
+SCRATCH = ("scratch-lstm", "fused-lstm", "scratch-rnn", "mingru-loop", "minlstm-loop")   # per-step states reachable
+CLOSED = "gates"      # wrt of a min cell's closed-form ||dL/dh_t|| (closed_form): the product of its a gates
 
 
 def probe_vector(hidden: int, seed: int) -> Tensor:
@@ -77,6 +81,20 @@ def grad_norms(model: Recurrent, x: Tensor, g: Tensor, states: bool = False,
         model.trace = None
         model.zero_grad(set_to_none=True)
     return out
+
+
+def closed_form(model: Recurrent, x: Tensor, g: Tensor) -> list[float]:
+    """A min cell's ||dL/dh_t|| for t = 1..T in closed form, from its own parameters (layer 0) in float64 on the CPU.
+    Its gates read x alone, so h_t reaches h_T only through h_{s} = a_s h_{s-1} + b_s, a diagonal product:
+
+        dL/dh_t[b] = (1/B) g * prod_{s=t+1..T} a_s[b]       (a = f' for minLSTM, 1 - z for minGRU)
+
+    and its norm over (B, H) is the curve the `gates` rows hold (gradients.csv's wrt = "gates")."""
+    p = {k: v.detach().to("cpu", torch.float64) for k, v in model.canonical().items()}
+    x = x.detach().to("cpu", torch.float64)                                   # (T, B, I)
+    log_a, _ = minrnn.log_coefficients(model.cell, x @ p["weight_ih_l0"].t() + p["bias_ih_l0"])   # (T, B, H)
+    after = log_a.flip(0).cumsum(0).flip(0) - log_a                           # sum over s > t of log a_s
+    return [v.item() for v in (torch.exp(after) * g.to(torch.float64) / x.shape[1]).flatten(1).norm(dim=1)]
 
 
 def vanish_distance(curves: list[list[float]]) -> int | None:
@@ -150,8 +168,12 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,
                              states=case.impl in SCRATCH and case.layers == 1,    # the states of one layer
                              cast=autocast_context(case.device, case.autocast))
+    if cell in NO_RECURRENT and case.layers == 1:
+        for seed, curves in by_seed.items():            # the closed form beside the measured curves
+            curves[CLOSED] = closed_form(factory(seed), probe_input(case.seq_len, case.batch, case.input, seed),
+                                         probe_vector(case.hidden, seed))
     base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
-            "forget_bias": case.forget_bias if cell == "lstm" else "",
+            "forget_bias": case.forget_bias if cell in FORGET_CELLS else "",
             "nonlinearity": case.nonlinearity if cell == "rnn" else "", "hidden": case.hidden,
             "seq_len": case.seq_len, "batch": case.batch, "dtype": case.dtype, "device": case.device,
             "autocast": case.autocast, "task": "", "train_step": "", "layers": case.layers,

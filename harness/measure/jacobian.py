@@ -17,7 +17,8 @@ and at POINTS steps t, evenly spaced from the first to the last, it records (dyn
   these Jacobians, so a norm held near 1 is what lets it travel. For an LSTM the state is
   (h, c): the cell is the path the LSTM's gradient takes, and dh_t/dh_{t-1} alone leaves it out.
 - forget_mean, forget_open: LSTM only, the forget gate's mean over sequences and units at t,
-  and the fraction of its values above OPEN_GATE (0.9). Blank for an RNN.
+  and the fraction of its values above OPEN_GATE (0.9). Blank for an RNN. For a min cell, its a gate (minLSTM's
+  f' = f / (f + i), minGRU's 1 - z), which is its whole one-step Jacobian: diag(a_t).
 
 A stack (layers > 1) gets no rows: the replay is of one layer.
 """
@@ -25,6 +26,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from harness.implementations import minrnn
+from harness.implementations.params import GATES, NO_RECURRENT
 
 POWER_ITERS = 1000      # power-iteration steps per t at most; it stops once every sequence's residual
 POWER_TOL = 1e-7        # ||J^T J v - lambda v|| is below this, relative to lambda (a step-to-step change
@@ -37,6 +41,11 @@ POINTS = 10             # steps t measured along a sequence, evenly spaced, the 
 
 def _step(cell: str, p: dict[str, Tensor], nonlinearity: str):
     """(x_t, s_{t-1}) -> (s_t, forget gate or None), s the flat state (B, H) or (B, 2H)."""
+    if cell in NO_RECURRENT:                                    # h_t = a_t h_{t-1} + b_t: J_t = diag(a_t)
+        def step(x, s):
+            a, b_ = minrnn.coefficients(cell, x @ p["weight_ih_l0"].t() + p["bias_ih_l0"])
+            return a * s + b_, a
+        return step, p["weight_ih_l0"].shape[0] // GATES[cell]
     W_ih, W_hh = p["weight_ih_l0"], p["weight_hh_l0"]          # (G*H, I), (G*H, H)
     b = p["bias_ih_l0"] + p["bias_hh_l0"]                       # (G*H,)
     H = W_hh.shape[1]

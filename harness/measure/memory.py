@@ -51,8 +51,9 @@ def measure(step: Callable[[], object], device: str) -> tuple[int, set[str] | No
 
 
 # -- will a case fit? (the sweep asks before it builds one) -------------------------------------------
-ACTIVATIONS = {"lstm": 24, "gru": 18, "rnn": 6}   # numbers kept per (step, batch, hidden) while training:
-#   a generous bound over the implementations (fused-lstm keeps 12, oneDNN about twice that)
+ACTIVATIONS = {"lstm": 24, "gru": 18, "rnn": 6, "mingru": 24, "minlstm": 30}   # numbers kept per (step, batch,
+#   hidden) while training: a generous bound over the implementations (fused-lstm keeps 12, oneDNN about twice that;
+#   a min cell's scan keeps its log-space terms: minrnn.train_peak_bytes)
 FIT_FRACTION = 0.8   # a case may use at most this share of what is free
 
 

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from harness.core.thresholds import SOLVED
 from harness.implementations import registry
 from harness.implementations.models import Recurrent
+from harness.implementations.params import FORGET_CELLS
 from harness.measure import gradients, jacobian
 from harness.measure.timing import autocast_context
 
@@ -137,7 +138,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
 
     ex, et = batch(case.eval_size, torch.Generator().manual_seed(1_000_000 + case.seed))     # the held-out set
     base = {"run_id": run_id, "task": case.task, "impl": case.impl, "hidden": case.hidden, "seq_len": case.seq_len,
-            "forget_bias": case.forget_bias if cell == "lstm" else "", "baseline_loss": baseline_loss(case.task,
+            "forget_bias": case.forget_bias if cell in FORGET_CELLS else "", "baseline_loss": baseline_loss(case.task,
                                                                                                    case.seq_len),
             "cell": cell, "device": device, "dtype": case.dtype, "autocast": case.autocast, "batch": case.batch,
             "lr": case.lr,
@@ -145,7 +146,7 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict], list[dict]]:
             "nonlinearity": nonlinearity, "spectral_radius": radius, "steps": case.steps,
             "early_stop": case.early_stop}
     grad_base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
-                 "forget_bias": case.forget_bias if cell == "lstm" else "", "nonlinearity": nonlinearity,
+                 "forget_bias": case.forget_bias if cell in FORGET_CELLS else "", "nonlinearity": nonlinearity,
                  "hidden": case.hidden, "seq_len": sequence_length(case.task, case.seq_len),
                  "dtype": case.dtype, "autocast": case.autocast, "device": device, "input": I, "task": case.task,
                  "layers": case.layers,

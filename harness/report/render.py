@@ -54,7 +54,8 @@ def render(spec: str, results: Path = env.RESULTS, out_root: Path = env.REPORTS,
     _draw(page, f, out / "figures", strict)
     page.found = findings(f, f["cost_ratios"], f["breakdown"], f["run_ratios"], f["compile_costs"])
     page.claims = claims(f, f["cost_ratios"])
-    pd.DataFrame([{"key": c.key, "claim": c.claim, "quote_zh": c.statement.quote_zh, "quote_en": c.statement.quote_en,
+    pd.DataFrame([{"key": c.key, "claim": c.claim, "source": c.statement.source, "quote_zh": c.statement.quote_zh,
+                   "quote_en": c.statement.quote_en,
                    "measured": c.statement.measured, "verdict": c.verdict, "evidence": c.evidence, "rule": c.rule}
                   for c in page.claims]).to_csv(out / "claims.csv", index=False)
     for file, table in derived.csv_files().items():

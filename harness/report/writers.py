@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.claims import Claim
+from harness.analysis.quotes import TUTORIAL
 from harness.analysis.tables import Runs
 from harness.core import units
 
@@ -70,9 +71,10 @@ class Page:
 
 def _claim_cell(c: Claim) -> str:
     st = c.statement
-    return (f"<strong>{html.escape(c.claim)}</strong><br><q lang=\"zh\" class=\"zh\">{html.escape(st.quote_zh)}</q>"
-            f"<br><q>{html.escape(st.quote_en)}</q><br><span class=\"measured\">measured: "
-            f"{html.escape(st.measured)}</span>")
+    zh = f"<br><q lang=\"zh\" class=\"zh\">{html.escape(st.quote_zh)}</q>" if st.quote_zh else ""
+    source = "" if st.source == TUTORIAL else f"<br><span class=\"measured\">source: {html.escape(st.source)}</span>"
+    return (f"<strong>{html.escape(c.claim)}</strong>{zh}<br><q>{html.escape(st.quote_en)}</q>{source}<br>"
+            f"<span class=\"measured\">measured: {html.escape(st.measured)}</span>")
 
 
 def write_html(out: Path, page: Page) -> None:
@@ -100,7 +102,7 @@ runs' data; each verdict by the rule beside it.</p>
 <section id="findings"><h2>What this run found</h2>
 {found}
 </section>
-<h2>The tutorial's claims</h2>
+<h2>The tutorial's claims, and the paper's</h2>
 <p>Each claim as the tutorial (../shared/seed/) states it, in its words and in English; verdicts are supported,
 partly supported, contradicted, inconclusive (the intervals straddle the rule's decision point) or not measured.</p>
 <div class="scroll"><table id="claims" class="claims"><colgroup><col class="claim"><col class="verdict">
@@ -122,11 +124,13 @@ def write_md(out: Path, page: Page) -> None:
     parts = [f"# lstm-bench report\n\nRuns: {', '.join(runs.ids)}. Every sentence and verdict is computed from the "
              "data; each verdict by the rule beside it.\n", "## What this run found\n"]
     parts += [f"- {f}" for f in page.found] or ["_No ok rows._"]
-    parts += ["", "## The tutorial's claims\n"]
+    parts += ["", "## The tutorial's claims, and the paper's\n"]
     for c in page.claims:
         st = c.statement
-        parts += [f"### {c.claim}: **{c.verdict}**\n", f"> {st.quote_zh}\n>\n> {st.quote_en}\n",
-                  f"- measured: {st.measured}", f"- evidence: {c.evidence}", f"- rule: {c.rule}", ""]
+        quote = f"> {st.quote_zh}\n>\n> {st.quote_en}\n" if st.quote_zh else f"> {st.quote_en}\n"
+        parts += [f"### {c.claim}: **{c.verdict}**\n", quote]
+        parts += [] if st.source == TUTORIAL else [f"- source: {st.source}"]
+        parts += [f"- measured: {st.measured}", f"- evidence: {c.evidence}", f"- rule: {c.rule}", ""]
     parts += ["## Figures\n"]
     parts += [f"![{cap}](figures/{s}.png)\n\n_{cap}_\n" for s, cap in page.figures]
     parts += [f"- {n}" for n in page.not_drawn] + [""]

@@ -1,0 +1,162 @@
+"""minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?", arXiv 2410.01201), scan and loop.
+
+Their gates read x_t alone, never h_{t-1}, so the recurrence is linear in h with coefficients known in
+advance, h_t = a_t * h_{t-1} + b_t, and a whole sequence can be computed at once by a parallel scan:
+
+    minGRU   z_t = sigmoid(k_z),  h~_t = g(k_h)               a_t = 1 - z_t,  b_t = z_t * h~_t
+    minLSTM  f_t = sigmoid(k_f),  i_t = sigmoid(k_i),  h~_t = g(k_h)
+             f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)  a_t = f'_t,    b_t = i'_t * h~_t
+
+with k = x_t W_ih^T + b_ih chunked by gate (canonical order z, h~ for minGRU; i, f, h~ for minLSTM, so
+that the forget gate's rows are H:2H as in nn.LSTM and forget_bias lands on them), and g the paper's
+positive activation: g(v) = v + 1/2 for v >= 0, sigmoid(v) below. There is no weight_hh and no bias_hh
+(params.NO_RECURRENT). Both modes compute the one function:
+
+    scan  (mingru-scan, minlstm-scan) one GEMM for every step's gates, then the scan in log space, as
+          the paper's appendix does: log a and log b from softplus terms (log f' = -softplus(d),
+          log i' = -softplus(-d), d = softplus(-k_f) - softplus(-k_i); log g from its two branches), and
+
+              a*_t = sum_{s<=t} log a_s,    h_t = exp(a*_t + logcumsumexp_{s<=t}(log b_s - a*_s)) + exp(a*_t) h_0
+
+          h_0 enters as its own term, so a zero (or negative) initial state needs no log of it and gives no NaN.
+          The sums run over blocks of SCAN_CHUNK steps at once, and a block's end state carries to the next:
+          over the whole sequence a*_T grows like 0.7 T, and a float32 sum of that size loses its last digits
+          (at T = 4096 the one-block form is 1.7e-4 off float64, beyond float32's tolerance; in blocks of 64,
+          3e-6). A lower precision's scan runs in float32 (SCAN_FLOOR), as an LSTM kernel keeps its cell.
+    loop  (mingru-loop, minlstm-loop) token by token, as inference runs: one (B, I) x (I, G*H) GEMM per step,
+          the gates in linear space, h_t = a_t * h_{t-1} + b_t.
+
+Variable lengths (masked): a finished sequence's step has a = 1 and b = 0 (f' = 1, i' = 0; z = 0), so its state
+holds; its output is zero. `train_peak_bytes` is each mode's analytic peak memory of a train step.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from harness.implementations.models import _CanonicalParams
+from harness.implementations.params import ONE_LAYER, Shape
+
+SCAN_CHUNK = 64          # steps per block of the scan's log-space sums (see the module docstring)
+NEG = -1.0e4             # log b of a step that adds nothing: exp(NEG) = 0, and finite, so no NaN in a gradient
+SCAN_FLOOR = torch.float32   # the scan's arithmetic dtype at least (bfloat16's 8 bits lose a block's sum)
+GATE_NAMES = {"mingru": ("z", "h~"), "minlstm": ("i", "f", "h~")}   # canonical order of weight_ih's blocks
+
+
+def g(v: Tensor) -> Tensor:
+    """The paper's positive activation: v + 1/2 for v >= 0, sigmoid(v) below (continuous at 0)."""
+    return torch.where(v >= 0, F.relu(v) + 0.5, torch.sigmoid(v))
+
+
+def log_g(v: Tensor) -> Tensor:
+    """log g(v), each branch finite everywhere so that torch.where's gradient has no NaN in it."""
+    return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
+
+
+def log_coefficients(cell: str, k: Tensor) -> tuple[Tensor, Tensor]:
+    """(log a, log b), each (..., H), from the gates' pre-activations k (..., G*H)."""
+    if cell == "mingru":
+        kz, kh = k.chunk(2, -1)
+        return -F.softplus(kz), -F.softplus(-kz) + log_g(kh)              # log(1 - z), log z + log g
+    ki, kf, kh = k.chunk(3, -1)
+    d = F.softplus(-kf) - F.softplus(-ki)                                  # log i - log f
+    return -F.softplus(d), -F.softplus(-d) + log_g(kh)                     # log f', log i' + log g
+
+
+def coefficients(cell: str, k: Tensor) -> tuple[Tensor, Tensor]:
+    """(a, b), each (..., H), in linear space, from k (..., G*H): the loop's form."""
+    if cell == "mingru":
+        kz, kh = k.chunk(2, -1)
+        z = torch.sigmoid(kz)
+        return 1 - z, z * g(kh)
+    ki, kf, kh = k.chunk(3, -1)
+    f, i = torch.sigmoid(kf), torch.sigmoid(ki)
+    return f / (f + i), i / (f + i) * g(kh)
+
+
+def scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t for t = 1..T, every t at once: log_a, log_b (T, B, H), h0 (B, H) -> (T, B, H).
+    Blocks of `chunk` steps (the last padded with a = 1, b = 0) are scanned at once; each block's end state
+    then enters the next (T / chunk elementwise steps)."""
+    T, B, H = log_a.shape
+    n = -(-T // chunk)                                                     # blocks
+    pad = (0, 0, 0, 0, 0, n * chunk - T)
+    la = F.pad(log_a, pad).view(n, chunk, B, H)
+    lb = F.pad(log_b, pad, value=NEG).view(n, chunk, B, H)
+    a_star = la.cumsum(1)                                                  # (n, C, B, H): log of a's product
+    local = torch.exp(a_star + torch.logcumsumexp(lb - a_star, 1))         # (n, C, B, H): each block from zero
+    decay = torch.exp(a_star)                                              # (n, C, B, H): from the block's start
+    starts, h = [], h0
+    for k in range(n):                                                     # the state entering each block
+        starts.append(h)
+        h = local[k, -1] + decay[k, -1] * h
+    out = local + decay * torch.stack(starts).unsqueeze(1)                 # (n, C, B, H)
+    return out.view(n * chunk, B, H)[:T]
+
+
+class _MinRecurrent(_CanonicalParams):
+    """The stack (layers, directions, masked lengths) around a one-layer minGRU or minLSTM kernel."""
+
+    def _gates(self, x: Tensor, p) -> Tensor:
+        """k = x W_ih^T + b_ih for x (N, I): (N, G*H), through the model's GEMM library."""
+        return self.gemm.addmm(p.b_ih, x, p.w_ih.t())
+
+
+class MinScan(_MinRecurrent):
+    """Every step at once: one GEMM for the gates of all T steps, then the log-space scan (`scan`)."""
+
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, cell: str = "mingru"):
+        self.cell = cell
+        super().__init__(input_size, hidden_size, shape)
+        self.scan_chunk = SCAN_CHUNK
+
+    def layer(self, x, state, p, vl):
+        T, B, I = x.shape
+        (h0,) = state
+        k = self._gates(x.reshape(T * B, I), p).view(T, B, -1)               # (T, B, G*H)
+        work = torch.promote_types(k.dtype, SCAN_FLOOR)
+        log_a, log_b = log_coefficients(self.cell, k.to(work))               # (T, B, H) each
+        if vl is not None:                                                   # masked: a = 1, b = 0 once done
+            log_a, log_b = log_a.masked_fill(~vl.step_mask, 0.0), log_b.masked_fill(~vl.step_mask, NEG)
+        h = scan(log_a, log_b, h0.to(work), self.scan_chunk).to(k.dtype)    # (T, B, H)
+        y = h if vl is None else h.masked_fill(~vl.step_mask, 0.0)
+        return y, (h[-1],)
+
+
+class MinLoop(_MinRecurrent):
+    """Token by token: per step, one (B, I) x (I, G*H) GEMM for the gates and h_t = a_t h_{t-1} + b_t."""
+
+    def __init__(self, input_size: int, hidden_size: int, shape: Shape = ONE_LAYER, cell: str = "mingru"):
+        self.cell = cell
+        super().__init__(input_size, hidden_size, shape)
+
+    def layer(self, x, state, p, vl):
+        (h,) = state
+        outputs = []
+        for t, xt in enumerate(x):                                           # xt: (B, I)
+            with self._label(t):
+                a, b = coefficients(self.cell, self._gates(xt, p))           # (B, H) each
+                (h,), out = self.advance(vl, t, (a * h + b,), (h,))
+            self._record(h)
+            outputs.append(out)
+        return torch.stack(outputs), (h,)                                    # (T, B, H)
+
+
+def train_peak_bytes(mode: str, cell: str, batch: int, seq_len: int, hidden: int, input_size: int,
+                     itemsize: int) -> int:
+    """Analytic peak of one layer's train step (one direction, float32 or wider), in bytes: what the forward
+    keeps for the backward, per (step, sequence), in units of H, plus the gates' pre-activations (G*H).
+
+    scan: k (G*H) and the saved elementwise results of the log coefficients, the scan's blocks (a*, its
+    logcumsumexp, the local state, the decay and the sum) and the output: SCAN_KEPT[cell] + G per H.
+    loop: per step k (G*H), the gates and h: LOOP_KEPT[cell] + G per H.
+    """
+    G = 2 if cell == "mingru" else 3
+    kept = (SCAN_KEPT if mode == "scan" else LOOP_KEPT)[cell] + G
+    return kept * seq_len * batch * hidden * itemsize
+
+
+SCAN_KEPT = {"mingru": 14, "minlstm": 18}   # numbers per (step, sequence, unit) the scan keeps besides k:
+# fitted to nothing; counted from the autograd graph (see tests/test_minrnn.py, which holds them to the measure)
+LOOP_KEPT = {"mingru": 6, "minlstm": 9}     # the loop's, the same way
