@@ -285,7 +285,8 @@ def canary_id(gid: str) -> str:
     return f"{CANARY}:{gid}"
 
 
-REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru"}   # a group's ratio_ref, by cell
+REFERENCES = {"lstm": "torch-lstm", "rnn": "torch-rnn", "gru": "torch-gru",   # a group's ratio_ref, by cell
+              "mingru": "mingru-loop", "minlstm": "minlstm-loop"}        # a min cell's scan over its own loop
 
 
 def reference(case: ThroughputCase, ok: list[ThroughputCase]) -> ThroughputCase:

@@ -23,11 +23,13 @@ positive activation: g(v) = v + 1/2 for v >= 0, sigmoid(v) below. There is no we
           over the whole sequence a*_T grows like 0.7 T, and a float32 sum of that size loses its last digits
           (at T = 4096 the one-block form is 1.7e-4 off float64, beyond float32's tolerance; in blocks of 64,
           3e-6). A lower precision's scan runs in float32 (SCAN_FLOOR), as an LSTM kernel keeps its cell.
+          Its backward is a scan too, backwards in time (_Scan), so that a gradient far from the loss keeps its
+          relative precision: autograd through logcumsumexp loses it below about eps of the near gradient.
     loop  (mingru-loop, minlstm-loop) token by token, as inference runs: one (B, I) x (I, G*H) GEMM per step,
           the gates in linear space, h_t = a_t * h_{t-1} + b_t.
 
 Variable lengths (masked): a finished sequence's step has a = 1 and b = 0 (f' = 1, i' = 0; z = 0), so its state
-holds; its output is zero. `train_peak_bytes` is each mode's analytic peak memory of a train step.
+holds; its output is zero. `kept_bytes` is what each mode's train forward keeps for its backward, counted.
 """
 from __future__ import annotations
 
@@ -72,10 +74,11 @@ def coefficients(cell: str, k: Tensor) -> tuple[Tensor, Tensor]:
         return 1 - z, z * g(kh)
     ki, kf, kh = k.chunk(3, -1)
     f, i = torch.sigmoid(kf), torch.sigmoid(ki)
-    return f / (f + i), i / (f + i) * g(kh)
+    total = f + i                                                          # once: the backward keeps it
+    return f / total, i / total * g(kh)
 
 
-def scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> Tensor:
+def blocked_scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> Tensor:
     """h_t = a_t h_{t-1} + b_t for t = 1..T, every t at once: log_a, log_b (T, B, H), h0 (B, H) -> (T, B, H).
     Blocks of `chunk` steps (the last padded with a = 1, b = 0) are scanned at once; each block's end state
     then enters the next (T / chunk elementwise steps)."""
@@ -93,6 +96,47 @@ def scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> T
         h = local[k, -1] + decay[k, -1] * h
     out = local + decay * torch.stack(starts).unsqueeze(1)                 # (n, C, B, H)
     return out.view(n * chunk, B, H)[:T]
+
+
+def _log_parts(g: Tensor) -> tuple[Tensor, Tensor]:
+    """log of g's positive part and of its negative part's magnitude, NEG where a part is zero."""
+    pos, neg = g.clamp_min(0), (-g).clamp_min(0)
+    return (torch.where(pos > 0, pos.log(), NEG), torch.where(neg > 0, neg.log(), NEG))
+
+
+class _Scan(torch.autograd.Function):
+    """blocked_scan with its own backward, itself a scan: the adjoint G_t = dL/dh_t of h_t = a_t h_{t-1} + b_t runs
+    backwards in time, G_t = grad_t + a_{t+1} G_{t+1}, a linear recurrence of the same form (its input split into
+    positive and negative parts, each scanned in log space). Then dL/dlog b_t = G_t b_t, dL/dlog a_t = G_t a_t h_{t-1}
+    and dL/dh_0 = a_1 G_1: products, so a gradient far from the loss keeps its relative precision. Autograd through
+    the log-space ops would get it as a difference of terms near the loss's own size (logcumsumexp's backward): an
+    absolute floor near eps, which in float32 flattens the gradient's decay beyond about 25 steps."""
+
+    @staticmethod
+    def forward(ctx, log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int) -> Tensor:
+        h = blocked_scan(log_a, log_b, h0, chunk)
+        ctx.save_for_backward(log_a, log_b, h0, h)
+        ctx.chunk = chunk
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        log_a, log_b, h0, h = ctx.saved_tensors
+        # reversed time u = T-1-t: G~_u = grad~_u + a_{t+1} G~_{u-1}, so the coefficient at u is log a_{T-u}
+        la = torch.cat([torch.zeros_like(log_a[:1]), log_a.flip(0)[:-1]])   # (T, B, H)
+        pos, neg = _log_parts(grad.flip(0))
+        zero = torch.zeros_like(h0)
+        G = (blocked_scan(la, pos, zero, ctx.chunk) - blocked_scan(la, neg, zero, ctx.chunk)).flip(0)   # dL/dh_t
+        before = torch.cat([h0.unsqueeze(0), h[:-1]])                      # h_{t-1}: (T, B, H)
+        a = torch.exp(log_a)
+        return G * a * before, G * torch.exp(log_b), a[0] * G[0], None
+
+
+def scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t for t = 1..T, every t at once (blocked_scan), differentiable by _Scan's backward:
+    log_a, log_b (T, B, H), h0 (B, H) -> (T, B, H)."""
+    return _Scan.apply(log_a, log_b, h0, chunk)
 
 
 class _MinRecurrent(_CanonicalParams):
@@ -143,20 +187,25 @@ class MinLoop(_MinRecurrent):
         return torch.stack(outputs), (h,)                                    # (T, B, H)
 
 
-def train_peak_bytes(mode: str, cell: str, batch: int, seq_len: int, hidden: int, input_size: int,
-                     itemsize: int) -> int:
-    """Analytic peak of one layer's train step (one direction, float32 or wider), in bytes: what the forward
-    keeps for the backward, per (step, sequence), in units of H, plus the gates' pre-activations (G*H).
+KEPT = {("scan", "mingru"): (9, 1), ("scan", "minlstm"): (10, 1),      # (float, bool) tensors of (T, B, H) that
+        ("loop", "mingru"): (6, 1), ("loop", "minlstm"): (9, 1)}        # a layer's forward keeps for its backward
+# Counted op by op (tests/test_minrnn.py holds the count to autograd's saved tensors):
+#   log g, both modes of it: relu(k_h) and relu + 1/2 (log's input), -k_h (softplus's input), and the bool v >= 0
+#   scan, minGRU:  k (softplus(k_z) keeps a view of k: both its halves, 2), -k_z; log g's 3; the scan's log a, log b
+#                  and its output h (_Scan's backward needs h_{t-1}): 2 + 1 + 3 + 3 = 9
+#   scan, minLSTM: -k_f, -k_i, d, -d (each softplus's input; k itself is freed); log g's 3; the scan's 3: 10
+#   loop, minGRU:  z (sigmoid's output), a = 1 - z, h_{t-1} (both of a * h's operands), relu(k_h) and
+#                  sigmoid(k_h) (g's branches' outputs), g(k_h): 6
+#   loop, minLSTM: f, i (sigmoid outputs), f + i (both quotients' divisor), f' and h_{t-1}, i' and g(k_h) (the
+#                  products' operands), relu(k_h) and sigmoid(k_h): 9
 
-    scan: k (G*H) and the saved elementwise results of the log coefficients, the scan's blocks (a*, its
-    logcumsumexp, the local state, the decay and the sum) and the output: SCAN_KEPT[cell] + G per H.
-    loop: per step k (G*H), the gates and h: LOOP_KEPT[cell] + G per H.
-    """
-    G = 2 if cell == "mingru" else 3
-    kept = (SCAN_KEPT if mode == "scan" else LOOP_KEPT)[cell] + G
-    return kept * seq_len * batch * hidden * itemsize
 
-
-SCAN_KEPT = {"mingru": 14, "minlstm": 18}   # numbers per (step, sequence, unit) the scan keeps besides k:
-# fitted to nothing; counted from the autograd graph (see tests/test_minrnn.py, which holds them to the measure)
-LOOP_KEPT = {"mingru": 6, "minlstm": 9}     # the loop's, the same way
+def kept_bytes(mode: str, cell: str, batch: int, seq_len: int, hidden: int, itemsize: int) -> int:
+    """What one layer and direction's train forward keeps for its backward (float32 or wider), in bytes: KEPT's
+    tensors of (T, B, H), a bool one byte an element; besides them the input (the scan's output, which its backward
+    keeps, is among them). The peak adds the backward's own working set (the report draws both)."""
+    floats, bools = KEPT[(mode, cell)]
+    per_step = (floats * itemsize + bools) * seq_len
+    if mode == "scan":                  # its output is a view of whole blocks: T padded to a multiple of SCAN_CHUNK
+        per_step += itemsize * (-(-seq_len // SCAN_CHUNK) * SCAN_CHUNK - seq_len)
+    return per_step * batch * hidden

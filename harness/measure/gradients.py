@@ -63,7 +63,7 @@ def grad_norms(model: Recurrent, x: Tensor, g: Tensor, states: bool = False,
     """||dL/dx_t|| (and ||dL/dh_t||, ||dL/dc_t|| when `states`) for t = 1..T, L = mean_b <g, h_T>; the forward
     (and so the backward's GEMMs) under `cast`: torch.autocast, or nothing."""
     p = next(model.parameters())
-    x = x.to(device=p.device, dtype=p.dtype).requires_grad_(True)
+    x = x.detach().to(device=p.device, dtype=p.dtype).requires_grad_(True)   # a leaf of its own, not the caller's
     model.trace = [] if states else None
     try:
         with cast():
