@@ -147,7 +147,8 @@ def test_cost_ratio():
 
 def test_no_data_no_figure():
     not_ok = pd.DataFrame({"status": ["failed"]})                    # a table whose rows all failed
-    derived = ("cost_ratios", "layer_costs", "lengths_costs", "errors", "precision_decay")   # made from tables:
+    derived = ("cost_ratios", "layer_costs", "lengths_costs", "errors", "precision_decay", "crossovers",
+               "parallel_memory")   # made from tables:
     # empty when they are
     for stem, (fn, needs) in figures.FIGURES.items():
         assert fn(*(pd.DataFrame() if n in derived else not_ok for n in needs)) is None, stem
@@ -302,16 +303,18 @@ def synthetic_tables(sc) -> dict:
 
 # stacks, full, fastrnns and deepbench are left out: quick has the same shapes of stacked, variable-length, cpu and
 # cuda rows (full is quick's axes over more sizes; deepbench's are cuda train rows)
-@pytest.mark.parametrize("name", ["smoke", "quick", "goals", "classics", "compilers"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "goals", "classics", "compilers", "parallel"])
 def test_no_figure_fails_on_a_shipped_scenario(name):
-    from harness.analysis import numerics, ratios, tables
+    from harness.analysis import numerics, parallel, ratios, tables
     from harness.config import scenario
 
     t = synthetic_tables(scenario.load(name))
+    sp = parallel.speedups(tables.plain(t["timings"]), t.get("rounds"))
     inputs = {**t, "timings": tables.plain(t["timings"]), "cost_ratios": ratios.cost_ratios(tables.plain(t["timings"])),
               "ceilings": None,
               "layer_costs": ratios.layer_costs(t["timings"]), "lengths_costs": ratios.lengths_costs(t["timings"]),
-              "errors": numerics.error_rows(t["timings"]), "precision_decay": numerics.precision_decay(t["gradients"])}
+              "errors": numerics.error_rows(t["timings"]), "precision_decay": numerics.precision_decay(t["gradients"]),
+              "crossovers": parallel.crossover_table(sp), "parallel_memory": parallel.memory_rows(tables.plain(t["timings"]))}
     drawn = []
     for stem, (fn, needs) in figures.FIGURES.items():
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw
@@ -320,6 +323,7 @@ def test_no_figure_fails_on_a_shipped_scenario(name):
             figures.plt.close(fig)
     assert ("speed_vs_error" in drawn) == (name in ("quick", "goals", "compilers"))   # smoke has no torch-lstm: no x
     assert ("precision_decay" in drawn) == (name == "compilers")        # the one with [[gradients]] under autocast
+    assert ("parallel_throughput" in drawn) == ("parallel_memory" in drawn) == (name in ("quick", "parallel"))
 
 
 def test_learning_curves_of_several_seeds_show_the_mean_and_a_band():

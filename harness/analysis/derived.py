@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis import learning, numerics, ratios, summary
+from harness.analysis import learning, numerics, parallel, ratios, summary
 from harness.analysis.tables import Runs, plain
 from harness.store import traces
 
 WRITTEN = ("summary", "scaling", "run_ratios", "layer_costs", "lengths_costs", "compile_costs", "success_rates",
            "decay_by_radius", "dynamics_summary", "attribution", "ceilings", "errors",
-           "precision_decay")   # what the report writes, as NAME.csv
+           "precision_decay", "parallel_speedups", "crossovers", "parallel_memory", "closed_form")
+# what the report writes, as NAME.csv
 ALWAYS = ("summary", "scaling")                     # written even when empty (a header, or nothing)
 
 
@@ -56,7 +57,11 @@ class Derived:
                   "errors": numerics.error_rows(timings),          # every stack and precision: all timings
                   "numerics_off": numerics.off_rows(timings),
                   "precision_decay": numerics.precision_decay(t["gradients"]),
-                  "top_ops": traces.top_ops_table(runs.dirs)}
+                  "top_ops": traces.top_ops_table(runs.dirs),
+                  "parallel_speedups": (sp := parallel.speedups(flat, rounds)),
+                  "crossovers": parallel.crossover_table(sp),
+                  "parallel_memory": parallel.memory_rows(flat),
+                  "closed_form": parallel.closed_form_rows(t["decay"])}
         return cls(frames)
 
     def csv_files(self) -> dict[str, pd.DataFrame]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis import numerics
+from harness.analysis import numerics, parallel
 from harness.analysis.learning import SOLVED_RULE, decay_by_radius, gradient_rows, solved_text, success_rates
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import STAND_INS, device_text, ok_rows
+from harness.implementations.params import CELL_NAMES, FORGET_CELLS
 from harness.config.cases import size_of
 from harness.core import intervals, units
 from harness.core.thresholds import ABOVE_CEILING
@@ -95,11 +96,11 @@ def decay_factors(decay: pd.DataFrame | None) -> list[str]:
     for cell, g in d.groupby("cell"):
         where = [f"h{'/'.join(str(int(h)) for h in sorted(g['hidden'].unique()))}",
                  f"T={'/'.join(str(int(s)) for s in sorted(g['seq_len'].unique()))}"]
-        if cell == "lstm" and g["forget_bias"].nunique() > 1:
+        if cell in FORGET_CELLS and g["forget_bias"].nunique() > 1:
             by = g.groupby("forget_bias")["decay_factor"].median()
             where.append("median " + ", ".join(f"{units.sig(v)} at forget_bias {fb:g}" for fb, v in by.items()))
         lo, hi = units.sig(g["decay_factor"].min()), units.sig(g["decay_factor"].max())
-        words.append(f"the {cell.upper()}'s by {lo if lo == hi else f'{lo}–{hi}'} per step ({'; '.join(where)})")
+        words.append(f"the {CELL_NAMES.get(cell, cell)}'s by {lo if lo == hi else f'{lo}–{hi}'} per step ({'; '.join(where)})")
     return ["Gradients shrink with distance: " + ", ".join(words)
             + " (1 = no decay; factor^T is what is left after T steps)."]
 
@@ -172,7 +173,11 @@ def memory(timings: pd.DataFrame | None) -> list[str]:
     if t.empty:
         return []
     work = t["hidden"] * t["batch"] * t["seq_len"]
-    big = t[work == work.max()]                        # the largest size measured
+    several = t.groupby(work)["impl"].transform("nunique") > 1          # a size where two or more models ran
+    if not several.any():
+        return []
+    t, work = t[several], work[several]
+    big = t[work == work.max()]                        # the largest size measured by two or more
     lo, hi = big.loc[big["peak_mem_bytes"].idxmin()], big.loc[big["peak_mem_bytes"].idxmax()]
     return [f"At {size_of(lo)} a train step's peak memory ranges from {units.mebibytes(lo['peak_mem_bytes'])} "
             f"({lo['impl']}) to {units.mebibytes(hi['peak_mem_bytes'])} ({hi['impl']})."]
@@ -261,6 +266,8 @@ def findings(t: dict[str, pd.DataFrame | None], ratios: pd.DataFrame | None,
     out = (between_runs(rr) + fastest(t["timings"], t.get("rounds"))
            + numerics.precision_sentences(every, t.get("rounds")) + numerics.decay_sentence(t.get("precision_decay"))
            + vendor_steps(t.get("attribution"))
+           + parallel.sentences(t.get("parallel_speedups"), t.get("parallel_memory"))
+           + parallel.closed_form_sentence(t.get("closed_form"))
            + lstm_rnn_cost(ratios) + decay_factors(t["decay"]) + edge(t["decay"]) + tasks(t["training"])
            + compilers(cc) + peak_fraction(t["timings"]) + time_split(breakdown) + memory(t["timings"]))
     return out[:MAX_SENTENCES]

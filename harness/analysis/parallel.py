@@ -190,3 +190,40 @@ def paper_claim(sp: pd.DataFrame | None) -> tuple[str, str]:
     else:
         verdict = "partly supported"
     return verdict, "; ".join(parts)
+
+
+def crossover_table(sp: pd.DataFrame | None) -> pd.DataFrame | None:
+    """crossovers() as a flat table (crossovers.csv): each T's verdict in one column."""
+    cx = crossovers(sp)
+    if cx is None:
+        return None
+    return cx.assign(verdicts=["; ".join(f"T={T} {v}" for T, v in zip(r["Ts"], r["verdicts"], strict=True))
+                               for _, r in cx.iterrows()]).drop(columns=["Ts"])
+
+
+def closed_form_rows(decay: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each min cell's [[gradients]] case: the decay factor of ||dL/dx_t|| (measured) beside that of the closed form
+    ||dL/dh_t|| = ||g prod a / B|| (wrt = "gates"), each the mean over seeds with its 95% t interval, and their vanish
+    distances."""
+    d = ok_rows(decay)
+    if d is None or "gates" not in set(d["wrt"]):
+        return None
+    d = d[(d["task"].fillna("") == "")]
+    keys = ["device", "dtype", "impl", "cell", "forget_bias", "hidden", "seq_len", "batch", "seeds"]
+    x = d[d["wrt"] == "x"].set_index(keys)
+    c = d[d["wrt"] == "gates"].set_index(keys)
+    cols = ["decay_factor", "decay_ci_low", "decay_ci_high", "vanish_distance"]
+    both = x[cols].join(c[cols], how="inner", rsuffix="_closed").reset_index()
+    return both if not both.empty else None
+
+
+def closed_form_sentence(rows: pd.DataFrame | None) -> list[str]:
+    """The min cells' measured decay beside the closed form, in one line."""
+    if rows is None or rows.empty:
+        return []
+    parts = [f"{r['impl']}{'' if pd.isna(r['forget_bias']) or r['forget_bias'] == '' else f' fb {r.forget_bias:g}'} "
+             f"{compact(r['decay_factor'])} (closed form {compact(r['decay_factor_closed'])})"
+             for _, r in rows.iterrows()]
+    return ["A min cell's gradient is a product of its a gates (f' for minLSTM, 1 - z for minGRU), with no recurrent "
+            "matrix; per-step decay of ||dL/dx_t|| at initialisation, measured beside the closed form of ||dL/dh_t||: "
+            + ", ".join(parts) + "."]

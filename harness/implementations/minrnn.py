@@ -78,12 +78,19 @@ def coefficients(cell: str, k: Tensor) -> tuple[Tensor, Tensor]:
     return f / total, i / total * g(kh)
 
 
+def blocks(seq_len: int, chunk: int = SCAN_CHUNK) -> tuple[int, int]:
+    """(n, C): the fewest blocks of at most `chunk` steps that cover seq_len, and their equal length C (the last
+    block padded to it): T = 100 runs as 2 blocks of 50, not 2 of 64."""
+    n = -(-seq_len // chunk)
+    return n, -(-seq_len // n)
+
+
 def blocked_scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = SCAN_CHUNK) -> Tensor:
     """h_t = a_t h_{t-1} + b_t for t = 1..T, every t at once: log_a, log_b (T, B, H), h0 (B, H) -> (T, B, H).
-    Blocks of `chunk` steps (the last padded with a = 1, b = 0) are scanned at once; each block's end state
-    then enters the next (T / chunk elementwise steps)."""
+    Blocks of at most `chunk` steps (`blocks`; the last padded with a = 1, b = 0) are scanned at once; each block's
+    end state then enters the next (T / chunk elementwise steps)."""
     T, B, H = log_a.shape
-    n = -(-T // chunk)                                                     # blocks
+    n, chunk = blocks(T, chunk)
     pad = (0, 0, 0, 0, 0, n * chunk - T)
     la = F.pad(log_a, pad).view(n, chunk, B, H)
     lb = F.pad(log_b, pad, value=NEG).view(n, chunk, B, H)
@@ -206,6 +213,7 @@ def kept_bytes(mode: str, cell: str, batch: int, seq_len: int, hidden: int, item
     keeps, is among them). The peak adds the backward's own working set (the report draws both)."""
     floats, bools = KEPT[(mode, cell)]
     per_step = (floats * itemsize + bools) * seq_len
-    if mode == "scan":                  # its output is a view of whole blocks: T padded to a multiple of SCAN_CHUNK
-        per_step += itemsize * (-(-seq_len // SCAN_CHUNK) * SCAN_CHUNK - seq_len)
+    if mode == "scan":                  # its output is a view of whole blocks: T padded to n * C (blocks)
+        n, C = blocks(seq_len)
+        per_step += itemsize * (n * C - seq_len)
     return per_step * batch * hidden

@@ -22,6 +22,7 @@ from torch import Tensor
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}  # G: gate blocks per cell type
 NO_RECURRENT = ("mingru", "minlstm")   # cells whose gates read x_t only: no weight_hh, no bias_hh (minrnn.py)
+CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "mingru": "minGRU", "minlstm": "minLSTM"}   # in prose
 FORGET_CELLS = ("lstm", "minlstm")     # cells with a forget gate, weight_ih's rows H:2H: what forget_bias acts on
 CANONICAL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # one layer's, without the _l{l} suffix
 PROJECTION = "weight_hr"                                       # LSTM with proj_size only

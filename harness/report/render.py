@@ -133,6 +133,17 @@ def _tables(runs: Runs, f: dict) -> list[tuple[str, str, str, pd.DataFrame | Non
             f"falls below {VANISH_RATIO:g} of its value at distance 0, a mean over seeds ('never': within T for some "
             "seed it did not).", views.precision_decay_view(f["precision_decay"]), False)]
           if f["precision_decay"] is not None else []),
+        *([("parallel", "Parallel scan against T: speed-ups", "Each min model's scan (mingru-scan, minlstm-scan) "
+            "beside its own loop and the library layers: time(slow) / time(fast) at equal batch and T, so also the "
+            "ratio of tokens/s, with a 95% bootstrap interval over rounds (paired within a comparison group; at equal "
+            "parameters the minLSTM is a group of its own, unpaired). Where each crossover lies is in crossovers.csv "
+            "and the findings (parallel_speedups.csv).", views.speedups_view(f["parallel_speedups"]), True)]
+          if f["parallel_speedups"] is not None else []),
+        *([("closed-form", "A min cell's gradient against its closed form", "Per-step decay factor of ||dL/dx_t|| "
+            "(measured by autograd) beside that of ||dL/dh_t|| in closed form, (1/B) g times the product of the a "
+            "gates after t (f' for minLSTM, 1 - z for minGRU): a min cell has no recurrent matrix, so nothing else "
+            "carries the gradient back. Mean over seeds with a 95% t interval (closed_form.csv).",
+            views.closed_form_view(f["closed_form"]), False)] if f["closed_form"] is not None else []),
         *([("compile", "Compilers: compile time against the steady speed-up", "Each compiled case against the eager "
             "implementations its comparison group timed: compile = its first call less a steady one; speed-up = "
             "their step over its step, with a paired 95% bootstrap interval; break-even = compile / (their step - "

@@ -212,3 +212,34 @@ def precision_decay_view(table: pd.DataFrame | None) -> pd.DataFrame:
                                                      strict=True)],
         "vanish distance float32": table["vanish_float32"].map(lambda v: "never" if v != v else f"{v:.3g}"),
         "vanish distance autocast": table["vanish_autocast"].map(lambda v: "never" if v != v else f"{v:.3g}")})
+
+
+def speedups_view(sp: pd.DataFrame | None) -> pd.DataFrame | None:
+    """parallel.speedups in human units: each pair's speed-up at each T, with its interval."""
+    if sp is None or sp.empty:
+        return None
+    sp = sp.sort_values(["device_label", "phase", "fast", "slow", "basis", "seq_len"])
+    return pd.DataFrame({"device": sp["device_label"], "phase": sp["phase"], "fast": sp["fast"], "slow": sp["slow"],
+                         "basis": sp["basis"], "hidden": [f"{int(a)}" if a == b else f"{int(a)} vs {int(b)}"
+                                                          for a, b in zip(sp["hidden"], sp["hidden_slow"], strict=True)],
+                         "T": sp["seq_len"].astype(int),
+                         "speed-up": [f"{units.times(r)} [{units.sig(lo)}, {units.sig(hi)}]"
+                                      for r, lo, hi in zip(sp["speedup"], sp["lo"], sp["hi"], strict=True)],
+                         "verdict": [intervals.difference(lo, hi, above="faster", below="slower")
+                                     for lo, hi in zip(sp["lo"], sp["hi"], strict=True)]})
+
+
+def closed_form_view(rows: pd.DataFrame | None) -> pd.DataFrame | None:
+    """parallel.closed_form_rows in human units."""
+    if rows is None or rows.empty:
+        return None
+
+    def factor(r, suffix=""):
+        return (f"{units.sig(r['decay_factor' + suffix])} [{units.sig(r['decay_ci_low' + suffix])}, "
+                f"{units.sig(r['decay_ci_high' + suffix])}]")
+    return pd.DataFrame({"impl": rows["impl"], "device": rows["device"], "dtype": rows["dtype"],
+                         "forget bias": rows["forget_bias"].fillna(""), "h": rows["hidden"], "T": rows["seq_len"],
+                         "seeds": rows["seeds"], "decay of ||dL/dx_t||": [factor(r) for _, r in rows.iterrows()],
+                         "closed form, ||dL/dh_t||": [factor(r, "_closed") for _, r in rows.iterrows()],
+                         "vanish distance": rows["vanish_distance"].fillna("never"),
+                         "closed form's": rows["vanish_distance_closed"].fillna("never")})

@@ -8,6 +8,7 @@ report's one line where a figure is not drawn); `save` writes one as PNG and SVG
     speed        throughput, speed-up over the reference, roofline, peak memory, LSTM/RNN cost, where the time goes
     stacks       what stacks and variable lengths cost
     accuracy     speed against error (float64's), and the vanishing gradient by precision
+    parallel     the parallel-scan RNNs (minGRU, minLSTM): throughput and peak memory against T
     learning     gradients over distance and training's effect on them, learning curves, the edge, dynamics
     axes         the figures' log and ratio axes
 """
@@ -32,6 +33,7 @@ from harness.report.figures.learning import (  # noqa: E402
     training_effect,
     vanishing_gradients,
 )
+from harness.report.figures.parallel import memory_vs_t, throughput_vs_t  # noqa: E402
 from harness.report.figures.speed import cost_ratio, memory_use, roofline, speedup, throughput, time_breakdown  # noqa: E402
 from harness.report.figures.stacks import layer_cost, lengths_cost  # noqa: E402
 
@@ -54,6 +56,8 @@ FIGURES = {  # file stem -> (function, the tables it takes)
     "lengths_cost": (lengths_cost, ("lengths_costs",)),
     "speed_vs_error": (speed_vs_error, ("errors",)),
     "precision_decay": (precision_decay, ("precision_decay",)),
+    "parallel_throughput": (throughput_vs_t, ("timings", "crossovers")),
+    "parallel_memory": (memory_vs_t, ("parallel_memory",)),
 }
 NEEDS = {  # file stem -> what a run needs for it: the report's one line where a figure is not drawn
     "vanishing_gradients": "a [[gradients]] section without spectral_radius",
@@ -73,6 +77,8 @@ NEEDS = {  # file stem -> what a run needs for it: the report's one line where a
     "speed_vs_error": "[[throughput]] rows checked against float64 (accuracy = true, the default) beside their cell's "
                       "reference layer in float32 at the same sizes",
     "precision_decay": "[[gradients]] cases with autocast beside the same cases without",
+    "parallel_throughput": "a min model's scan (mingru-scan, minlstm-scan) timed at two or more seq_len",
+    "parallel_memory": "a min model's scan timed in train with memory = true at two or more seq_len",
 }
 
 
