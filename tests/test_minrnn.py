@@ -286,3 +286,20 @@ def test_far_gradient_keeps_its_precision_in_float32(cell):
     assert want[0] / want[-1] < 1e-20
     assert max(abs(p / q - 1) for p, q in zip(got, want, strict=True)) < 1e-3
     assert gradients.fit_decay(got)[0] == pytest.approx(gradients.fit_decay(want)[0], rel=1e-4)
+
+
+def test_a_min_cells_one_step_jacobian_is_its_largest_a_gate():
+    from harness.measure import jacobian
+    model = registry.create("minlstm-scan", 3, 4, dtype="float64", seed=2, forget_bias=1.0)
+    x = torch.randn(12, 2, 3, dtype=torch.float64)
+    got = jacobian.rows(model, x, "tanh", {})
+    p = {k: v.detach() for k, v in model.canonical().items()}
+    a, _ = minrnn.coefficients("minlstm", x @ p["weight_ih_l0"].t() + p["bias_ih_l0"])     # (T, B, H)
+    step, _ = jacobian._step("minlstm", p, "tanh")
+    for row in got:
+        t = row["t"]
+        assert row["jacobian_norm"] == pytest.approx(a[t - 1].amax(1).mean().item(), rel=1e-12)
+        assert row["forget_mean"] == pytest.approx(a[t - 1].mean().item(), rel=1e-12)
+        h = torch.rand(2, 4, dtype=torch.float64)          # and the power iteration agrees on diag(a_t)
+        power = jacobian.top_singular_values(lambda s, xt=x[t - 1]: step(xt, s)[0], h)
+        assert power.mean().item() == pytest.approx(row["jacobian_norm"], rel=1e-6)

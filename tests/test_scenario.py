@@ -61,8 +61,9 @@ def test_slug_is_readable():
     assert c.slug == "fused-lstm_cuda1_b32_t100_h256_train"
 
 
-@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 400), ("full", 4640), ("fastrnns", 172),
-                                        ("deepbench", 88), ("goals", 32), ("stacks", 80), ("compilers", 56)])
+@pytest.mark.parametrize("name,count", [("smoke", 13), ("quick", 414), ("full", 4640), ("fastrnns", 172),
+                                        ("deepbench", 88), ("goals", 32), ("stacks", 80), ("compilers", 56),
+                                        ("parallel", 179), ("classics", 77)])
 def test_every_shipped_scenario_validates(name, count):
     sc = scenario.load(name)
     assert sc.name == name and len(scenario.expand(sc)) == count
@@ -144,8 +145,8 @@ def test_run_json_copy_gives_back_the_same_cases(name):
 def test_validate_with_no_files_checks_every_shipped_scenario(capsys):
     assert cli.main(["validate"]) == 0
     out = capsys.readouterr().out.splitlines()
-    counts = {"classics": 65, "compilers": 56, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640,
-              "goals": 32, "quick": 400, "smoke": 13, "stacks": 80}
+    counts = {"classics": 77, "compilers": 56, "deepbench-short": 16, "deepbench": 88, "fastrnns": 172, "full": 4640,
+              "goals": 32, "parallel": 179, "quick": 414, "smoke": 13, "stacks": 80}
     assert out == [f"ok: {scenario.resolve(n)} ({c} cases)" for n, c in counts.items()]
 
 
@@ -161,8 +162,8 @@ def test_ls_lists_implementations_and_scenarios(capsys):
                                                        "mingru-loop", "minlstm-scan", "minlstm-loop", "dummy"]
     assert out[19] == "scenarios"
     assert [line.split()[:3] for line in out[20:]] == [[n, str(c), "cases"] for n, c in (
-        ("classics", 65), ("compilers", 56), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
-        ("full", 4640), ("goals", 32), ("quick", 400), ("smoke", 13), ("stacks", 80))]
+        ("classics", 77), ("compilers", 56), ("deepbench-short", 16), ("deepbench", 88), ("fastrnns", 172),
+        ("full", 4640), ("goals", 32), ("parallel", 179), ("quick", 414), ("smoke", 13), ("stacks", 80))]
 
 
 # -- stacks and variable lengths ------------------------------------------------------------------

@@ -111,8 +111,12 @@ def rows(core, x: Tensor, nonlinearity: str, base: dict) -> list[dict]:
         if t not in measured:
             s, _ = step(xt, s)
             continue
-        sigma = top_singular_values(lambda state, xt=xt: step(xt, state)[0], s)
-        s, f = step(xt, s)
+        if cell in NO_RECURRENT:                            # J_t = diag(a_t): its largest singular value is max a_t
+            s, f = step(xt, s)
+            sigma = f.abs().amax(dim=1)
+        else:
+            sigma = top_singular_values(lambda state, xt=xt: step(xt, state)[0], s)
+            s, f = step(xt, s)
         out.append({**base, "t": t, "jacobian_norm": sigma.mean().item(),
                     "forget_mean": f.mean().item() if f is not None else "",
                     "forget_open": (f > OPEN_GATE).double().mean().item() if f is not None else ""})
