@@ -314,7 +314,8 @@ def test_no_figure_fails_on_a_shipped_scenario(name):
               "ceilings": None,
               "layer_costs": ratios.layer_costs(t["timings"]), "lengths_costs": ratios.lengths_costs(t["timings"]),
               "errors": numerics.error_rows(t["timings"]), "precision_decay": numerics.precision_decay(t["gradients"]),
-              "crossovers": parallel.crossover_table(sp), "parallel_memory": parallel.memory_rows(tables.plain(t["timings"]))}
+              "crossovers": parallel.crossover_table(sp),
+              "parallel_memory": parallel.memory_rows(tables.plain(t["timings"]))}
     drawn = []
     for stem, (fn, needs) in figures.FIGURES.items():
         fig = fn(*(inputs[n] for n in needs))              # raises on a shape it cannot draw

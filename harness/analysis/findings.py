@@ -18,10 +18,10 @@ from harness.analysis import numerics, parallel
 from harness.analysis.learning import SOLVED_RULE, decay_by_radius, gradient_rows, solved_text, success_rates
 from harness.analysis.ratios import PAIR_COLUMNS, pair_ratio, round_times
 from harness.analysis.tables import STAND_INS, device_text, ok_rows
-from harness.implementations.params import CELL_NAMES, FORGET_CELLS
 from harness.config.cases import size_of
 from harness.core import intervals, units
 from harness.core.thresholds import ABOVE_CEILING
+from harness.implementations.params import CELL_NAMES, FORGET_CELLS
 from harness.store.traces import one_size
 
 MAX_SENTENCES = 12
@@ -100,7 +100,8 @@ def decay_factors(decay: pd.DataFrame | None) -> list[str]:
             by = g.groupby("forget_bias")["decay_factor"].median()
             where.append("median " + ", ".join(f"{units.sig(v)} at forget_bias {fb:g}" for fb, v in by.items()))
         lo, hi = units.sig(g["decay_factor"].min()), units.sig(g["decay_factor"].max())
-        words.append(f"the {CELL_NAMES.get(cell, cell)}'s by {lo if lo == hi else f'{lo}–{hi}'} per step ({'; '.join(where)})")
+        span = lo if lo == hi else f"{lo}–{hi}"
+        words.append(f"the {CELL_NAMES.get(cell, cell)}'s by {span} per step ({'; '.join(where)})")
     return ["Gradients shrink with distance: " + ", ".join(words)
             + " (1 = no decay; factor^T is what is left after T steps)."]
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from harness.analysis.tables import ok_rows
 from harness.core.thresholds import SOLVED
+from harness.implementations.params import FORGET_CELLS
 
 ROLES = ("lstm", "tanh rnn", "irnn", "other rnn")     # role(): claim (c) compares the first two; the IRNN apart
 PUBLISHED = {  # (task, role) -> the classic's own task, budget and criterion, beside this run's in the task table
@@ -61,7 +62,7 @@ def model_label(df: pd.DataFrame) -> pd.Series:
     init when not pytorch's, the spectral radius when set."""
     def one(r) -> str:
         s = str(r["impl"])
-        if r.get("cell") == "lstm" and not _blank(r.get("forget_bias")):
+        if r.get("cell") in FORGET_CELLS and not _blank(r.get("forget_bias")):
             s += f" fb={float(r['forget_bias']):.1f}"
         if r.get("cell") == "rnn":
             s += f" {'tanh' if _blank(r.get('nonlinearity')) else r['nonlinearity']}"

@@ -9,7 +9,8 @@
 A pair is (fast, slow): the scan beside its own loop, and beside the library layer of its cell's ancestor, at equal
 hidden size; and the minLSTM scan beside the LSTM at equal parameter count (a minLSTM whose hidden size gives as many
 parameters as the LSTM's, within EQUAL_PARAMS: a row of its own comparison group, so that ratio is unpaired). At
-equal batch and T a time ratio is the ratio of tokens per second. The interval is the 95% bootstrap of ratios.pair_ratio.
+equal batch and T a time ratio is the ratio of tokens per second. The interval is the 95% bootstrap of
+ratios.pair_ratio.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from harness.core.units import compact, mebibytes, percent
 
 SCANS = ("mingru-scan", "minlstm-scan")
 LOOPS = ("mingru-loop", "minlstm-loop")
-PAIRS = [("mingru-scan", "mingru-loop"), ("minlstm-scan", "minlstm-loop"),          # (fast, slow): its own loop
-         ("mingru-scan", "torch-gru"), ("minlstm-scan", "torch-lstm"),              # the library layers
-         ("minlstm-scan", "onednn-lstm"), ("minlstm-scan", "cudnn-lstm"), ("mingru-scan", "cudnn-lstm")]
+KEY_PAIRS = [("mingru-scan", "mingru-loop"), ("minlstm-scan", "minlstm-loop"),      # (fast, slow): its own loop,
+             ("mingru-scan", "torch-gru"), ("minlstm-scan", "onednn-lstm"),          # the library layers: the
+             ("minlstm-scan", "cudnn-lstm")]                                         # findings' crossovers
+PAIRS = KEY_PAIRS + [(m, lib) for m in (*SCANS, *LOOPS) for lib in ("torch-lstm", "torch-gru")
+                     if (m, lib) not in KEY_PAIRS]      # and every min model against nn.LSTM and nn.GRU
 EQUAL_PARAMS = 0.01       # a min model's params within 1% of the LSTM's count as equal
 SAME = ["device_label", "dtype", "phase", "batch", "seq_len", "input", "layers", "autocast"]   # what a pair shares
 PAPER_FACTOR = 175.0      # "175x faster for a sequence of length 512" (Feng et al. 2024, abstract)
@@ -32,7 +35,8 @@ PAPER_MEMORY = 0.88       # "about 88% more" memory (the paper's body, on a T4 G
 PAPER_RULE = (f"the speed-up of mingru-scan over torch-gru, train, at T = {PAPER_T} (or the nearest T run), with its "
               f"95% interval, on each device. Only a CUDA device can judge the paper's GPU figure: supported where the "
               f"interval's low end is at least half of {PAPER_FACTOR:g}x, contradicted where its high end is below a "
-              f"tenth of it, else partly supported. A factor measured on a CPU is reported beside the paper's, never as "
+              f"tenth of it, else partly supported. A factor measured on a CPU is reported beside the paper's, never "
+              f"as "
               f"a verdict on it")
 
 
@@ -150,11 +154,14 @@ def memory_sentence(memory: pd.DataFrame | None) -> list[str]:
 
 
 def sentences(sp: pd.DataFrame | None, memory: pd.DataFrame | None = None) -> list[str]:
-    """The findings' lines: each crossover, train first, then the memory at the largest T."""
+    """The findings' lines: each crossover of KEY_PAIRS and at equal parameters, train first, then the memory at the
+    largest T (crossovers.csv has every pair's)."""
     cx = crossovers(sp)
     lines = []
     if cx is not None:
-        for label, g in cx.groupby("device_label", sort=False):
+        key = [(f, sl) in KEY_PAIRS or b == "equal parameters"
+               for f, sl, b in zip(cx["fast"], cx["slow"], cx["basis"], strict=True)]
+        for label, g in cx[key].groupby("device_label", sort=False):
             for phase in ("train", "forward"):
                 rows = g[g["phase"] == phase]
                 if not rows.empty:
@@ -175,7 +182,8 @@ def paper_claim(sp: pd.DataFrame | None) -> tuple[str, str]:
     for label, d in g.groupby("device_label", sort=False):
         T = min(d["seq_len"].unique(), key=lambda v: (abs(v - PAPER_T), v))
         for _, r in d[d["seq_len"] == T].iterrows():
-            kind = "a GPU factor" if str(label).startswith("cuda") else "a CPU factor, not comparable with the paper's GPU"
+            kind = ("a GPU factor" if str(label).startswith("cuda") else
+                    "a CPU factor, not comparable with the paper's GPU")
             parts.append(f"{device_text(label)}: {compact(r['speedup'])}x [{compact(r['lo'])}, {compact(r['hi'])}] at "
                          f"T = {int(T)}, b{int(r['batch'])} h{int(r['hidden'])} ({kind}; the paper: "
                          f"{PAPER_FACTOR:g}x at T = {PAPER_T})")

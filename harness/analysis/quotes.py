@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 TUTORIAL = "the tutorial (../shared/seed/)"
 FENG_2024 = ("Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, \"Were RNNs All We Needed?\" (arXiv 2410.01201), "
              "abstract; measured on a T4 GPU")

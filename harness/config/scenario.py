@@ -162,8 +162,8 @@ def _setting(section: Settings, defaults: Settings, key: str):
 
 def _normalise(case):
     """Axes that do not apply to a case become None or their no-op value (so they do not multiply it):
-    forget_bias off the cells with no forget gate, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in the forward
-    phase or with one layer (it acts between layers, in training); gemm off the library kernels. A
+    forget_bias off the cells with no forget gate, nonlinearity off RNNs; lengths_mode for fixed lengths; dropout in
+    the forward phase or with one layer (it acts between layers, in training); gemm off the library kernels. A
     variable-length case's seq_len is HI."""
     cell = registry.get(case.impl).cell
     changes = {}

@@ -30,6 +30,7 @@ from harness.implementations import lengths as varlen
 from harness.implementations.bptt import BPTTLSTM
 from harness.implementations.compiled import COMPILE_MODES, CompiledLoopLSTM, CompiledLSTM, CudaGraphLSTM, ScriptedLSTM
 from harness.implementations.fused import FusedLSTM
+from harness.implementations.minrnn import MinLoop, MinScan
 from harness.implementations.models import (
     NONLINEARITIES,
     ONE_LAYER,
@@ -41,7 +42,6 @@ from harness.implementations.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.implementations.minrnn import MinLoop, MinScan
 from harness.implementations.params import FORGET_CELLS, NO_RECURRENT, rescale_recurrent, stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}

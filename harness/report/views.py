@@ -220,8 +220,9 @@ def speedups_view(sp: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     sp = sp.sort_values(["device_label", "phase", "fast", "slow", "basis", "seq_len"])
     return pd.DataFrame({"device": sp["device_label"], "phase": sp["phase"], "fast": sp["fast"], "slow": sp["slow"],
-                         "basis": sp["basis"], "hidden": [f"{int(a)}" if a == b else f"{int(a)} vs {int(b)}"
-                                                          for a, b in zip(sp["hidden"], sp["hidden_slow"], strict=True)],
+                         "basis": sp["basis"],
+                         "hidden": [f"{int(a)}" if a == b else f"{int(a)} vs {int(b)}"
+                                    for a, b in zip(sp["hidden"], sp["hidden_slow"], strict=True)],
                          "T": sp["seq_len"].astype(int),
                          "speed-up": [f"{units.times(r)} [{units.sig(lo)}, {units.sig(hi)}]"
                                       for r, lo, hi in zip(sp["speedup"], sp["lo"], sp["hi"], strict=True)],

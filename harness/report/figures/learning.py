@@ -11,13 +11,14 @@ import seaborn as sns
 
 from harness.analysis.learning import decay_by_radius, full_precision, has_radius, model_label, task_curves
 from harness.analysis.tables import ok_rows
+from harness.implementations.params import FORGET_CELLS
 from harness.report.figures.axes import log_axis
 
 
 def _fb(df: pd.DataFrame) -> pd.Series:
-    """' fb=<forget bias>' for LSTM rows, '' for the others: appended to a series' label."""
+    """' fb=<forget bias>' for LSTM and minLSTM rows, '' for the others: appended to a series' label."""
     fb = df["forget_bias"].map(lambda v: f" fb={float(v):.1f}" if v == v and v is not None and v != "" else "")
-    return pd.Series(np.where(df["cell"] == "lstm", fb, ""), index=df.index)
+    return pd.Series(np.where(df["cell"].isin(FORGET_CELLS), fb, ""), index=df.index)
 
 
 def vanishing_gradients(gradients: pd.DataFrame, decay: pd.DataFrame) -> plt.Figure | None:
