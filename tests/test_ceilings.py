@@ -73,10 +73,12 @@ def test_row_gemm_reads_a_stored_rows_library_off_its_backend():
 def test_ls_names_each_implementations_gemm_libraries_in_aligned_columns(capsys):
     assert cli.main(["ls"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line for line in lines[1:15]}
+    rows = {line.split()[0]: line for line in lines[1:19]}
     assert set(rows) == {"scratch-lstm", "fused-lstm", "bptt-lstm", "torch-lstm", "onednn-lstm", "cudnn-lstm",
                          "scratch-rnn", "torch-rnn", "torch-gru", "compiled-lstm", "compiled-loop-lstm",
-                         "scripted-lstm", "cudagraph-lstm", "dummy"}
+                         "scripted-lstm", "cudagraph-lstm", "mingru-scan", "mingru-loop", "minlstm-scan",
+                         "minlstm-loop", "dummy"}
+    assert "aten | onednn" in rows["minlstm-scan"]
     assert "aten | onednn" in rows["fused-lstm"] and " onednn " in rows["onednn-lstm"]
     assert " cudnn " in rows["cudnn-lstm"] and " aten " in rows["torch-lstm"] and "backend's" in rows["torch-gru"]
     starts = {line.index(desc) for line, desc in ((rows["compiled-loop-lstm"], "fused-lstm's whole forward"),

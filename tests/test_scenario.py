@@ -71,7 +71,8 @@ def test_every_shipped_scenario_validates(name, count):
 
 def test_shipped_list():
     assert [p.stem for p in scenario.shipped()] == ["classics", "compilers", "deepbench-short", "deepbench",
-                                                    "fastrnns", "full", "goals", "quick", "smoke", "stacks"]
+                                                    "fastrnns", "full", "goals", "parallel", "quick", "smoke",
+                                                    "stacks"]
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -117,7 +118,7 @@ def test_duplicate_cases_are_an_error(tmp_path):
 
 
 def test_unknown_scenario_names_the_shipped_ones():
-    shipped = "classics, compilers, deepbench-short, deepbench, fastrnns, full, goals, quick, smoke, stacks"
+    shipped = "classics, compilers, deepbench-short, deepbench, fastrnns, full, goals, parallel, quick, smoke, stacks"
     with pytest.raises(UsageError, match=f"unknown scenario 'quik'; shipped: {shipped}"):
         scenario.load("quik")
     with pytest.raises(UsageError, match="nope.toml: no such scenario file"):
@@ -230,7 +231,7 @@ def test_on_device_keeps_only_that_devices_cases_and_names_the_run():
     cuda = scenario.on_device(quick, "cuda")
     assert cuda.name == "quick-cuda"
     cases = scenario.expand(cuda)
-    assert len(cases) == 170 and {c.device for c in cases} == {"cuda"}
+    assert len(cases) == 174 and {c.device for c in cases} == {"cuda"}
     assert len(cases) + len(scenario.expand(scenario.on_device(quick, "cpu"))) == len(scenario.expand(quick))
     with pytest.raises(UsageError, match="no case of scenario deepbench-short runs on cuda:1 "):
         scenario.on_device(scenario.load("deepbench-short"), "cuda:1")       # a device is matched exactly
