@@ -78,3 +78,23 @@ def test_claim_g_is_judged_on_a_gpu_only():
     for factor, verdict in ((100.0, "supported"), (50.0, "partly supported"), (10.0, "contradicted")):
         g, gr = timings(GPU, per_token={"mingru-scan": 1.0, "torch-gru": factor})
         assert claims.claim_g(pd.concat([t, g]), pd.concat([r, gr])).verdict == verdict, factor
+
+
+def test_the_speedup_and_closed_form_tables_in_human_units():
+    from harness.report import views
+    t, r = timings(per_token={"mingru-scan": 0.5, "mingru-loop": 1.0})
+    v = views.speedups_view(parallel.speedups(t, r))
+    assert list(v.columns) == ["device", "phase", "fast", "slow", "basis", "hidden", "T", "speed-up", "verdict"]
+    assert v.iloc[0].tolist()[2:] == ["mingru-scan", "mingru-loop", "equal hidden", "256", 64, "2.00x [2.00, 2.00]",
+                                      "faster"]
+    decay = pd.DataFrame([{"status": "ok", "task": "", "device": "cpu", "dtype": "float32", "impl": "minlstm-scan",
+                           "cell": "minlstm", "forget_bias": 1.0, "hidden": 64, "seq_len": 100, "batch": 4, "seeds": 5,
+                           "wrt": wrt, "decay_factor": f, "decay_ci_low": f - 0.01, "decay_ci_high": f + 0.01,
+                           "vanish_distance": vd} for wrt, f, vd in (("x", 0.607, 14), ("gates", 0.6071, 14))])
+    rows = parallel.closed_form_rows(decay)
+    assert views.closed_form_view(rows).iloc[0].tolist() == [
+        "minlstm-scan", "cpu", "float32", 1.0, 64, 100, 5, "0.607 [0.597, 0.617]", "0.607 [0.597, 0.617]", 14, 14]
+    assert parallel.closed_form_sentence(rows) == [
+        "A min cell's gradient is a product of its a gates (f' for minLSTM, 1 - z for minGRU), with no recurrent "
+        "matrix; per-step decay of ||dL/dx_t|| at initialisation, measured beside the closed form of ||dL/dh_t||: "
+        "minlstm-scan fb 1 0.607 (closed form 0.607)."]

@@ -221,7 +221,7 @@ def closed_form_rows(decay: pd.DataFrame | None) -> pd.DataFrame | None:
     x = d[d["wrt"] == "x"].set_index(keys)
     c = d[d["wrt"] == "gates"].set_index(keys)
     cols = ["decay_factor", "decay_ci_low", "decay_ci_high", "vanish_distance"]
-    both = x[cols].join(c[cols], how="inner", rsuffix="_closed").reset_index()
+    both = x[cols].merge(c[cols], left_index=True, right_index=True, suffixes=("", "_closed")).reset_index()
     return both if not both.empty else None
 
 
