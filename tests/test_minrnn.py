@@ -303,3 +303,51 @@ def test_a_min_cells_one_step_jacobian_is_its_largest_a_gate():
         h = torch.rand(2, 4, dtype=torch.float64)          # and the power iteration agrees on diag(a_t)
         power = jacobian.top_singular_values(lambda s, xt=x[t - 1]: step(xt, s)[0], h)
         assert power.mean().item() == pytest.approx(row["jacobian_norm"], rel=1e-6)
+
+
+def test_keys_a_min_model_lacks_make_skipped_rows_in_a_sweep(tmp_path):
+    """In a section beside the LSTM: spectral_radius and proj_size skip the min models with why; nonlinearity
+    collapses; minLSTM takes forget_bias (its f gate), minGRU lets it collapse."""
+    import csv
+    import textwrap
+
+    from harness.config import scenario
+    from harness.run import sweep
+    p = tmp_path / "m.toml"
+    p.write_text(textwrap.dedent("""
+        name = "m"
+        [defaults]
+        threads = 1
+        [[gradients]]
+        impl = ["fused-lstm", "minlstm-loop", "mingru-loop"]
+        hidden = 4
+        seq_len = 6
+        seeds = 2
+        forget_bias = 1.0
+        init = "orthogonal"
+        spectral_radius = 1.0
+        [[throughput]]
+        impl = ["fused-lstm", "mingru-scan"]
+        hidden = 4
+        seq_len = 3
+        batch = 2
+        phase = "forward"
+        proj_size = [0, 2]
+        rounds = 2
+        warmup = 0
+        memory = false
+    """))
+    sc = scenario.load(p)
+    cases = scenario.expand(sc)
+    assert [(c.impl, c.forget_bias) for c in cases if c.section == "gradients"] == [
+        ("fused-lstm", 1.0), ("minlstm-loop", 1.0), ("mingru-loop", None)]
+    run, rows = sweep.run_sweep(sc, tmp_path / "r", quiet=True)
+    with open(run.dir / "decay.csv", newline="") as f:
+        decay = {r["impl"]: (r["status"], r["reason"]) for r in csv.DictReader(f)}
+    assert decay["fused-lstm"][0] == "ok"
+    for name in ("minlstm-loop", "mingru-loop"):
+        assert decay[name] == ("skipped", f"{name} has no recurrent matrix: spectral_radius has nothing to act on "
+                                          "(its gates read x_t only)")
+    status = {(r["impl"], r["proj_size"]): (r["status"], r["reason"]) for r in rows}
+    assert status[("mingru-scan", 0)][0] == status[("fused-lstm", 2)][0] == "ok"
+    assert status[("mingru-scan", 2)] == ("skipped", "mingru-scan has no proj_size (" + registry.MIN_LACKS + ")")

@@ -322,7 +322,7 @@ def test_no_figure_fails_on_a_shipped_scenario(name):
         if fig is not None:
             drawn.append(stem)
             figures.plt.close(fig)
-    assert ("speed_vs_error" in drawn) == (name in ("quick", "goals", "compilers", "parallel"))   # smoke has no torch-lstm: no x
+    assert ("speed_vs_error" in drawn) == (name in ("quick", "goals", "compilers", "parallel"))   # smoke: no torch-lstm
     assert ("precision_decay" in drawn) == (name == "compilers")        # the one with [[gradients]] under autocast
     assert ("parallel_throughput" in drawn) == ("parallel_memory" in drawn) == (name in ("quick", "parallel"))
 
