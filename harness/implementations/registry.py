@@ -42,7 +42,7 @@ from harness.implementations.models import (
     TorchRecurrent,
     canonical_params,
 )
-from harness.implementations.params import FORGET_CELLS, NO_RECURRENT, rescale_recurrent, stack_problem
+from harness.implementations.params import CELL_NAMES, FORGET_CELLS, NO_RECURRENT, rescale_recurrent, stack_problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
@@ -121,6 +121,16 @@ BACKEND_GEMM = {"onednn": "onednn", "cudnn": "cudnn"}   # the GEMM library a bac
 _lstm = functools.partial(TorchRecurrent, cell="lstm")
 MIN_STACK = ("layers", "bidirectional", "dropout")   # a min cell has no h to project: no proj_size
 MIN_MODES = ("masked", "padded")
+MIN_KINDS = {"scan": (MinScan, "(Feng et al. 2024): one GEMM for every step's gates, then a log-space parallel scan"),
+             "loop": (MinLoop, "token by token, as inference runs: a GEMM per step, a Python loop")}
+
+
+def _min_impl(cell: str, mode: str) -> Impl:
+    """mingru-scan, mingru-loop, minlstm-scan, minlstm-loop: one builder per mode (minrnn.py), the cell its argument."""
+    builder, what = MIN_KINDS[mode]
+    return Impl(f"{cell}-{mode}", cell, DEVICES, ALL_DTYPES, functools.partial(builder, cell=cell), default_kernels,
+                f"{CELL_NAMES[cell]} {what}", stack=MIN_STACK, lengths_modes=MIN_MODES, lacks=MIN_LACKS,
+                gemms=OWN_GEMMS)
 
 IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("scratch-lstm", "lstm", DEVICES, ALL_DTYPES, ScratchLSTM, default_kernels,
@@ -154,18 +164,7 @@ IMPLS: dict[str, Impl] = {i.name: i for i in [
     Impl("cudagraph-lstm", "lstm", ("cuda",), ALL_DTYPES, CudaGraphLSTM, default_kernels,
          "fused-lstm's forward and backward captured in a CUDA graph per shape, replayed", stack=(),
          lengths_modes=("padded",), lacks=COMPILED_LACKS, compiler=CudaGraphLSTM.compiler, gemms=COMPILED_GEMMS),
-    Impl("mingru-scan", "mingru", DEVICES, ALL_DTYPES, functools.partial(MinScan, cell="mingru"), default_kernels,
-         "minGRU (Feng et al. 2024): one GEMM for every step's gates, then a log-space parallel scan",
-         stack=MIN_STACK, lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
-    Impl("mingru-loop", "mingru", DEVICES, ALL_DTYPES, functools.partial(MinLoop, cell="mingru"), default_kernels,
-         "minGRU token by token, as inference runs: a GEMM per step, a Python loop", stack=MIN_STACK,
-         lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
-    Impl("minlstm-scan", "minlstm", DEVICES, ALL_DTYPES, functools.partial(MinScan, cell="minlstm"), default_kernels,
-         "minLSTM (Feng et al. 2024): one GEMM for every step's gates, then a log-space parallel scan",
-         stack=MIN_STACK, lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
-    Impl("minlstm-loop", "minlstm", DEVICES, ALL_DTYPES, functools.partial(MinLoop, cell="minlstm"), default_kernels,
-         "minLSTM token by token, as inference runs: a GEMM per step, a Python loop", stack=MIN_STACK,
-         lengths_modes=MIN_MODES, lacks=MIN_LACKS, gemms=OWN_GEMMS),
+    *(_min_impl(cell, mode) for cell in NO_RECURRENT for mode in MIN_KINDS),
     Impl("dummy", "lstm", DEVICES, ALL_DTYPES, DummyLSTM, default_kernels,
          "not an LSTM: a one-GEMM stand-in for testing the harness", stack=(), lengths_modes=("padded",),
          lacks="a one-layer, one-direction stand-in", stand_in=True, gemms=("aten",)),
