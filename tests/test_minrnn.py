@@ -351,3 +351,15 @@ def test_keys_a_min_model_lacks_make_skipped_rows_in_a_sweep(tmp_path):
     status = {(r["impl"], r["proj_size"]): (r["status"], r["reason"]) for r in rows}
     assert status[("mingru-scan", 0)][0] == status[("fused-lstm", 2)][0] == "ok"
     assert status[("mingru-scan", 2)] == ("skipped", "mingru-scan has no proj_size (" + registry.MIN_LACKS + ")")
+
+
+def test_a_gradients_case_of_a_min_cell_holds_its_closed_form():
+    from harness.config.cases import GradientCase
+    case = GradientCase(impl="minlstm-scan", device="cpu", dtype="float64", hidden=4, input=3, seq_len=9, batch=2,
+                        init="pytorch", forget_bias=1.0, nonlinearity=None, seed=0, seeds=2, threads=1)
+    rows, decay = gradients.run_case(case, "r")
+    assert sorted({r["wrt"] for r in rows}) == ["gates", "x"] and [d["wrt"] for d in decay] == ["x", "gates"]
+    model = registry.create("minlstm-scan", 3, 4, dtype="float64", seed=1, forget_bias=1.0)
+    want = gradients.closed_form(model, gradients.probe_input(9, 2, 3, 1), gradients.probe_vector(4, 1))
+    got = [r["grad_norm"] for r in rows if r["wrt"] == "gates" and r["seed"] == 1]
+    assert got == want

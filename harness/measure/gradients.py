@@ -105,12 +105,15 @@ def vanish_distance(curves: list[list[float]]) -> int | None:
 def measure_curves(model_factory, seq_len: int, batch: int, input_size: int, hidden: int, seeds: list[int],
                    states: bool, cast: Callable[[], AbstractContextManager] = nullcontext
                    ) -> dict[int, dict[str, list[float]]]:
-    """{seed: {wrt: norms by step}} with a fresh model, input and g per seed."""
+    """{seed: {wrt: norms by step}} with a fresh model, input and g per seed; a one-layer min cell's also hold
+    the closed form (wrt CLOSED) from the same model, input and g."""
     out = {}
     for seed in seeds:
         model = model_factory(seed)
-        out[seed] = grad_norms(model, probe_input(seq_len, batch, input_size, seed), probe_vector(hidden, seed),
-                               states=states, cast=cast)
+        x, g = probe_input(seq_len, batch, input_size, seed), probe_vector(hidden, seed)
+        out[seed] = grad_norms(model, x, g, states=states, cast=cast)
+        if model.cell in NO_RECURRENT and model.shape.layers == 1:
+            out[seed][CLOSED] = closed_form(model, x, g)
     return out
 
 
@@ -168,10 +171,6 @@ def run_case(case, run_id: str) -> tuple[list[dict], list[dict]]:
     by_seed = measure_curves(factory, case.seq_len, case.batch, case.input, case.hidden, seeds,
                              states=case.impl in SCRATCH and case.layers == 1,    # the states of one layer
                              cast=autocast_context(case.device, case.autocast))
-    if cell in NO_RECURRENT and case.layers == 1:
-        for seed, curves in by_seed.items():            # the closed form beside the measured curves
-            curves[CLOSED] = closed_form(factory(seed), probe_input(case.seq_len, case.batch, case.input, seed),
-                                         probe_vector(case.hidden, seed))
     base = {"run_id": run_id, "impl": case.impl, "cell": cell, "init": case.init,
             "forget_bias": case.forget_bias if cell in FORGET_CELLS else "",
             "nonlinearity": case.nonlinearity if cell == "rnn" else "", "hidden": case.hidden,
