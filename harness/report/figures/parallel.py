@@ -3,6 +3,7 @@ GRU (analysis/parallel.py has the tables). One function per figure (figures/__in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -38,22 +39,34 @@ def throughput_vs_t(timings: pd.DataFrame | None, crossovers: pd.DataFrame | Non
     width = scans.groupby("impl")["hidden"].min()              # the scans' own size; others: equal parameters
     t = t.assign(line=[i if h == width.get(i, h) else f"{i} h{int(h)}" for i, h in zip(t["impl"], t["hidden"],
                                                                                          strict=True)])
-    t = _panels(t).sort_values(["panel", "line", "seq_len"])
-    panels = list(dict.fromkeys(t["panel"]))
+    return _against_t(_panels(t), "line", "tokens_per_s", "tokens/s",
+                      "Throughput against sequence length: the parallel scan, its loop and the library layers",
+                      per_panel=lambda ax, p: _mark(ax, crossovers, p))
+
+
+def _against_t(d: pd.DataFrame, series: str, y: str, ylabel: str, title: str,
+               per_series: Callable | None = None, per_panel: Callable | None = None) -> plt.Figure:
+    """One panel per d["panel"], `y` against T (log-log), a line per `series` (dashed: a loop), its colour the same in
+    every panel; per_series(ax, name, rows, colour) and per_panel(ax, rows) draw what a figure adds."""
+    panels = list(dict.fromkeys(d["panel"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    lines = sorted(t["line"].unique())
-    colours = dict(zip(lines, sns.color_palette(n_colors=len(lines)), strict=True))
+    names = sorted(d[series].unique())
+    colours = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
     for ax, panel in zip(axes.flat, panels, strict=True):
-        p = t[t["panel"] == panel]
-        for line, g in p.groupby("line"):
-            ax.plot(g["seq_len"], g["tokens_per_s"], marker="o", color=colours[line], label=line,
-                    linestyle="--" if line.split()[0] in LOOPS else "-")
+        p = d[d["panel"] == panel]
+        for name, g in p.groupby(series):
+            g = g.sort_values("seq_len")
+            ax.plot(g["seq_len"], g[y], marker="o", color=colours[name], label=name,
+                    linestyle="--" if name.split()[0] in LOOPS else "-")
+            if per_series is not None:
+                per_series(ax, name, g, colours[name])
         log_axis(ax, "x", p["seq_len"])
         log_axis(ax, "y", fine=True)
-        ax.set(title=panel, xlabel="T (seq_len)", ylabel="tokens/s")
-        _mark(ax, crossovers, p)
+        ax.set(title=panel, xlabel="T (seq_len)", ylabel=ylabel)
+        if per_panel is not None:
+            per_panel(ax, p)
     _legend(axes)
-    fig.suptitle("Throughput against sequence length: the parallel scan, its loop and the library layers", y=1.02)
+    fig.suptitle(title, y=1.02)
     fig.tight_layout()
     return fig
 
@@ -93,25 +106,13 @@ def memory_vs_t(memory: pd.DataFrame | None) -> plt.Figure | None:
         return None
     m = memory.assign(panel=memory["device_label"].str.split(":").str[0] + ", h" + memory["hidden"].astype(int)
                       .astype(str) + " b" + memory["batch"].astype(int).astype(str))
-    panels = list(dict.fromkeys(m["panel"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    impls = sorted(m["impl"].unique())
-    colours = dict(zip(impls, sns.color_palette(n_colors=len(impls)), strict=True))
-    for ax, panel in zip(axes.flat, panels, strict=True):
-        p = m[m["panel"] == panel]
-        for impl, g in p.groupby("impl"):
-            g = g.sort_values("seq_len")
-            ax.plot(g["seq_len"], g["MiB"], marker="o", color=colours[impl], label=impl,
-                    linestyle="--" if impl in LOOPS else "-")
-            if impl in SCANS or impl in LOOPS:
-                cell, mode = impl.split("-")
-                kept = [kept_bytes(mode, cell, int(b), int(s), int(h), DTYPES[d].itemsize) / 2**20
-                        for b, s, h, d in zip(g["batch"], g["seq_len"], g["hidden"], g["dtype"], strict=True)]
-                ax.plot(g["seq_len"], kept, color=colours[impl], linewidth=0.8, alpha=0.6)
-        log_axis(ax, "x", p["seq_len"])
-        log_axis(ax, "y", fine=True)
-        ax.set(title=panel, xlabel="T (seq_len)", ylabel="peak MiB of a train step")
-    _legend(axes)
-    fig.suptitle("Peak memory against sequence length (thin: what a min model's forward keeps, counted)", y=1.02)
-    fig.tight_layout()
-    return fig
+
+    def kept(ax, impl: str, g: pd.DataFrame, colour) -> None:
+        if impl in SCANS or impl in LOOPS:
+            cell, mode = impl.split("-")
+            mib = [kept_bytes(mode, cell, int(b), int(s), int(h), DTYPES[d].itemsize) / 2**20
+                   for b, s, h, d in zip(g["batch"], g["seq_len"], g["hidden"], g["dtype"], strict=True)]
+            ax.plot(g["seq_len"], mib, color=colour, linewidth=0.8, alpha=0.6)
+    return _against_t(m, "impl", "MiB", "peak MiB of a train step",
+                      "Peak memory against sequence length (thin: what a min model's forward keeps, counted)",
+                      per_series=kept)
